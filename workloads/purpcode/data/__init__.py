@@ -1,0 +1,1 @@
+"""Data sets of a run: the row schema shared by every stage, and the shipped rules corpus."""
