@@ -21,7 +21,12 @@ SYSTEM_PROMPT = (
 def with_system_prompt(
     messages: list[dict[str, str]], system_prompt: str = SYSTEM_PROMPT
 ) -> list[dict[str, str]]:
-    """The conversation with `system_prompt` as its only system turn (any system turns it had are replaced)."""
-    return [{"role": "system", "content": system_prompt}] + [
-        {"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"
-    ]
+    """The conversation led by one system turn: `system_prompt`, then the text of any system turns it had.
+
+    Why merge rather than drop: a row's own system turn is part of the prompt (a jailbreak persona, a tool
+    description); most chat templates accept a single leading system turn only.
+    """
+    own = [m["content"] for m in messages if m["role"] == "system" and m["content"].strip()]
+    system = "\n\n".join([system_prompt, *own])
+    rest = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+    return [{"role": "system", "content": system}, *rest]
