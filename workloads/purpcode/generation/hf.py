@@ -61,10 +61,10 @@ class TransformersBackend(GenerationBackend):
                 if dtype
                 else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
             )
-            self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+            loaded: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
         except (OSError, ValueError) as err:
             raise GenerationError(f"cannot load model from {model_path!r}: {err}") from err
-        self.model.to(self.device)
+        self.model: Any = loaded.to(self.device)
         self.model.eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
