@@ -30,9 +30,11 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 MAX_RUN_NAME = 40  # children are named <run>-<stage>-...; Job pods add suffixes; labels cap at 63
 
 
-def cel(rule: str, message: str, *, reason: str | None = None, field_path: str | None = None) -> dict[str, str]:
+def cel(
+    rule: str, message: str, *, reason: str | None = None, field_path: str | None = None
+) -> dict[str, Any]:
     """One x-kubernetes-validations entry."""
-    out = {"rule": rule, "message": message}
+    out: dict[str, Any] = {"rule": rule, "message": message}
     if reason:
         out["reason"] = reason
     if field_path:
@@ -58,7 +60,7 @@ class SecretKeyRef(ApiModel):
     """A key in a Secret in the run's namespace (tokens and API keys never appear in the spec itself)."""
 
     name: str = Field(min_length=1, max_length=253, description="Secret name.")
-    key: str = Field(default="token", min_length=1, description="Key inside the Secret.")
+    key: str = Field(default="token", min_length=1, max_length=253, description="Key inside the Secret.")
 
 
 class Toleration(ApiModel):
@@ -78,7 +80,7 @@ class Resources(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "self.nodes == 1 || self.gpusPerNode > 0",
+                    "!has(self.nodes) || self.nodes == 1 || (has(self.gpusPerNode) && self.gpusPerNode > 0)",
                     "multi-node stages need gpusPerNode > 0",
                     field_path=".nodes",
                 )
@@ -87,8 +89,12 @@ class Resources(ApiModel):
     )
 
     gpus_per_node: int = Field(default=0, ge=0, le=16, description="GPUs per node (nvidia.com/gpu).")
-    nodes: int = Field(default=1, ge=1, le=64, description="Number of nodes; > 1 runs torchrun over an Indexed Job.")
-    cpu: str = Field(default="2", pattern=_QUANTITY, description="CPU request per node (Kubernetes quantity).")
+    nodes: int = Field(
+        default=1, ge=1, le=64, description="Number of nodes; > 1 runs torchrun over an Indexed Job."
+    )
+    cpu: str = Field(
+        default="2", pattern=_QUANTITY, description="CPU request per node (Kubernetes quantity)."
+    )
     memory: str = Field(default="8Gi", pattern=_QUANTITY, description="Memory request per node (quantity).")
 
     @model_validator(mode="after")
@@ -108,17 +114,25 @@ class GenerationSpec(ApiModel):
     temperature: float = Field(default=0.8, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=4096, ge=1, le=131072)
-    batch_size: int = Field(default=64, ge=1, description="Prompts per generation call (transformers backend).")
+    batch_size: int = Field(
+        default=64, ge=1, description="Prompts per generation call (transformers backend)."
+    )
     tensor_parallel_size: int = Field(default=1, ge=1, le=16, description="vLLM tensor parallelism.")
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1, description="vLLM memory fraction.")
     url: str | None = Field(default=None, description="openai backend: base URL ending in /v1.")
-    api_key_secret_ref: SecretKeyRef | None = Field(default=None, description="openai backend: API key Secret.")
-    model: str | None = Field(default=None, description="Model name to generate with; default: the run's model.")
+    api_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="openai backend: API key Secret."
+    )
+    model: str | None = Field(
+        default=None, description="Model name to generate with; default: the run's model."
+    )
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> GenerationSpec:
         if self.backend == "openai" and not self.url:
-            raise ValueError("backend 'openai' needs url (an OpenAI-compatible base URL such as http://host:8000/v1)")
+            raise ValueError(
+                "backend 'openai' needs url (an OpenAI-compatible base URL such as http://host:8000/v1)"
+            )
         return self
 
 
@@ -126,13 +140,19 @@ class StageCommon(ApiModel):
     """Settings every stage has: on/off, image, scheduling and failure handling."""
 
     enabled: bool = Field(default=True, description="Run this stage.")
-    image: str | None = Field(default=None, description="Container image; default: the operator's trainer image.")
+    image: str | None = Field(
+        default=None, description="Container image; default: the operator's trainer image."
+    )
     resources: Resources = Field(default_factory=Resources)
     node_selector: dict[str, str] = Field(default_factory=dict)
     tolerations: list[Toleration] = Field(default_factory=list)
     priority_class_name: str | None = Field(default=None, max_length=253)
-    active_deadline_seconds: int | None = Field(default=None, gt=0, description="Wall-time limit of one attempt.")
-    backoff_limit: int = Field(default=2, ge=0, le=20, description="Retries of a failed stage before the run fails.")
+    active_deadline_seconds: int | None = Field(
+        default=None, gt=0, description="Wall-time limit of one attempt."
+    )
+    backoff_limit: int = Field(
+        default=2, ge=0, le=20, description="Retries of a failed stage before the run fails."
+    )
 
 
 # --------------------------------------------------------------------------------------------- model
@@ -159,13 +179,18 @@ class ModelSpec(ApiModel):
         max_length=256,
         description="Hugging Face id (e.g. Qwen/Qwen2.5-14B-Instruct), or 'tiny-random' for the built-in tiny model.",
     )
-    revision: str | None = Field(default=None, max_length=128, description="Hub revision (branch, tag or commit).")
+    revision: str | None = Field(
+        default=None, max_length=128, description="Hub revision (branch, tag or commit)."
+    )
     path: str | None = Field(
         default=None,
+        max_length=1024,
         description="Use a model already on the artifacts volume (relative path) instead of downloading it.",
     )
     token_secret_ref: SecretKeyRef | None = Field(default=None, description="Hub token for gated models.")
-    tiny: TinyModelSpec | None = Field(default=None, description="Shape of the tiny model (name: tiny-random).")
+    tiny: TinyModelSpec | None = Field(
+        default=None, description="Shape of the tiny model (name: tiny-random)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -187,6 +212,13 @@ class ModelSpec(ApiModel):
 # --------------------------------------------------------------------------------------------- stages
 
 SynthesisStrategy = Literal["general", "benign2vul", "vul2vul", "jailbreak", "multi-turn"]
+ALL_STRATEGIES: tuple[SynthesisStrategy, ...] = (
+    "general",
+    "benign2vul",
+    "vul2vul",
+    "jailbreak",
+    "multi-turn",
+)
 ImportableDataset = Literal[
     "vul2prompt-general-oss-26k",
     "vul2prompt-benign2vul-oss-21k",
@@ -215,31 +247,41 @@ class SynthesisSpec(StageCommon):
     """Stage 1, internal red-teaming: Rule2Code, Vul2Prompt, malicious events, over-refusal probes, utility tasks."""
 
     source: Literal["generate", "import"] = Field(
-        default="generate", description="generate = synthesise with the generator model; import = released sets."
+        default="generate",
+        description="generate = synthesise with the generator model; import = released sets.",
     )
     import_datasets: list[ImportableDataset] = Field(
         default_factory=list, description="Released PurpCode sets to import (source: import), fetched once."
     )
     import_org: str = Field(default="purpcode", description="Hub organisation of the released sets.")
-    strategies: list[SynthesisStrategy] = Field(
-        default_factory=lambda: ["general", "benign2vul", "vul2vul", "jailbreak", "multi-turn"], min_length=1
-    )
+    strategies: list[SynthesisStrategy] = Field(default_factory=lambda: list(ALL_STRATEGIES), min_length=1)
     cwes: list[str] = Field(
-        default_factory=list, description="Restrict to these CWE ids (e.g. CWE-78); empty = the whole shipped corpus."
+        default_factory=list,
+        description="Restrict to these CWE ids (e.g. CWE-78); empty = the whole shipped corpus.",
     )
     cwe_catalog_path: str | None = Field(
         default=None, description="MITRE CWE XML catalogue on the artifacts volume, to add all CWEs' texts."
     )
     seeds_per_rule: int = Field(default=4, ge=1, le=1000, description="Rule2Code samples per CWE / detector.")
-    prompts_per_seed: int = Field(default=1, ge=1, le=100, description="Vul2Prompt prompts per seed and strategy.")
+    prompts_per_seed: int = Field(
+        default=1, ge=1, le=100, description="Vul2Prompt prompts per seed and strategy."
+    )
     malicious_prompts: int = Field(default=256, ge=0, description="Malicious-event prompts to write.")
-    over_refusal_per_cwe: int = Field(default=5, ge=0, le=100, description="Benign trigger-word probes per CWE.")
+    over_refusal_per_cwe: int = Field(
+        default=5, ge=0, le=100, description="Benign trigger-word probes per CWE."
+    )
     secqa_prompts: int = Field(default=128, ge=0, description="Security Q&A prompts (oracle noreject).")
     utility_tasks: int = Field(default=256, ge=0, description="Coding tasks with tests (oracle correctness).")
-    held_out_per_set: int = Field(default=800, ge=0, description="Held-out prompts per set (validation and eval).")
-    held_out_fraction: float = Field(default=0.1, ge=0, lt=1, description="Cap on the held-out share of each set.")
+    held_out_per_set: int = Field(
+        default=800, ge=0, description="Held-out prompts per set (validation and eval)."
+    )
+    held_out_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="Cap on the held-out share of each set."
+    )
     dedup: DedupSpec = Field(default_factory=DedupSpec)
-    generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=2048))
+    generation: GenerationSpec = Field(
+        default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=2048)
+    )
     judge_filter: bool = Field(default=True, description="Filter over-refusal probes with the judge.")
 
     @model_validator(mode="after")
@@ -287,13 +329,19 @@ class SFTSpec(ApiModel):
 class RuleLearningSpec(StageCommon):
     """Stage 2: self-distillation under the teacher prompt, oracle rejection sampling, then SFT."""
 
-    samples_per_prompt: int = Field(default=8, ge=1, le=64, description="Teacher samples per prompt (best-of-N).")
+    samples_per_prompt: int = Field(
+        default=8, ge=1, le=64, description="Teacher samples per prompt (best-of-N)."
+    )
     sample_fraction: float = Field(default=0.25, gt=0, le=1, description="Share of each safety set sampled.")
     per_set_cap: int = Field(default=4096, ge=1, description="Most prompts sampled from one set.")
     utility_prompts: int = Field(default=4096, ge=0, description="Utility coding tasks added to the mix.")
     rejection_threshold: float = Field(default=0.5, ge=0, le=1, description="Keep samples scoring >= this.")
-    easy_threshold: float = Field(default=0.7, ge=0, le=1, description="Pass rate marking a prompt easy (skip in RL).")
-    generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=4096))
+    easy_threshold: float = Field(
+        default=0.7, ge=0, le=1, description="Pass rate marking a prompt easy (skip in RL)."
+    )
+    generation: GenerationSpec = Field(
+        default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=4096)
+    )
     sft: SFTSpec = Field(default_factory=SFTSpec)
     deepspeed: DeepSpeedSpec = Field(default_factory=DeepSpeedSpec)
 
@@ -312,7 +360,12 @@ class RLSpec(StageCommon):
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
-                cel("self.numGenerations >= 2", "numGenerations must be >= 2: GRPO compares samples within a group")
+                cel(
+                    "!has(self.useVllm) || !self.useVllm"
+                    " || (has(self.resources) && has(self.resources.gpusPerNode) && self.resources.gpusPerNode > 0)",
+                    "useVllm needs resources.gpusPerNode > 0 (vLLM rollouts run on GPUs)",
+                    field_path=".useVllm",
+                )
             ]
         }
     )
@@ -335,8 +388,12 @@ class RLSpec(StageCommon):
         default="single-step", description="single-step (recipe), refill (DAPO-style ablation), none."
     )
     max_oversample: float = Field(default=4.0, ge=1, le=16, description="Cap on prompts generated per batch.")
-    zero_variance_std: float = Field(default=1e-5, ge=0, description="Groups with reward std <= this are dropped.")
-    hard_codesec_reward: bool = Field(default=False, description="Ablation: 0 (not 0.8) for no-code codesec answers.")
+    zero_variance_std: float = Field(
+        default=1e-5, ge=0, description="Groups with reward std <= this are dropped."
+    )
+    hard_codesec_reward: bool = Field(
+        default=False, description="Ablation: 0 (not 0.8) for no-code codesec answers."
+    )
     use_vllm: bool | None = Field(default=None, description="Default: on when the stage has GPUs.")
     vllm: VLLMRolloutSpec = Field(default_factory=VLLMRolloutSpec)
     bf16: bool = True
@@ -351,6 +408,7 @@ class RLSpec(StageCommon):
 
 
 EvalSuite = Literal["codesec", "malicious", "overrefusal", "secqa", "utility"]
+ALL_SUITES: tuple[EvalSuite, ...] = ("codesec", "malicious", "overrefusal", "secqa", "utility")
 BenchmarkKind = Literal["cyberseceval-instruct", "xstest", "humaneval-plus", "mbpp-plus"]
 
 
@@ -365,13 +423,13 @@ class BenchmarkSpec(ApiModel):
 class EvaluationSpec(StageCommon):
     """Stage 4: safety and utility on held-out prompts, base vs trained, written as a report."""
 
-    suites: list[EvalSuite] = Field(
-        default_factory=lambda: ["codesec", "malicious", "overrefusal", "secqa", "utility"], min_length=1
-    )
+    suites: list[EvalSuite] = Field(default_factory=lambda: list(ALL_SUITES), min_length=1)
     benchmarks: list[BenchmarkSpec] = Field(default_factory=list)
     max_per_suite: int = Field(default=500, ge=1)
     compare_base: bool = Field(default=True, description="Also evaluate the base model, side by side.")
-    generation: GenerationSpec = Field(default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=2048))
+    generation: GenerationSpec = Field(
+        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=2048)
+    )
 
 
 class Stages(ApiModel):
@@ -381,8 +439,10 @@ class Stages(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "[self.synthesis, self.ruleLearning, self.rl, self.evaluation]"
-                    ".exists(s, !has(s.enabled) || s.enabled)",
+                    " || ".join(
+                        f"!has(self.{s}) || !has(self.{s}.enabled) || self.{s}.enabled"
+                        for s in ("synthesis", "ruleLearning", "rl", "evaluation")
+                    ),
                     "at least one stage must be enabled",
                 )
             ]
@@ -419,7 +479,9 @@ class SandboxSpec(ApiModel):
     replicas: int = Field(default=2, ge=0, le=256)
     image: str | None = None
     concurrency: int = Field(default=0, ge=0, description="Executions per replica at once; 0 = one per CPU.")
-    runtime_class_name: str | None = Field(default=None, description="e.g. gvisor, for a second isolation layer.")
+    runtime_class_name: str | None = Field(
+        default=None, description="e.g. gvisor, for a second isolation layer."
+    )
     cpu: str = Field(default="2", pattern=_QUANTITY)
     memory: str = Field(default="4Gi", pattern=_QUANTITY)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
@@ -450,8 +512,12 @@ class JudgeSpec(ApiModel):
     )
 
     deploy: JudgeDeploySpec | None = None
-    url: str | None = Field(default=None, pattern=r"^https?://", description="External base URL ending in /v1.")
-    model: str | None = Field(default=None, description="Model name sent to the endpoint; default: deploy.model.")
+    url: str | None = Field(
+        default=None, pattern=r"^https?://", description="External base URL ending in /v1."
+    )
+    model: str | None = Field(
+        default=None, description="Model name sent to the endpoint; default: deploy.model."
+    )
     api_key_secret_ref: SecretKeyRef | None = None
     max_tokens: int = Field(default=256, ge=1, le=4096, description="Judge output cap (recipe: 256).")
     concurrency: int = Field(default=1024, ge=1, le=65536, description="Judge requests in flight.")
@@ -473,7 +539,9 @@ class AnalyzerSpec(ApiModel):
 
     kind: Literal["bandit", "semgrep", "codeql"] = "bandit"
     min_severity: Literal["LOW", "MEDIUM", "HIGH"] = Field(default="MEDIUM")
-    semgrep_rules: str | None = Field(default=None, description="semgrep rules path; default: the project's own.")
+    semgrep_rules: str | None = Field(
+        default=None, description="semgrep rules path; default: the project's own."
+    )
 
 
 class Services(ApiModel):
@@ -490,7 +558,9 @@ class FormatSpec(ApiModel):
     analysis_min_chars: int = Field(default=16, ge=0)
     answer_min_chars: int = Field(default=8, ge=0)
     repeat_substring_length: int = Field(default=32, ge=4)
-    repeat_max_count: int = Field(default=8, ge=2, description="A substring repeated this often fails the gate.")
+    repeat_max_count: int = Field(
+        default=8, ge=2, description="A substring repeated this often fails the gate."
+    )
 
 
 class OracleSpec(ApiModel):
@@ -498,7 +568,10 @@ class OracleSpec(ApiModel):
 
     format: FormatSpec = Field(default_factory=FormatSpec)
     codesec_no_code_reward: float = Field(
-        default=0.8, ge=0, le=1, description="Reward for a safe codesec answer without a Python block (0 = hard)."
+        default=0.8,
+        ge=0,
+        le=1,
+        description="Reward for a safe codesec answer without a Python block (0 = hard).",
     )
     correctness_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
 
@@ -517,17 +590,21 @@ class StorageSpec(ApiModel):
         }
     )
 
-    size: str = Field(default="200Gi", pattern=_QUANTITY)
-    storage_class_name: str | None = None
+    size: str = Field(default="200Gi", pattern=_QUANTITY, max_length=64)
+    storage_class_name: str | None = Field(default=None, max_length=253)
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod"] = Field(
         default="ReadWriteOnce", description="Multi-node stages need ReadWriteMany."
     )
-    existing_claim: str | None = Field(default=None, description="Use this PVC instead of creating one.")
+    existing_claim: str | None = Field(
+        default=None, max_length=253, description="Use this PVC instead of creating one."
+    )
 
     @model_validator(mode="after")
     def _claim_xor_class(self) -> StorageSpec:
         if self.existing_claim and self.storage_class_name:
-            raise ValueError("storageClassName applies only to a claim the operator creates; drop it with existingClaim")
+            raise ValueError(
+                "storageClassName applies only to a claim the operator creates; drop it with existingClaim"
+            )
         return self
 
 
@@ -546,18 +623,24 @@ class PurpCodeRunSpec(ApiModel):
                     field_path=".model",
                 ),
                 cel(
-                    "self.seed == oldSelf.seed",
+                    "has(self.seed) == has(oldSelf.seed) && (!has(self.seed) || self.seed == oldSelf.seed)",
                     "seed is immutable once a run exists",
                     field_path=".seed",
                 ),
                 cel(
-                    "self.storage == oldSelf.storage",
+                    "has(self.storage) == has(oldSelf.storage) && (!has(self.storage) || self.storage == oldSelf.storage)",
                     "storage is immutable: the artifacts volume cannot move mid-run",
                     field_path=".storage",
                 ),
                 cel(
-                    "!(self.stages.rl.resources.nodes > 1 || self.stages.ruleLearning.resources.nodes > 1)"
-                    " || has(self.storage.existingClaim) || self.storage.accessMode == 'ReadWriteMany'",
+                    "!("
+                    + " || ".join(
+                        f"(has(self.stages) && has(self.stages.{s}) && has(self.stages.{s}.resources)"
+                        f" && has(self.stages.{s}.resources.nodes) && self.stages.{s}.resources.nodes > 1)"
+                        for s in ("ruleLearning", "rl")
+                    )
+                    + ") || (has(self.storage) && (has(self.storage.existingClaim)"
+                    " || (has(self.storage.accessMode) && self.storage.accessMode == 'ReadWriteMany')))",
                     "multi-node stages need storage.accessMode ReadWriteMany (or an existing RWX claim)",
                     field_path=".storage.accessMode",
                 ),
@@ -571,11 +654,19 @@ class PurpCodeRunSpec(ApiModel):
     oracles: OracleSpec = Field(default_factory=OracleSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
     seed: int = Field(default=666, ge=0, description="Random seed of every stage (recipe: 666).")
-    suspend: bool = Field(default=False, description="Suspend the current stage's Job and scale services to zero.")
-    queue_name: str | None = Field(default=None, description="Kueue LocalQueue; Jobs start suspended for admission.")
-    ttl_seconds_after_finished: int | None = Field(default=None, ge=0, description="Delete the run this long after.")
+    suspend: bool = Field(
+        default=False, description="Suspend the current stage's Job and scale services to zero."
+    )
+    queue_name: str | None = Field(
+        default=None, description="Kueue LocalQueue; Jobs start suspended for admission."
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None, ge=0, description="Delete the run this long after."
+    )
     pending_timeout_seconds: int = Field(
-        default=900, ge=30, description="Fail a stage whose pods stay Pending or cannot pull their image this long."
+        default=900,
+        ge=30,
+        description="Fail a stage whose pods stay Pending or cannot pull their image this long.",
     )
     image_pull_secrets: list[str] = Field(default_factory=list)
     service_account_name: str | None = Field(default=None, description="Service account of stage pods.")
@@ -659,8 +750,8 @@ class ObjectMeta(ApiModel):
 class PurpCodeRun(ApiModel):
     """A whole PurpCode post-training run."""
 
-    api_version: Literal["purpcode.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
-    kind: Literal["PurpCodeRun"] = KIND
+    api_version: Literal["purpcode.dev/v1alpha1"] = Field(default="purpcode.dev/v1alpha1", alias="apiVersion")
+    kind: Literal["PurpCodeRun"] = "PurpCodeRun"
     metadata: ObjectMeta
     spec: PurpCodeRunSpec
     status: PurpCodeRunStatus | None = None

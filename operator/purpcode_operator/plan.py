@@ -263,8 +263,11 @@ def cluster_endpoints(run: PurpCodeRun) -> ServiceEndpoints:
 
 def enabled_stages(run: PurpCodeRun) -> list[str]:
     """API names of the user-facing stages that are on, in order."""
-    return [s for s in STAGE_ORDER if s in STAGE_SLUGS and s not in ("initialize", "report")
-            and stage_spec(run.spec, s).enabled]
+    return [
+        s
+        for s in STAGE_ORDER
+        if s in STAGE_SLUGS and s not in ("initialize", "report") and stage_spec(run.spec, s).enabled
+    ]
 
 
 def _stage_paths(name: str, layout: Layout, enabled: list[str]) -> StagePaths:

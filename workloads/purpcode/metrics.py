@@ -64,10 +64,14 @@ class StageMetrics:
             for key, name in TRAIN_GAUGES.items()
         }
         self._oracle_gauges = {
-            key: Gauge(name, f"Per-oracle '{key}' at the latest step.", [*labels, "oracle"], registry=self.registry)
+            key: Gauge(
+                name, f"Per-oracle '{key}' at the latest step.", [*labels, "oracle"], registry=self.registry
+            )
             for key, name in PER_ORACLE_GAUGES.items()
         }
-        self.step_gauge = Gauge("purpcode_train_step", "Latest completed step.", labels, registry=self.registry)
+        self.step_gauge = Gauge(
+            "purpcode_train_step", "Latest completed step.", labels, registry=self.registry
+        )
         self.samples = Counter(
             "purpcode_samples",
             "Samples by outcome (generated, kept, rejected) and oracle.",
@@ -81,10 +85,16 @@ class StageMetrics:
             registry=self.registry,
         )
         self.wasted = Counter(
-            "purpcode_rl_wasted_samples", "Samples generated but not trained on.", labels, registry=self.registry
+            "purpcode_rl_wasted_samples",
+            "Samples generated but not trained on.",
+            labels,
+            registry=self.registry,
         )
         self.started = Gauge(
-            "purpcode_stage_start_time_seconds", "Unix time the stage process started.", labels, registry=self.registry
+            "purpcode_stage_start_time_seconds",
+            "Unix time the stage process started.",
+            labels,
+            registry=self.registry,
         )
         self.started.labels(run, stage).set(time.time())
         if port:

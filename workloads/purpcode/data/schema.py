@@ -43,14 +43,18 @@ class TaskRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task_id: str = Field(min_length=1, description="Stable unique id, e.g. 'codesec/CWE-78/general/0003'.")
-    messages: list[Message] = Field(min_length=1, description="The conversation; the last turn is the user's.")
+    messages: list[Message] = Field(
+        min_length=1, description="The conversation; the last turn is the user's."
+    )
     oracle: OracleName
     ground_truth: dict[str, Any] = Field(
         default_factory=dict,
         description="What the oracle needs: for correctness a sandbox TestSpec dump; for codesec "
         "{'cwe': [...], 'detectors': [...]}; for judge oracles optional context.",
     )
-    source: str = Field(default="", description="Where the row came from: 'synthesis', 'import:<dataset>', ...")
+    source: str = Field(
+        default="", description="Where the row came from: 'synthesis', 'import:<dataset>', ..."
+    )
     strategy: str = Field(default="", description="Generation strategy, e.g. general, benign2vul, vul2vul.")
     cwe: str | None = Field(default=None, description="Primary CWE id, e.g. 'CWE-78', when the row has one.")
 
