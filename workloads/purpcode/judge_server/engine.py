@@ -138,8 +138,8 @@ class ChatEngine:
             else (torch.bfloat16 if self.device.startswith("cuda") else torch.float32)
         )
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
-        self.model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
-        self.model.to(self.device)
+        loaded: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch_dtype)
+        self.model: Any = loaded.to(self.device)
         self.model.eval()
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
