@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import warnings
 from typing import Any
 
 from purpcode.analyzers.base import AnalysisResult, CachedBatchAnalyzer, DetectorInfo, Finding, cwe_label
@@ -27,6 +28,11 @@ _worker_config: Any = None
 def _quiet_bandit() -> None:
     # Bandit warns once per snippet about module names ("Unable to find qualified name"): noise, not signal.
     logging.getLogger("bandit").setLevel(logging.ERROR)
+    # Loading bandit's plugins trips a stevedore deprecation warning (bandit's, not ours): load them quietly once.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*verify_requirements.*")
+        import bandit.core.extension_loader  # noqa: F401
 
 
 def _bandit_config() -> Any:
