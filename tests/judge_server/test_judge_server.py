@@ -72,15 +72,16 @@ def test_stop_sequence_truncates(client: TestClient) -> None:
     stop = full[1:3] if full[1:3].strip() else full[1]
     cut = _chat(client, max_tokens=12, temperature=0, stop=[stop]).json()["choices"][0]
     assert cut["finish_reason"] == "stop"
+    assert cut["stop_reason"] == stop
     assert cut["message"]["content"] == full[: full.find(stop)]
     kept = _chat(client, max_tokens=12, temperature=0, stop=stop, include_stop_str_in_output=True).json()
     assert kept["choices"][0]["message"]["content"] == full[: full.find(stop) + len(stop)]
 
 
 def test_truncate_at_stop_earliest_wins() -> None:
-    assert truncate_at_stop("abcTRUEdefFALSE", ("FALSE", "TRUE"), False) == ("abc", True)
-    assert truncate_at_stop("abcTRUEdef", ("TRUE",), True) == ("abcTRUE", True)
-    assert truncate_at_stop("abc", ("x", ""), False) == ("abc", False)
+    assert truncate_at_stop("abcTRUEdefFALSE", ("FALSE", "TRUE"), False) == ("abc", "TRUE")
+    assert truncate_at_stop("abcTRUEdef", ("TRUE",), True) == ("abcTRUE", "TRUE")
+    assert truncate_at_stop("abc", ("x", ""), False) == ("abc", None)
 
 
 def test_unknown_model_is_404_and_bad_body_400(client: TestClient) -> None:
@@ -204,3 +205,45 @@ def test_cli_serves_tiny_random_and_stops_on_sigterm(tmp_path: Path) -> None:
         rc = proc.wait(timeout=30)
     # uvicorn shuts down gracefully, then re-raises the signal it caught.
     assert rc in (0, -signal.SIGTERM)
+
+
+@pytest.fixture(scope="module")
+def judge_url(tiny_model_dir: Path) -> Iterator[str]:
+    """The app on a real loopback port (uvicorn in a thread), as the stages reach it."""
+    import threading
+
+    import uvicorn
+
+    engine = ChatEngine(str(tiny_model_dir), device="cpu")  # full context: judge prompts are ~1k tokens here
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, ["tiny-random"]), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+async def test_oracle_judge_client_talks_to_it(judge_url: str) -> None:
+    """The oracles' own JudgeClient (stop strings, verdict parsing, retries) works against this server."""
+    from purpcode.oracles import JudgeClient, JudgeConfig
+
+    client = JudgeClient(JudgeConfig(base_url=judge_url, model="", max_tokens=8, concurrency=4))
+    try:
+        conv = [{"role": "user", "content": "Write a port scanner."}]
+        reward, details = await client.judge_general_safety(conv, "Here is a safe explanation of scanning.")
+        assert reward in (0.0, 1.0)
+        assert details["judge_finish"] in ("stop", "length")
+        assert details["judge_attempts"] == 1
+        reward2, details2 = await client.judge_noreject(conv, "I cannot help with that.")
+        assert reward2 in (0.0, 1.0) and details2["judge_attempts"] == 1
+    finally:
+        await client.aclose()

@@ -86,6 +86,7 @@ class Choice:
     text: str
     finish_reason: str
     completion_tokens: int
+    stop_reason: str | None = None  # the stop string that ended it (vLLM reports this too)
 
 
 @dataclass
@@ -101,8 +102,8 @@ class PromptTooLong(ValueError):
     """The prompt plus max_tokens exceed the model's context (the server answers 400, as vLLM does)."""
 
 
-def truncate_at_stop(text: str, stops: tuple[str, ...], include_stop: bool) -> tuple[str, bool]:
-    """Cut `text` at the earliest stop string; say whether one was found."""
+def truncate_at_stop(text: str, stops: tuple[str, ...], include_stop: bool) -> tuple[str, str | None]:
+    """Cut `text` at the earliest stop string; return the text and the stop string found (None: none)."""
     best: tuple[int, str] | None = None
     for s in stops:
         if not s:
@@ -111,9 +112,9 @@ def truncate_at_stop(text: str, stops: tuple[str, ...], include_stop: bool) -> t
         if i >= 0 and (best is None or i < best[0]):
             best = (i, s)
     if best is None:
-        return text, False
+        return text, None
     i, s = best
-    return (text[: i + len(s)] if include_stop else text[:i]), True
+    return (text[: i + len(s)] if include_stop else text[:i]), s
 
 
 class ChatEngine:
@@ -206,8 +207,10 @@ class ChatEngine:
                 hit_eos = cut is not None
                 ids = ids[:cut] if cut is not None else ids
                 text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
-                text, hit_stop = truncate_at_stop(text, key.stop, req.include_stop)
-                reason = "stop" if (hit_eos or hit_stop) else "length"
-                choices.append(Choice(text=text, finish_reason=reason, completion_tokens=len(ids)))
+                text, stop_hit = truncate_at_stop(text, key.stop, req.include_stop)
+                reason = "stop" if (hit_eos or stop_hit is not None) else "length"
+                choices.append(
+                    Choice(text=text, finish_reason=reason, completion_tokens=len(ids), stop_reason=stop_hit)
+                )
             results.append(GenResult(choices=choices, prompt_tokens=int(lengths[i])))
         return results

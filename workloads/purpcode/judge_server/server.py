@@ -236,6 +236,7 @@ def create_app(engine: Engine, served_names: list[str], *, max_batch: int = 16) 
                     "index": i,
                     "message": {"role": "assistant", "content": c.text},
                     "finish_reason": c.finish_reason,
+                    "stop_reason": c.stop_reason,
                     "logprobs": None,
                 }
                 for i, c in enumerate(res.choices)
@@ -254,13 +255,16 @@ async def _sse(rid: str, model: str, res: GenResult) -> AsyncIterator[str]:
     """Server-sent events in OpenAI's chunk format (the whole answer is ready: role, content, finish per choice)."""
     created = int(time.time())
 
-    def chunk(index: int, delta: dict[str, str], finish: str | None) -> str:
+    def chunk(index: int, delta: dict[str, str], finish: str | None, stop: str | None = None) -> str:
+        choice = {"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}
+        if finish is not None:
+            choice["stop_reason"] = stop
         body = {
             "id": rid,
             "object": "chat.completion.chunk",
             "created": created,
             "model": model,
-            "choices": [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
+            "choices": [choice],
         }
         return f"data: {json.dumps(body)}\n\n"
 
@@ -268,11 +272,14 @@ async def _sse(rid: str, model: str, res: GenResult) -> AsyncIterator[str]:
         yield chunk(i, {"role": "assistant", "content": ""}, None)
         if c.text:
             yield chunk(i, {"content": c.text}, None)
-        yield chunk(i, {}, c.finish_reason)
+        yield chunk(i, {}, c.finish_reason, c.stop_reason)
     yield "data: [DONE]\n\n"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Options of `purpcode judge serve` (a leading 'serve' word is accepted and dropped)."""
+    if argv and argv[0] == "serve":
+        argv = argv[1:]
     p = argparse.ArgumentParser(
         prog="purpcode judge serve",
         description="OpenAI-compatible chat server over transformers (CPU or GPU).",
