@@ -54,6 +54,7 @@ class FakeOpenAI:
         self._failures: collections.deque[_Failure] = collections.deque()
         self._default: str | ReplyFn = "OK"
         self.requests: list[dict[str, Any]] = []
+        self.request_headers: list[dict[str, str]] = []
         self.streams_started = 0
         self.streams_finished = 0  # streams whose last chunk was sent (not closed early by the client)
         self.in_flight = 0
@@ -72,6 +73,7 @@ class FakeOpenAI:
             self._failures.clear()
             self._default = "OK"
             self.requests.clear()
+            self.request_headers.clear()
             self.latency_s = 0.0
             self.stream_chunk_delay_s = 0.0
             self.report_stop_reason = True
@@ -146,6 +148,7 @@ class FakeOpenAI:
             body = await request.json()
             with self._lock:
                 self.requests.append(body)
+                self.request_headers.append(dict(request.headers))
                 failure = self._failures.popleft() if self._failures else None
             if failure is not None:
                 headers = {"retry-after": str(failure.retry_after)} if failure.retry_after is not None else {}

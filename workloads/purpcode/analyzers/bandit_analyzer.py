@@ -38,9 +38,9 @@ def _quiet_bandit() -> None:
 def _bandit_config() -> Any:
     global _worker_config
     if _worker_config is None:
+        _quiet_bandit()
         from bandit.core import config as b_config
 
-        _quiet_bandit()
         _worker_config = b_config.BanditConfig()
     return _worker_config
 
@@ -52,9 +52,9 @@ def _severity(value: str) -> str:
 
 def scan_one(code: str) -> AnalysisResult:
     """Scan one snippet with bandit in this process."""
+    conf = _bandit_config()  # first: it imports bandit quietly
     from bandit.core import manager as b_manager
 
-    conf = _bandit_config()
     mgr = b_manager.BanditManager(conf, "file", quiet=True, ignore_nosec=True)
     data = code.encode("utf-8", "surrogatepass")
     mgr._parse_file(_FNAME, io.BytesIO(data), [_FNAME])  # in-memory scan: bandit's own per-file entry point
@@ -203,9 +203,9 @@ def _plugin_metadata(func: Any) -> tuple[set[int], set[str]]:
 
 @functools.lru_cache(maxsize=1)
 def _bandit_detectors() -> tuple[DetectorInfo, ...]:
+    _quiet_bandit()
     from bandit.core import extension_loader
 
-    _quiet_bandit()
     mgr = extension_loader.MANAGER
     out: dict[str, DetectorInfo] = {}
     for plugin in mgr.plugins:
