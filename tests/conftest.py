@@ -11,6 +11,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+# Shared fixture modules under tests/support (tests/ is on sys.path via this rootdir conftest): append yours.
+pytest_plugins = [
+    "support.fake_openai",  # fake_openai: scripted OpenAI-compatible HTTP server (oracles, RL, evaluation)
+]
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
