@@ -76,7 +76,9 @@ def test_repetition_is_exact_not_hash_based() -> None:
 
 
 def test_config_numbers_apply() -> None:
-    cfg = OracleConfig(analysis_min_chars=4, answer_min_chars=2, repeat_substring_length=4, repeat_max_count=3)
+    cfg = OracleConfig(
+        analysis_min_chars=4, answer_min_chars=2, repeat_substring_length=4, repeat_max_count=3
+    )
     assert check_format(resp("abcd", "ok"), cfg).ok
     assert not check_format(resp("abc", "ok"), cfg).ok
     assert not check_format(resp("abcd", "wxyz wxyz wxyz"), cfg).ok

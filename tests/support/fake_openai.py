@@ -43,7 +43,9 @@ class _Failure:
 class FakeOpenAI:
     """The server and its script. Mutate the script between requests from any thread."""
 
-    def __init__(self, model: str = "fake-judge", latency_s: float = 0.0, report_stop_reason: bool = True) -> None:
+    def __init__(
+        self, model: str = "fake-judge", latency_s: float = 0.0, report_stop_reason: bool = True
+    ) -> None:
         self.model = model
         self.latency_s = latency_s
         self.report_stop_reason = report_stop_reason
@@ -169,7 +171,9 @@ class FakeOpenAI:
             created = int(time.time())
             stop_reason = hit if self.report_stop_reason else None
             if body.get("stream"):
-                return StreamingResponse(self._stream(cid, created, text, finish, stop_reason), media_type="text/event-stream")
+                return StreamingResponse(
+                    self._stream(cid, created, text, finish, stop_reason), media_type="text/event-stream"
+                )
             return JSONResponse(
                 {
                     "id": cid,
@@ -190,7 +194,9 @@ class FakeOpenAI:
 
         return app
 
-    async def _stream(self, cid: str, created: int, text: str, finish: str, stop_reason: str | None) -> AsyncIterator[str]:
+    async def _stream(
+        self, cid: str, created: int, text: str, finish: str, stop_reason: str | None
+    ) -> AsyncIterator[str]:
         self.streams_started += 1
         pieces = [p + " " for p in text.split(" ")]
         if pieces:
@@ -200,7 +206,10 @@ class FakeOpenAI:
             chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             yield f"data: {json.dumps(chunk)}\n\n"
             await asyncio.sleep(self.stream_chunk_delay_s)
-        last = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish, "stop_reason": stop_reason}]}
+        last = {
+            **base,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": finish, "stop_reason": stop_reason}],
+        }
         yield f"data: {json.dumps(last)}\n\n"
         yield "data: [DONE]\n\n"
         self.streams_finished += 1
@@ -213,7 +222,9 @@ class FakeOpenAI:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", backlog=4096, timeout_keep_alive=30)
+        config = uvicorn.Config(
+            self.app, log_level="warning", lifespan="off", backlog=4096, timeout_keep_alive=30
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
