@@ -34,6 +34,7 @@ _LAZY = {
     "parse_noreject": "purpcode.oracles.judge_prompts",
     "CodesecOracle": "purpcode.oracles.codesec",
     "CorrectnessOracle": "purpcode.oracles.correctness",
+    "SandboxUnavailable": "purpcode.oracles.correctness",
     "OracleMetrics": "purpcode.oracles.metrics",
     "default_metrics": "purpcode.oracles.metrics",
 }

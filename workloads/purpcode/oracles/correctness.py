@@ -9,8 +9,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
+
 from purpcode.oracles.config import OracleConfig
 from purpcode.oracles.format import code_to_run
+
+DETAILS_CHARS = 1000  # of the test output kept in a score's details (logs, not storage)
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox service could not be reached: every correctness score would be wrong, so scoring stops."""
 
 
 class CorrectnessOracle:
@@ -65,9 +73,23 @@ class CorrectnessOracle:
             return 0.0, {"test": {"status": "no_code", "passed": False}}
         client, sem = self._state()
         async with sem:
-            outcome = await run_tests(client, code, spec, timeout_s=self.config.correctness_timeout_s)
-        test: dict[str, Any] = {"passed": bool(outcome.passed), "status": str(outcome.status)}
-        details_obj = getattr(outcome, "details", None)
-        if details_obj:
-            test["details"] = details_obj if isinstance(details_obj, dict | str) else str(details_obj)
-        return (1.0 if outcome.passed else 0.0), {"test": test, "kind": str(getattr(spec, "kind", ""))}
+            try:
+                outcome = await run_tests(client, code, spec, timeout_s=self.config.correctness_timeout_s)
+            except httpx.TransportError as err:
+                raise SandboxUnavailable(
+                    f"sandbox at {self.sandbox_url} unreachable ({type(err).__name__}: {err}); check that the sandbox "
+                    "service is up and sandbox_url is right"
+                ) from err
+        test: dict[str, Any] = {
+            "passed": bool(outcome.passed),
+            "status": str(outcome.status),
+            "tests_run": int(getattr(outcome, "tests_run", 0) or 0),
+            "execution_time": getattr(outcome, "execution_time", None),
+        }
+        if outcome.details:
+            test["details"] = str(outcome.details)[-DETAILS_CHARS:]
+        details: dict[str, Any] = {"test": test, "kind": str(spec.kind)}
+        if outcome.status == "sandbox_error":
+            # The sandbox failed, not the code: scored 0 but counted as an error, so it shows on dashboards.
+            details["error"] = f"sandbox_error: {str(outcome.details)[:200]}"
+        return (1.0 if outcome.passed else 0.0), details

@@ -1,8 +1,9 @@
 """The LLM judge client: any OpenAI-compatible `/v1/chat/completions` endpoint, async, bounded, retried.
 
-Why hand-written over httpx rather than the openai SDK: the stages need exact control of concurrency (about 1024 in
-flight in the recipe), retry/backoff on 429/5xx, and early stop on a TRUE verdict by closing a stream; and the
-training image should not carry another SDK.
+Why hand-written over aiohttp rather than the openai SDK or httpx: the stages need exact control of concurrency
+(about 1024 requests in flight in the recipe), retry/backoff on 429/5xx, and early stop on a TRUE verdict by closing
+a stream; httpx's connection pool costs milliseconds of CPU per request at hundreds of connections (measured:
+~5 ms vs ~0.3 ms for aiohttp at 600 in flight), which would make the judge, not the GPU, the slow part of a step.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 
 from purpcode.oracles.config import JudgeConfig
 from purpcode.oracles.judge_prompts import (
@@ -29,6 +30,7 @@ from purpcode.oracles.metrics import OracleMetrics
 
 LOG = logging.getLogger(__name__)
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+T = TypeVar("T")
 
 
 class JudgeError(RuntimeError):
@@ -37,6 +39,15 @@ class JudgeError(RuntimeError):
 
 class JudgeUnavailable(JudgeError):
     """The judge endpoint could not be reached (or kept failing) after all retries."""
+
+
+class _Retryable(Exception):
+    """A transient HTTP status: retry after `retry_after` seconds if the server said so."""
+
+    def __init__(self, status: int, retry_after: str | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -53,15 +64,24 @@ class JudgeReply:
 
 @dataclass
 class _LoopState:
-    client: httpx.AsyncClient
+    session: aiohttp.ClientSession
     sem: asyncio.Semaphore
     model_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+async def _raise_for_status(resp: aiohttp.ClientResponse, what: str, base_url: str) -> None:
+    if resp.status < 400:
+        return
+    if resp.status in RETRY_STATUS:
+        raise _Retryable(resp.status, resp.headers.get("retry-after"))
+    body = (await resp.text(errors="replace"))[:300].strip()
+    raise JudgeError(f"judge {what} at {base_url} failed with HTTP {resp.status}: {body}")
 
 
 class JudgeClient:
     """Chat completions with a concurrency limit, retries with exponential backoff and jitter, and early stop.
 
-    Safe to use from several event loops (one HTTP client per loop); `aclose()` releases the current loop's.
+    Safe to use from several event loops (one HTTP session per loop); `aclose()` releases the current loop's.
     """
 
     def __init__(self, config: JudgeConfig, metrics: OracleMetrics | None = None) -> None:
@@ -76,20 +96,21 @@ class JudgeClient:
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
         state = self._states.get(id(loop))
-        if state is None or state.client.is_closed:
+        if state is None or state.session.closed:
             headers = {"Content-Type": "application/json"}
             key = self.config.api_key.get_secret_value()
             if key:
                 headers["Authorization"] = f"Bearer {key}"
             conns = self.config.concurrency
             state = _LoopState(
-                client=httpx.AsyncClient(
-                    base_url=self.config.base_url,
+                session=aiohttp.ClientSession(
                     headers=headers,
-                    timeout=httpx.Timeout(self.config.timeout_s, connect=min(10.0, self.config.timeout_s)),
-                    limits=httpx.Limits(max_connections=conns, max_keepalive_connections=min(conns, 512)),
+                    timeout=aiohttp.ClientTimeout(
+                        total=self.config.timeout_s, connect=min(10.0, self.config.timeout_s)
+                    ),
+                    connector=aiohttp.TCPConnector(limit=conns, limit_per_host=conns),
                 ),
-                sem=asyncio.Semaphore(self.config.concurrency),
+                sem=asyncio.Semaphore(conns),
             )
             self._states[id(loop)] = state
         return state
@@ -98,7 +119,10 @@ class JudgeClient:
         loop = asyncio.get_running_loop()
         state = self._states.pop(id(loop), None)
         if state is not None:
-            await state.client.aclose()
+            await state.session.close()
+
+    def _url(self, path: str) -> str:
+        return self.config.base_url + path
 
     # ------------------------------------------------------------------ transport with retries
 
@@ -111,27 +135,17 @@ class JudgeClient:
         base = self.config.backoff_s * (2**attempt)
         return min(self.config.max_backoff_s, base * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
 
-    async def _with_retries(self, what: str, call: Callable[[], Any]) -> tuple[Any, int]:
-        """Run `call` (an async HTTP exchange) until it succeeds, retrying transient failures."""
-        last: str = ""
+    async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """Run `call` (one HTTP exchange) until it succeeds, retrying 429/5xx, timeouts and connection errors."""
+        last = ""
         for attempt in range(self.config.retries + 1):
+            retry_after: str | None = None
             try:
                 return await call(), attempt + 1
-            except httpx.HTTPStatusError as err:
-                status = err.response.status_code
-                try:
-                    body = err.response.text[:300]
-                except httpx.ResponseNotRead:
-                    body = ""
-                if status not in RETRY_STATUS:
-                    raise JudgeError(
-                        f"judge {what} at {self.config.base_url} failed with HTTP {status}: {body.strip()}"
-                    ) from err
-                last = f"HTTP {status}"
-                retry_after = err.response.headers.get("retry-after")
-            except (httpx.TransportError, httpx.StreamError) as err:
+            except _Retryable as err:
+                last, retry_after = str(err), err.retry_after
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as err:
                 last = f"{type(err).__name__}: {err}"
-                retry_after = None
             if self.metrics is not None:
                 self.metrics.judge_retries.labels(last.split(":")[0]).inc()
             if attempt < self.config.retries:
@@ -151,9 +165,9 @@ class JudgeClient:
                 return self._model
 
             async def call() -> Any:
-                resp = await state.client.get("/models")
-                resp.raise_for_status()
-                return resp.json()
+                async with state.session.get(self._url("/models")) as resp:
+                    await _raise_for_status(resp, "GET /models", self.config.base_url)
+                    return await resp.json(content_type=None)
 
             data, _ = await self._with_retries("GET /models", call)
             models = [m.get("id") for m in (data or {}).get("data", []) if isinstance(m, dict)]
@@ -186,11 +200,13 @@ class JudgeClient:
         if stop and mode != "none":
             body["stop"] = list(stop)
         streaming = mode == "stream" and stop_when is not None
+        url = self._url("/chat/completions")
+        what = "POST /chat/completions"
 
         async def call_plain() -> JudgeReply:
-            resp = await state.client.post("/chat/completions", json=body)
-            resp.raise_for_status()
-            data = resp.json()
+            async with state.session.post(url, json=body) as resp:
+                await _raise_for_status(resp, what, self.config.base_url)
+                data = await resp.json(content_type=None)
             try:
                 choice = data["choices"][0]
                 text = choice.get("message", {}).get("content") or ""
@@ -208,28 +224,24 @@ class JudgeClient:
         async def call_stream() -> JudgeReply:
             parts: list[str] = []
             finish: str | None = None
-            async with state.client.stream(
-                "POST", "/chat/completions", json={**body, "stream": True}
-            ) as resp:
-                if resp.status_code >= 400:
-                    await resp.aread()
-                    resp.raise_for_status()
-                async for line in resp.aiter_lines():
+            async with state.session.post(url, json={**body, "stream": True}) as resp:
+                await _raise_for_status(resp, what, self.config.base_url)
+                async for raw in resp.content:
+                    line = raw.decode("utf-8", "replace").strip()
                     if not line.startswith("data:"):
                         continue
                     payload = line[5:].strip()
                     if payload == "[DONE]":
                         break
                     try:
-                        chunk = json.loads(payload)
-                        choice = chunk["choices"][0]
+                        choice = json.loads(payload)["choices"][0]
                     except (json.JSONDecodeError, KeyError, IndexError, TypeError):
                         continue
                     delta = (choice.get("delta") or {}).get("content") or ""
                     if delta:
                         parts.append(delta)
                         if stop_when is not None and stop_when("".join(parts)):
-                            # Leaving the context closes the connection: the server stops generating.
+                            resp.close()  # drop the connection: the server stops generating
                             return JudgeReply(
                                 text="".join(parts), finish_reason="early_stop", stopped_early=True
                             )
@@ -238,9 +250,7 @@ class JudgeClient:
 
         async with state.sem:
             started = time.perf_counter()
-            reply, attempts = await self._with_retries(
-                "POST /chat/completions", call_stream if streaming else call_plain
-            )
+            reply, attempts = await self._with_retries(what, call_stream if streaming else call_plain)
         reply.attempts = attempts
         reply.seconds = time.perf_counter() - started
         return reply
