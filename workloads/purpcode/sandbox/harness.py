@@ -93,9 +93,13 @@ class TestSpec(BaseModel):
             except SyntaxError as err:
                 raise ValueError(f"`test` is not valid Python: {err.msg} (line {err.lineno})") from err
             if self.kind == "functional" and _defines(tree, "check") and not self.entry_point:
-                raise ValueError("functional `test` defines check(candidate): set `entry_point` (the function name)")
+                raise ValueError(
+                    "functional `test` defines check(candidate): set `entry_point` (the function name)"
+                )
             if self.kind == "pytest" and not _pytest_test_names(tree):
-                raise ValueError("pytest `test` defines no test_* function or Test* class with test_* methods")
+                raise ValueError(
+                    "pytest `test` defines no test_* function or Test* class with test_* methods"
+                )
         else:
             if not self.cases:
                 raise ValueError("kind 'stdio' needs at least one entry in `cases`")
@@ -133,7 +137,9 @@ class Verifier:
         if response.status == RunStatus.SandboxError or run is None:
             return TestOutcome(passed=False, status="sandbox_error", details=details or response.message)
         if run.status == CommandRunStatus.TimeLimitExceeded:
-            return TestOutcome(passed=False, status="timeout", details=details, execution_time=run.execution_time)
+            return TestOutcome(
+                passed=False, status="timeout", details=details, execution_time=run.execution_time
+            )
         count = self._proven_count(run.stdout or "")
         if count is not None and run.return_code == 0 and response.status == RunStatus.Success:
             return TestOutcome(
@@ -142,7 +148,9 @@ class Verifier:
         stderr = run.stderr or ""
         status: OutcomeStatus = "error" if "PURPCODE_HARNESS_ERROR" in stderr else "failed"
         if count is None and run.return_code == 0:
-            details = "the program exited 0 without the harness proof (exit before the tests ran?)\n" + details
+            details = (
+                "the program exited 0 without the harness proof (exit before the tests ran?)\n" + details
+            )
         return TestOutcome(passed=False, status=status, details=details, execution_time=run.execution_time)
 
     def _proven_count(self, stdout: str) -> int | None:
@@ -178,7 +186,9 @@ def _details(response: RunCodeResponse) -> str:
 
 
 def _defines(tree: ast.Module, name: str) -> bool:
-    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name for node in tree.body)
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name for node in tree.body
+    )
 
 
 def _pytest_test_names(tree: ast.Module) -> list[str]:
@@ -290,9 +300,9 @@ def _b64(data: str | bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _program(kind: TestKind, meta: dict[str, object], files: dict[str, str], timeout_s: float) -> tuple[
-    RunCodeRequest, Verifier
-]:
+def _program(
+    kind: TestKind, meta: dict[str, object], files: dict[str, str], timeout_s: float
+) -> tuple[RunCodeRequest, Verifier]:
     nonce = secrets.token_bytes(32)
     payload = {
         NONCE_FILE: _b64(nonce.hex()),
@@ -319,14 +329,19 @@ def build_functional_check(
     )
 
 
-def build_pytest_check(solution: str, test_code: str, *, timeout_s: float = 15.0) -> tuple[RunCodeRequest, Verifier]:
+def build_pytest_check(
+    solution: str, test_code: str, *, timeout_s: float = 15.0
+) -> tuple[RunCodeRequest, Verifier]:
     """A program running the test file under pytest with `solution.py` importable as `solution`."""
     tree = ast.parse(test_code)
     test_file = f"test_{secrets.token_hex(6)}.py"
     header = f"from {RUNTIME_MODULE} import {CMP_HELPER}, {TRUTH_HELPER}, {ENTER_HELPER}\n{ENTER_HELPER}()\n"
     meta = {"test_file": test_file, "required": _pytest_test_names(tree)}
     return _program(
-        "pytest", meta, {SOLUTION_FILE: solution, test_file: rewrite_tests(test_code, header=header)}, timeout_s
+        "pytest",
+        meta,
+        {SOLUTION_FILE: solution, test_file: rewrite_tests(test_code, header=header)},
+        timeout_s,
     )
 
 
@@ -361,7 +376,9 @@ async def _run_stdio(client: AsyncSandboxClient, code: str, spec: TestSpec, time
             return TestOutcome(passed=False, status="timeout", details=f"case {i}: time limit", tests_run=i)
         if run.return_code != 0:
             return TestOutcome(
-                passed=False, status="error", details=f"case {i}: exit {run.return_code}\n{_details(response)}",
+                passed=False,
+                status="error",
+                details=f"case {i}: exit {run.return_code}\n{_details(response)}",
                 tests_run=i,
             )
         if not stdout_matches(run.stdout or "", case.expected_stdout):

@@ -52,10 +52,16 @@ class RunCodeRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     code: str = Field(description="The program (python) or the test file (pytest).")
-    language: Language = Field(description="'python' runs the code as a script; 'pytest' runs it as a test file.")
+    language: Language = Field(
+        description="'python' runs the code as a script; 'pytest' runs it as a test file."
+    )
     stdin: str | None = Field(default=None, description="Text fed to the program's standard input.")
-    compile_timeout: float = Field(default=10, description="Accepted for compatibility; Python is not compiled.")
-    run_timeout: float = Field(default=10, description="Wall-clock seconds before the whole process tree is killed.")
+    compile_timeout: float = Field(
+        default=10, description="Accepted for compatibility; Python is not compiled."
+    )
+    run_timeout: float = Field(
+        default=10, description="Wall-clock seconds before the whole process tree is killed."
+    )
     memory_limit_MB: int = Field(
         default=-1, description="Address-space limit per process in MiB; -1 = the server's default."
     )

@@ -1,0 +1,400 @@
+"""Runs one RunCodeRequest on a zygote: limits, payload, streamed and capped output, the response.
+
+Why stream output through pipes the service reads itself: a program printing 100 MB must cost the service at
+most `max_output_bytes` of memory; past the cap the whole execution is killed, never buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from purpcode.sandbox.jail import JailConfig, JailError, Zygote, ZygoteDied, default_python, interpreter_paths
+from purpcode.sandbox.models import CommandRunStatus, RunCodeRequest, RunCodeResponse, RunResult, RunStatus
+from purpcode.sandbox.settings import SandboxSettings
+
+LOG = logging.getLogger(__name__)
+_F_SETPIPE_SZ = 1031
+_COLD_FOOTPRINT = 96 << 20  # address space of a fresh interpreter before user code allocates
+_CACHE_MAX_SOURCE = 512 << 10
+_REPORT_GRACE_S = 30.0  # the zygote kills at the deadline; this only guards against a wedged zygote
+
+
+class RequestRejected(ValueError):
+    """A request the service will not run (limits above the maximum, oversize files): a 4xx for the caller."""
+
+
+@dataclass
+class Outcome:
+    """What happened, for metrics: success, failed, timeout, output_limit, sandbox_error."""
+
+    response: RunCodeResponse
+    label: str
+
+
+@dataclass
+class _Stream:
+    fd: int
+    cap: int
+    data: bytearray = field(default_factory=bytearray)
+    exceeded: bool = False
+    eof: bool = False
+
+    def read_available(self) -> None:
+        while not self.eof and not self.exceeded:
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self.eof = True
+                return
+            room = self.cap - len(self.data)
+            if len(chunk) > room:
+                self.data += chunk[:room]
+                self.exceeded = True
+                return
+            self.data += chunk
+
+    def text(self) -> str:
+        return self.data.decode("utf-8", "replace")
+
+
+class Sandbox:
+    """The zygote pool and the per-request execution logic."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        python = settings.python or default_python()
+        self.jail_cfg = JailConfig(
+            python=python,
+            sandbox_uid=settings.sandbox_uid,
+            host_uid=settings.host_uid,
+            extra_ro_binds=settings.extra_ro_binds,
+            preload=settings.preload,
+            netns_per_exec=settings.netns_per_exec,
+            seccomp=settings.seccomp,
+            cgroups=settings.cgroups,
+        )
+        self.zygotes: list[Zygote] = []
+        self._restarting: set[int] = set()
+        self._stopping = False
+        self.restarts = 0
+
+    async def start(self) -> None:
+        self.jail_cfg.interpreter_paths = await asyncio.to_thread(interpreter_paths, self.jail_cfg.python)
+        self.zygotes = [Zygote(self.jail_cfg, i) for i in range(self.settings.zygotes)]
+        await asyncio.gather(*(z.start() for z in self.zygotes))
+        features = self.zygotes[0].features
+        LOG.info(
+            "sandbox ready: %d zygote(s), python %s, seccomp=%s, cgroups=%s, preloaded %d modules",
+            len(self.zygotes), features.get("python"), features.get("seccomp"),
+            self.zygotes[0].cgroups.version or f"none ({self.zygotes[0].cgroups.reason})",
+            len(features.get("preloaded", [])),
+        )  # fmt: skip
+        if not self.zygotes[0].cgroups.version:
+            LOG.warning("per-execution cgroups not available: %s", self.zygotes[0].cgroups.reason)
+        if os.getuid() == 0 and self.settings.host_uid in (None, 0) and not self._pids_by_cgroup():
+            LOG.warning("the jail runs as host root without a pids cgroup: RLIMIT_NPROC is not enforced")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        await asyncio.gather(*(z.stop() for z in self.zygotes), return_exceptions=True)
+
+    def _pids_by_cgroup(self) -> bool:
+        return bool(self.zygotes) and "pids" in self.zygotes[0].cgroups.enforced
+
+    def isolation_report(self) -> dict[str, Any]:
+        """Which protections and limits are enforced here (served on /healthz)."""
+        z = self.zygotes[0] if self.zygotes else None
+        cg = z.cgroups if z else None
+        host_root = os.getuid() == 0 and self.settings.host_uid in (None, 0)
+        nproc_by = []
+        if not host_root:
+            nproc_by.append("rlimit")
+        if cg is not None and "pids" in cg.enforced:
+            nproc_by.append("cgroup")
+        return {
+            "mode": self.settings.isolation,
+            "warm": self.settings.warm,
+            "namespaces": ["user", "pid", "mount", "ipc", "uts", "cgroup"]
+            + (["net (per execution)"] if self.settings.netns_per_exec else ["net (jail-wide, empty)"]),
+            "seccomp": bool(z and z.features.get("seccomp")),
+            "cgroups": {
+                "version": cg.version if cg else None,
+                "enforced": cg.enforced if cg else [],
+                "reason": cg.reason if cg else "not started",
+            },
+            "limits": {
+                "wall_time": "zygote deadline kills the execution's pid namespace",
+                "cpu_time": "rlimit",
+                "address_space": "rlimit",
+                "memory_total": "cgroup"
+                if cg is not None and "memory_bytes" in cg.enforced
+                else "not enforced",
+                "processes": "+".join(nproc_by) or "not enforced",
+                "file_size": "rlimit",
+                "open_files": "rlimit",
+                "disk": f"tmpfs {self.settings.tmpfs_mb} MiB (work dir and /tmp each)",
+                "output": f"{self.settings.max_output_bytes} bytes per stream, then killed",
+            },
+            "python": z.features.get("python") if z else None,
+            "warm_address_space_bytes": z.features.get("address_space_bytes") if z else None,
+            "preloaded": z.features.get("preloaded", []) if z else [],
+        }
+
+    @property
+    def alive(self) -> int:
+        return sum(1 for z in self.zygotes if z.alive)
+
+    def _pick(self) -> Zygote:
+        alive = [z for z in self.zygotes if z.alive]
+        for z in self.zygotes:
+            if not z.alive:
+                self._schedule_restart(z)
+        if not alive:
+            raise ZygoteDied("no sandbox zygote is running (restarting)")
+        return min(alive, key=lambda z: z.load)
+
+    def _schedule_restart(self, z: Zygote) -> None:
+        if self._stopping or z.index in self._restarting:
+            return
+        self._restarting.add(z.index)
+
+        async def restart() -> None:
+            delay = 0.5
+            try:
+                while not self._stopping:
+                    await z.stop()
+                    fresh = Zygote(self.jail_cfg, z.index)
+                    try:
+                        await fresh.start()
+                    except JailError as err:
+                        LOG.error("zygote %d restart failed: %s", z.index, err)
+                        await asyncio.sleep(delay)
+                        delay = min(delay * 2, 30.0)
+                        continue
+                    self.zygotes[z.index] = fresh
+                    self.restarts += 1
+                    LOG.warning("zygote %d restarted", z.index)
+                    return
+            finally:
+                self._restarting.discard(z.index)
+
+        asyncio.get_running_loop().create_task(restart())
+
+    # ------------------------------------------------------------------------------------------- limits
+
+    def _limits(self, req: RunCodeRequest, z: Zygote) -> tuple[float, dict[str, Any], dict[str, Any], bool]:
+        s = self.settings
+        if req.run_timeout > s.max_run_timeout_s:
+            raise RequestRejected(
+                f"run_timeout {req.run_timeout} exceeds this service's maximum {s.max_run_timeout_s}"
+            )
+        memory_mb = s.default_memory_mb if req.memory_limit_MB == -1 else req.memory_limit_MB
+        if memory_mb > s.max_memory_mb:
+            raise RequestRejected(
+                f"memory_limit_MB {memory_mb} exceeds this service's maximum {s.max_memory_mb}"
+            )
+        warm = s.warm
+        footprint = int(z.features.get("address_space_bytes") or 0) if warm else _COLD_FOOTPRINT
+        timeout = float(req.run_timeout)
+        cpu = math.ceil(timeout) + 1
+        rlimits = {
+            "as": (memory_mb << 20) + footprint,
+            "cpu": cpu,
+            "fsize": s.max_file_size_mb << 20,
+            "nofile": s.max_open_files,
+            "nproc": s.max_processes,
+            "core": 0,
+        }
+        cgroup = {"memory_bytes": (memory_mb + 2 * s.tmpfs_mb + 64) << 20, "pids": s.max_processes, "zero": 0}
+        return timeout, rlimits, cgroup, warm
+
+    def _payload(self, req: RunCodeRequest) -> tuple[bytes, bytes, str]:
+        files = {path: content for path, content in req.files.items()}
+        total = 0
+        for path, content in files.items():
+            size = (len(content) * 3) // 4 if content else 0
+            total += size
+            if total > self.settings.tmpfs_mb << 20:
+                raise RequestRejected(
+                    f"files exceed the work dir size ({self.settings.tmpfs_mb} MiB) at {path!r}"
+                )
+        base = "main" if req.language == "python" else "test_main"
+        code_name = f"{base}.py"
+        n = 0
+        while code_name in files:
+            n += 1
+            code_name = f"{base}_{n}.py"
+        payload = {
+            "code_name": code_name,
+            "files": files,
+            "stdin": req.stdin,
+            "language": req.language,
+            "args": list(req.args),
+            "fetch_files": list(req.fetch_files),
+            "max_fetch_bytes": self.settings.max_fetch_bytes,
+        }
+        return json.dumps(payload).encode(), req.code.encode("utf-8", "surrogatepass"), code_name
+
+    # ------------------------------------------------------------------------------------------- run
+
+    async def execute(self, req: RunCodeRequest) -> Outcome:
+        z = self._pick()
+        timeout, rlimits, cgroup, warm = self._limits(req, z)
+        payload, code, code_name = self._payload(req)
+        code_hash = hashlib.sha256(code_name.encode() + b"\0" + code).hexdigest()
+        compile_hint = False
+        if warm and len(code) <= _CACHE_MAX_SOURCE and code_hash not in z.code_cached:
+            seen = z.code_seen.get(code_hash, 0) + 1
+            if len(z.code_seen) > 4096:
+                z.code_seen.clear()
+            z.code_seen[code_hash] = seen
+            if seen >= 2:
+                compile_hint = True
+                z.code_cached.add(code_hash)
+        msg = {
+            "timeout": timeout,
+            "limits": rlimits,
+            "cgroup": cgroup,
+            "warm": warm,
+            "tmpfs_mb": self.settings.tmpfs_mb,
+            "code_hash": code_hash,
+            "code_name": code_name,
+            "compile": compile_hint,
+        }
+        loop = asyncio.get_running_loop()
+        cap = self.settings.max_output_bytes
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        payload_fd = _memfd("payload", payload)
+        code_fd = _memfd("code", code)
+        send_fds = [payload_fd, code_fd, out_w, err_w]
+        streams = [_Stream(out_r, cap), _Stream(err_r, cap)]
+        job_id: int | None = None
+        try:
+            for fd in (out_r, err_r):
+                os.set_blocking(fd, False)
+                with contextlib.suppress(OSError):
+                    fcntl.fcntl(fd, _F_SETPIPE_SZ, 1 << 20)
+            killed_for_output = asyncio.Event()
+
+            def on_readable(stream: _Stream) -> None:
+                stream.read_available()
+                if stream.eof or stream.exceeded:
+                    loop.remove_reader(stream.fd)
+                if stream.exceeded and not killed_for_output.is_set():
+                    killed_for_output.set()
+                    if job_id is not None:
+                        loop.create_task(z.kill(job_id))
+
+            started = time.monotonic()
+            job_id, fut = await z.submit(msg, send_fds)
+            for fd in send_fds:
+                os.close(fd)
+            send_fds = []
+            for stream in streams:
+                loop.add_reader(stream.fd, on_readable, stream)
+            try:
+                report = await asyncio.wait_for(asyncio.shield(fut), timeout + _REPORT_GRACE_S)
+            except TimeoutError:
+                await z.kill(job_id)
+                z.forget(job_id)
+                return _sandbox_error("the sandbox did not report the execution in time", streams)
+            except ZygoteDied as err:
+                return _sandbox_error(str(err), streams)
+            for stream in streams:
+                loop.remove_reader(stream.fd)
+                stream.read_available()
+            LOG.debug("execution %s done in %.3fs: %s", job_id, time.monotonic() - started, report)
+            return self._response(report, streams, killed_for_output.is_set())
+        except asyncio.CancelledError:
+            if job_id is not None:
+                z.forget(job_id)
+                await asyncio.shield(z.kill(job_id))
+            raise
+        finally:
+            for stream in streams:
+                loop.remove_reader(stream.fd)
+                os.close(stream.fd)
+            for fd in send_fds:
+                os.close(fd)
+
+    def _response(self, report: dict[str, Any], streams: list[_Stream], output_killed: bool) -> Outcome:
+        out, err = streams
+        stdout, stderr = out.text(), err.text()
+        if report.get("error") and not report.get("killed"):
+            return _sandbox_error(str(report["error"]), streams)
+        exec_time = report.get("time")
+        if report.get("timed_out"):
+            run = RunResult(
+                status=CommandRunStatus.TimeLimitExceeded,
+                execution_time=exec_time,
+                stdout=stdout,
+                stderr=stderr,
+            )
+            return Outcome(RunCodeResponse(status=RunStatus.Failed, message="", run_result=run), "timeout")
+        if report.get("signal") is not None:
+            code = -int(report["signal"])
+        elif report.get("exit") is not None:
+            code = int(report["exit"])
+        else:
+            code = -9
+        files = {k: v for k, v in (report.get("files") or {}).items() if isinstance(v, str)}
+        if output_killed or out.exceeded or err.exceeded:
+            which = "stdout" if out.exceeded else "stderr"
+            message = (
+                f"{which} exceeded the {self.settings.max_output_bytes}-byte output limit; "
+                "the execution was killed and its output truncated"
+            )
+            run = RunResult(
+                status=CommandRunStatus.Finished,
+                execution_time=exec_time,
+                return_code=code if code != 0 else -9,
+                stdout=stdout,
+                stderr=stderr,
+            )
+            return Outcome(
+                RunCodeResponse(status=RunStatus.Failed, message=message, run_result=run, files=files),
+                "output_limit",
+            )
+        run = RunResult(
+            status=CommandRunStatus.Finished,
+            execution_time=exec_time,
+            return_code=code,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        status = RunStatus.Success if code == 0 else RunStatus.Failed
+        label = "success" if code == 0 else "failed"
+        return Outcome(RunCodeResponse(status=status, message="", run_result=run, files=files), label)
+
+
+def _sandbox_error(message: str, streams: list[_Stream]) -> Outcome:
+    run = RunResult(status=CommandRunStatus.Error, stdout=streams[0].text(), stderr=streams[1].text())
+    return Outcome(
+        RunCodeResponse(status=RunStatus.SandboxError, message=message, run_result=run), "sandbox_error"
+    )
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    return fd
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")

@@ -1,0 +1,293 @@
+"""The sandbox HTTP service: `POST /run_code` (SandboxFusion-compatible), `GET /healthz`, `GET /metrics`.
+
+Admission control: at most `concurrency` executions run at once, at most `queue_size` requests wait; beyond
+that the service answers 429 with Retry-After at once instead of queueing without bound (clients retry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pydantic import ValidationError
+
+from purpcode.sandbox.executor import RequestRejected, Sandbox
+from purpcode.sandbox.jail import JailError
+from purpcode.sandbox.models import RunCodeRequest
+from purpcode.sandbox.settings import SandboxSettings
+
+LOG = logging.getLogger("purpcode.sandbox")
+DEFAULT_PORT = 8080
+SETTINGS_ENV = "PURPCODE_SANDBOX_SETTINGS_JSON"
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+__all__ = ["SandboxSettings", "create_app", "main", "serve"]
+
+
+class SandboxMetrics:
+    """Prometheus series of the service (names prefixed `purpcode_sandbox_`)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.executions = Counter(
+            "purpcode_sandbox_executions",
+            "Executions by language and outcome (success, failed, timeout, output_limit, sandbox_error).",
+            ["language", "outcome"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "purpcode_sandbox_request_seconds",
+            "Time from request to response of /run_code, queueing included.",
+            ["language"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.run_seconds = Histogram(
+            "purpcode_sandbox_run_seconds", "Wall time of the program itself.", ["language"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge("purpcode_sandbox_in_flight", "Executions running now.", registry=r)
+        self.queued = Gauge(
+            "purpcode_sandbox_queue_length", "Requests waiting for an execution slot.", registry=r
+        )
+        self.timeouts = Counter(
+            "purpcode_sandbox_timeouts", "Executions killed at their wall-time limit.", registry=r
+        )
+        self.rejections = Counter(
+            "purpcode_sandbox_rejections",
+            "Requests refused: overload (429), payload_too_large (413), invalid (4xx).",
+            ["reason"],
+            registry=r,
+        )
+        self.zygotes = Gauge("purpcode_sandbox_zygotes_alive", "Warm fork-servers running.", registry=r)
+        self.zygote_restarts = Gauge(
+            "purpcode_sandbox_zygote_restarts", "Zygotes restarted since start.", registry=r
+        )
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def _validation_message(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors()[:5]:
+        loc = ".".join(str(x) for x in e["loc"]) or "body"
+        parts.append(f"{loc}: {e['msg']}")
+    return "invalid request: " + "; ".join(parts)
+
+
+def create_app(settings: SandboxSettings) -> FastAPI:
+    """The FastAPI app; the zygotes start in its lifespan (so importing this costs nothing)."""
+    metrics = SandboxMetrics()
+    sandbox = Sandbox(settings)
+    state: dict[str, Any] = {"waiting": 0, "running": 0, "ready": False, "error": None}
+    pod = os.environ.get("MY_POD_NAME") or os.environ.get("HOSTNAME")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["sem"] = asyncio.Semaphore(settings.concurrency)
+        try:
+            await sandbox.start()
+        except JailError as err:
+            LOG.error("sandbox failed to start: %s", err)
+            raise
+        state["ready"] = True
+        metrics.zygotes.set(sandbox.alive)
+        try:
+            yield
+        finally:
+            state["ready"] = False
+            await sandbox.stop()
+
+    app = FastAPI(title="purpcode sandbox", lifespan=lifespan)
+    app.state.sandbox = sandbox
+    app.state.metrics = metrics
+
+    async def read_body(request: Request) -> bytes | JSONResponse:
+        limit = settings.max_payload_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            metrics.rejections.labels("payload_too_large").inc()
+            return _error(413, f"request body of {declared} bytes exceeds max_payload_bytes={limit}")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                metrics.rejections.labels("payload_too_large").inc()
+                return _error(413, f"request body exceeds max_payload_bytes={limit}")
+        return bytes(body)
+
+    @app.post("/run_code")
+    async def run_code(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await read_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            req = RunCodeRequest.model_validate_json(body)
+        except ValidationError as err:
+            metrics.rejections.labels("invalid").inc()
+            return _error(422, _validation_message(err))
+        sem: asyncio.Semaphore = state["sem"]
+        if sem.locked() and state["waiting"] >= settings.queue_size:
+            metrics.rejections.labels("overload").inc()
+            return _error(
+                429,
+                f"overloaded: {settings.concurrency} executions running and {state['waiting']} queued; retry",
+                headers={"Retry-After": "1"},
+            )
+        state["waiting"] += 1
+        metrics.queued.inc()
+        try:
+            await sem.acquire()
+        finally:
+            state["waiting"] -= 1
+            metrics.queued.dec()
+        metrics.in_flight.inc()
+        try:
+            outcome = await sandbox.execute(req)
+        except RequestRejected as err:
+            metrics.rejections.labels("invalid").inc()
+            return _error(422, str(err))
+        finally:
+            sem.release()
+            metrics.in_flight.dec()
+        outcome.response.executor_pod_name = pod
+        metrics.executions.labels(req.language, outcome.label).inc()
+        if outcome.label == "timeout":
+            metrics.timeouts.inc()
+        run = outcome.response.run_result
+        if run is not None and run.execution_time is not None:
+            metrics.run_seconds.labels(req.language).observe(run.execution_time)
+        metrics.latency.labels(req.language).observe(time.perf_counter() - started)
+        return Response(outcome.response.model_dump_json(), media_type="application/json")
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        alive = sandbox.alive
+        metrics.zygotes.set(alive)
+        metrics.zygote_restarts.set(sandbox.restarts)
+        ok = state["ready"] and alive > 0
+        doc = {
+            "status": "ok" if ok else "unavailable",
+            "zygotes_alive": alive,
+            "zygotes": settings.zygotes,
+            "in_flight": metrics.in_flight._value.get(),
+            "queued": state["waiting"],
+            "concurrency": settings.concurrency,
+            "queue_size": settings.queue_size,
+            "isolation": sandbox.isolation_report() if state["ready"] else None,
+        }
+        return JSONResponse(doc, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        metrics.zygotes.set(sandbox.alive)
+        metrics.zygote_restarts.set(sandbox.restarts)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` and multi-worker mode: settings come as JSON in the environment."""
+    raw = os.environ.get(SETTINGS_ENV)
+    settings = SandboxSettings.model_validate_json(raw) if raw else SandboxSettings.from_env()
+    return create_app(settings)
+
+
+def serve(
+    host: str = "0.0.0.0",
+    port: int = DEFAULT_PORT,
+    *,
+    settings: SandboxSettings | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Run the service with uvicorn (uvloop/httptools when installed) until interrupted."""
+    import uvicorn
+
+    settings = settings or SandboxSettings.from_env()
+    common: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "loop": "auto",
+        "http": "auto",
+        "timeout_keep_alive": 75,
+        "backlog": 4096,
+    }
+    if workers > 1:
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run("purpcode.sandbox.server:app_from_env", factory=True, workers=workers, **common)
+    else:
+        uvicorn.run(create_app(settings), **common)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="purpcode sandbox serve", description=__doc__.splitlines()[0])
+    p.add_argument("command", nargs="?", default="serve", choices=["serve"], help="what to do (serve)")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes (each with its own zygotes)"
+    )
+    p.add_argument("--zygotes", type=int, default=None, help="warm fork-servers per worker")
+    p.add_argument("--max-concurrency", type=int, default=None, help="executions at once (0 = 2 x CPUs)")
+    p.add_argument("--queue-size", type=int, default=None, help="waiting requests before 429")
+    p.add_argument("--python", default=None, help="interpreter for user code (default: this one)")
+    p.add_argument("--no-warm", action="store_true", help="exec a fresh interpreter per execution")
+    p.add_argument("--cgroups", choices=["auto", "off"], default=None)
+    p.add_argument("--host-uid", type=int, default=None, help="host uid for the jail when running as root")
+    p.add_argument("--log-level", default="info")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`purpcode sandbox serve --host --port [--workers]`; returns the exit status."""
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    overrides: dict[str, Any] = {
+        "zygotes": args.zygotes,
+        "max_concurrency": args.max_concurrency,
+        "queue_size": args.queue_size,
+        "python": args.python,
+        "cgroups": args.cgroups,
+        "host_uid": args.host_uid,
+    }
+    if args.no_warm:
+        overrides["warm"] = False
+    try:
+        settings = SandboxSettings.from_env(**overrides)
+    except ValueError as err:
+        print(f"purpcode sandbox: {err}")
+        return 2
+    LOG.info("settings: %s", json.dumps(settings.model_dump(), default=str))
+    serve(args.host, args.port, settings=settings, workers=args.workers, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

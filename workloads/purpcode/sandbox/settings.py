@@ -1,0 +1,109 @@
+"""Settings of the sandbox service: limits, admission control, isolation knobs.
+
+Read from `PURPCODE_SANDBOX_<FIELD>` environment variables (JSON for lists) or the CLI; the chart sets them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_PREFIX = "PURPCODE_SANDBOX_"
+# Imported once in the zygote so executions that use them start warm. pytest is the big one (~100 ms cold).
+DEFAULT_PRELOAD: tuple[str, ...] = (
+    "abc", "ast", "base64", "bisect", "collections", "collections.abc", "contextlib", "copy", "dataclasses",
+    "datetime", "decimal", "enum", "fractions", "functools", "hashlib", "heapq", "hmac", "io", "itertools",
+    "json", "math", "operator", "random", "re", "statistics", "string", "sys", "textwrap", "threading",
+    "traceback", "types", "typing", "unittest", "pytest",
+)  # fmt: skip
+
+
+class SandboxSettings(BaseModel):
+    """Service settings. Limits bound every request; a request asking for more gets a 422 naming the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    isolation: Literal["bwrap"] = Field(
+        default="bwrap", description="bwrap: bubblewrap jail + per-execution namespaces (the only mode)."
+    )
+    python: str = Field(
+        default="", description="Interpreter that runs user code (default: the service's own)."
+    )
+    zygotes: int = Field(default=1, ge=1, le=64, description="Warm fork-servers (each one jail).")
+    warm: bool = Field(
+        default=True, description="Fork an initialised interpreter per execution (vs exec a new one)."
+    )
+    preload: list[str] = Field(default_factory=lambda: list(DEFAULT_PRELOAD))
+    max_concurrency: int = Field(
+        default=0, ge=0, description="Executions at once; 0 = 2 x CPUs (at least 4)."
+    )
+    queue_size: int = Field(
+        default=512, ge=0, description="Requests waiting beyond max_concurrency before 429s."
+    )
+    default_run_timeout_s: float = Field(default=10.0, gt=0)
+    max_run_timeout_s: float = Field(default=300.0, gt=0)
+    default_memory_mb: int = Field(default=1024, ge=16)
+    max_memory_mb: int = Field(default=8192, ge=16)
+    max_processes: int = Field(default=64, ge=1, description="Processes + threads per execution.")
+    max_open_files: int = Field(default=256, ge=16)
+    max_file_size_mb: int = Field(default=32, ge=1, description="Largest file an execution may write.")
+    tmpfs_mb: int = Field(default=64, ge=1, description="Size of the work dir and of /tmp (each).")
+    max_output_bytes: int = Field(
+        default=1 << 20, ge=1024, description="Per stream; the tree is killed beyond."
+    )
+    max_payload_bytes: int = Field(default=16 << 20, ge=1024, description="Largest request body.")
+    max_fetch_bytes: int = Field(default=4 << 20, ge=0, description="Total size of fetch_files returned.")
+    netns_per_exec: bool = Field(
+        default=False,
+        description="A fresh network namespace per execution (~1 ms); by default executions share the jail's "
+        "empty one (no interfaces up, no route anywhere).",
+    )
+    seccomp: bool = Field(default=True, description="Refuse ptrace, mount, unshare, bpf, ... in user code.")
+    cgroups: Literal["auto", "off"] = Field(
+        default="auto", description="Per-execution cgroups where delegated."
+    )
+    sandbox_uid: int = Field(default=65534, ge=1, description="uid user code runs as inside its namespace.")
+    host_uid: int | None = Field(
+        default=None,
+        description="When the service runs as root: run the jail as this host uid (enables RLIMIT_NPROC, which "
+        "the kernel ignores for root). The interpreter's files must be readable by it.",
+    )
+    extra_ro_binds: list[str] = Field(default_factory=list, description="More host paths bound read-only.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SandboxSettings:
+        if self.default_run_timeout_s > self.max_run_timeout_s:
+            raise ValueError("default_run_timeout_s must not exceed max_run_timeout_s")
+        if self.default_memory_mb > self.max_memory_mb:
+            raise ValueError("default_memory_mb must not exceed max_memory_mb")
+        return self
+
+    @property
+    def concurrency(self) -> int:
+        return self.max_concurrency or max(4, 2 * (os.cpu_count() or 1))
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> SandboxSettings:
+        """Settings from PURPCODE_SANDBOX_* variables, then `overrides` (e.g. from the CLI)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, field in cls.model_fields.items():
+            raw = env.get(ENV_PREFIX + name.upper())
+            if raw is None:
+                continue
+            annotation = str(field.annotation)
+            if annotation.startswith("list"):
+                try:
+                    values[name] = json.loads(raw)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{ENV_PREFIX}{name.upper()} must be a JSON list: {err}") from err
+            else:
+                values[name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls.model_validate(values)
+        except ValidationError as err:
+            raise ValueError(f"invalid sandbox settings: {err}") from err
