@@ -14,6 +14,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # Shared fixture modules under tests/support (tests/ is on sys.path via this rootdir conftest): append yours.
 pytest_plugins = [
     "support.fake_openai",  # fake_openai: scripted OpenAI-compatible HTTP server (oracles, RL, evaluation)
+    "support.sandbox_fixture",  # sandbox_url: the real sandbox service (bubblewrap jail) on a loopback port
 ]
 
 

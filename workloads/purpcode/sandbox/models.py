@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -18,7 +18,7 @@ Language = Literal["python", "pytest"]
 LANGUAGES: tuple[str, ...] = ("python", "pytest")
 
 
-class RunStatus(str, Enum):
+class RunStatus(StrEnum):
     """Top-level outcome: every process finished with 0, one did not, or the sandbox itself failed."""
 
     Success = "Success"
@@ -26,7 +26,7 @@ class RunStatus(str, Enum):
     SandboxError = "SandboxError"
 
 
-class CommandRunStatus(str, Enum):
+class CommandRunStatus(StrEnum):
     """Outcome of one command (compile or run)."""
 
     Finished = "Finished"

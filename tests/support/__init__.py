@@ -1,0 +1,1 @@
+"""Shared test fixtures and fakes (registered through tests/conftest.py `pytest_plugins`)."""

@@ -1,0 +1,74 @@
+"""The real sandbox service for tests: one `purpcode.sandbox.server` process per session on a free loopback port.
+
+`sandbox_url` (session scope) yields e.g. "http://127.0.0.1:41234" once /healthz answers 200; the service runs the
+real bubblewrap jail. `running_sandbox(...)` starts an extra instance with other settings (CLI args or
+PURPCODE_SANDBOX_* variables) for tests that need them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import httpx
+import pytest
+
+STARTUP_TIMEOUT_S = 120.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running_sandbox(
+    args: Sequence[str] = (), env: Mapping[str, str] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S
+) -> Iterator[str]:
+    """Start the service in a subprocess, wait (bounded) for /healthz, yield its base URL, stop it."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log", delete=False)  # noqa: SIM115
+    cmd = [sys.executable, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def log_tail() -> str:
+        with open(log.name, encoding="utf-8", errors="replace") as fh:
+            return fh.read()[-4000:]
+
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        with httpx.Client(timeout=2.0) as http:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"sandbox service exited with {proc.returncode} during start:\n{log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if http.get(f"{url}/healthz").status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"sandbox service not healthy after {startup_timeout_s:.0f}s:\n{log_tail()}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        os.unlink(log.name)
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    """Base URL of a real sandbox service shared by the whole test session."""
+    with running_sandbox() as url:
+        yield url
