@@ -1,0 +1,92 @@
+"""Prompt dedup: exact hash over the whole conversation, then MinHash LSH over word n-grams (recipe: 3-grams,
+250 permutations, Jaccard 0.4) within groups of prompts written the same way.
+
+Why groups: templated prompts share their template's fixed wording by construction; comparing across templates
+would call every pair of templated prompts near-duplicates. Within a group only the varying part is compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def shingles(text: str, n: int) -> set[str]:
+    """Word n-grams of `text` (lower-cased; punctuation tokens count); the whole text when shorter than n."""
+    tokens = _TOKEN.findall(text.lower())
+    if len(tokens) <= n:
+        return {" ".join(tokens)} if tokens else set()
+    return {" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def exact_key(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def dedup(
+    items: Sequence[T],
+    *,
+    exact: Callable[[T], Any],
+    text: Callable[[T], str],
+    group: Callable[[T], str] = lambda _: "",
+    ngram: int = 3,
+    num_perm: int = 250,
+    threshold: float = 0.4,
+    seed: int = 1,
+    near: bool = True,
+) -> tuple[list[T], dict[str, int]]:
+    """Drop exact duplicates, then near-duplicates (first occurrence wins, input order kept)."""
+    from datasketch import MinHash, MinHashLSH
+
+    seen: set[str] = set()
+    unique: list[T] = []
+    for it in items:
+        key = exact_key(exact(it))
+        if key in seen:
+            continue
+        seen.add(key)
+        unique.append(it)
+    exact_removed = len(items) - len(unique)
+    if not near:
+        return unique, {
+            "before": len(items),
+            "exact_removed": exact_removed,
+            "near_removed": 0,
+            "after": len(unique),
+        }
+
+    lsh_by_group: dict[str, Any] = {}
+    hashes: dict[str, Any] = {}
+    kept: list[T] = []
+    counter: dict[str, int] = defaultdict(int)
+    for it in unique:
+        grams = shingles(text(it), ngram)
+        m = MinHash(num_perm=num_perm, seed=seed)
+        for g in grams:
+            m.update(g.encode("utf-8"))
+        g_key = group(it)
+        lsh = lsh_by_group.get(g_key)
+        if lsh is None:
+            lsh = lsh_by_group[g_key] = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        # LSH proposes candidates; the estimated Jaccard decides (LSH alone has false positives).
+        if grams and any(hashes[k].jaccard(m) >= threshold for k in lsh.query(m)):
+            continue
+        counter[g_key] += 1
+        key = f"{g_key}#{counter[g_key]}"
+        lsh.insert(key, m)
+        hashes[key] = m
+        kept.append(it)
+    stats = {
+        "before": len(items),
+        "exact_removed": exact_removed,
+        "near_removed": len(unique) - len(kept),
+        "after": len(kept),
+    }
+    return kept, stats
