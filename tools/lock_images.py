@@ -97,8 +97,11 @@ def _sdist_deps(name: str) -> tuple[str, list[str]]:
     return version, reqs
 
 
-def resolve(image: ImageLock) -> dict[str, str]:
-    """Ask pip which versions it would install for the image's interpreter and platform."""
+def resolve(image: ImageLock, constraints: Path | None = None) -> dict[str, str]:
+    """Ask pip which versions it would install for the image's interpreter and platform.
+
+    With `constraints` (a lock written earlier) pip must honour its pins: that checks a lock still resolves.
+    """
     reqs = project_requirements(image.extras) + list(image.extra_requirements) + build_requirements()
     pins: dict[str, str] = {}
     for sdist in image.sdists:
@@ -114,6 +117,8 @@ def resolve(image: ImageLock) -> dict[str, str]:
         cmd += ["--python-version", image.python, "--implementation", "cp", "--only-binary=:all:"]
         for p in platforms:
             cmd += ["--platform", p]
+        if constraints is not None:
+            cmd += ["-c", str(constraints)]
         cmd += reqs
         # A machine-wide pip constraint (this dev box caps torch) must not leak into the images' locks.
         env = {**os.environ, "PIP_CONSTRAINT": ""}
