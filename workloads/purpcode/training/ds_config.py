@@ -23,10 +23,14 @@ _DS_ADAMW = {
 class DeepSpeedSettings(Protocol):
     """What the builder reads (`purpcode_operator.api.DeepSpeedSpec` has these fields)."""
 
-    enabled: bool
-    zero_stage: int
-    offload_optimizer: bool
-    offload_params: bool
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def zero_stage(self) -> int: ...
+    @property
+    def offload_optimizer(self) -> bool: ...
+    @property
+    def offload_params(self) -> bool: ...
 
 
 def load_shipped(name: str) -> dict[str, Any]:

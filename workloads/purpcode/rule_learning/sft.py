@@ -1,0 +1,156 @@
+"""SFT on the chosen samples with TRL's SFTTrainer: packing, loss on the last assistant turn only, DeepSpeed.
+
+Loss masking: each example is a conversational prompt-completion pair (prompt = system prompt + conversation,
+completion = the chosen answer), so TRL's completion-only loss puts labels on the last assistant turn only; earlier
+assistant turns of multi-turn prompts stay context. When the chat template has `{% generation %}` markers TRL's
+assistant mask is applied as well, which trims the completion to exactly the answer and its end-of-turn token.
+TRL builds the labels before packing, so packing keeps the masks (tests assert both on the labels).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from purpcode_operator.api import SFTSpec
+
+log = logging.getLogger(__name__)
+
+_GENERATION_MARKER = re.compile(r"{%-?\s*generation\s*-?%}")
+
+
+def has_generation_markers(tokenizer: Any) -> bool:
+    """True when the tokenizer's chat template marks assistant text with `{% generation %}`."""
+    template = getattr(tokenizer, "chat_template", None) or ""
+    if isinstance(template, dict):  # named templates
+        template = template.get("default", "") or ""
+    return bool(_GENERATION_MARKER.search(str(template)))
+
+
+def prompt_completion(messages: Sequence[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """Split an SFT conversation into TRL's conversational prompt-completion form."""
+    if not messages or messages[-1]["role"] != "assistant":
+        raise ValueError("an SFT conversation must end with the assistant turn to train on")
+    clean = [{"role": m["role"], "content": m["content"]} for m in messages]
+    return {"prompt": clean[:-1], "completion": clean[-1:]}
+
+
+def token_length(tokenizer: Any, messages: Sequence[dict[str, str]]) -> int:
+    """Tokens of a whole conversation as the chat template renders it."""
+    text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def fit_to_length(
+    records: Sequence[dict[str, Any]], tokenizer: Any, max_length: int
+) -> tuple[list[dict[str, Any]], int]:
+    """(records that fit in `max_length` tokens, how many were dropped).
+
+    Why drop instead of truncate: truncation keeps the start, so an over-long example would train on an answer cut
+    off before its end-of-turn token (or on no answer token at all); the reference's trainer drops them too.
+    """
+    keep = [r for r in records if token_length(tokenizer, r["messages"]) <= max_length]
+    dropped = len(records) - len(keep)
+    if dropped:
+        log.warning("dropped %d of %d SFT examples longer than %d tokens", dropped, len(records), max_length)
+    if records and not keep:
+        raise ValueError(
+            f"every SFT example is longer than sft.maxSeqLength={max_length} tokens: raise sft.maxSeqLength"
+        )
+    return keep, dropped
+
+
+def build_dataset(records: Sequence[dict[str, Any]]) -> Any:
+    """A `datasets.Dataset` of prompt-completion pairs from sft.jsonl records (each with `messages`)."""
+    from datasets import Dataset
+
+    if not records:
+        raise ValueError("no SFT examples: rejection sampling kept no sample (see samples.jsonl)")
+    return Dataset.from_list([prompt_completion(r["messages"]) for r in records])
+
+
+def sft_config(
+    spec: SFTSpec,
+    *,
+    output_dir: str | Path,
+    seed: int,
+    deepspeed: dict[str, Any] | None,
+    assistant_masks: bool,
+    gpu: bool | None = None,
+    logging_steps: int = 1,
+) -> Any:
+    """The `trl.SFTConfig` for a spec (checkpoints every `save_steps`, no external reporters)."""
+    from trl import SFTConfig
+
+    from purpcode.training.hf import model_init_kwargs, precision_kwargs
+
+    precision = precision_kwargs(spec.bf16, gpu=gpu)
+    on_gpu = not precision.get("use_cpu", False)
+    # transformers 5 renamed gradient_checkpointing to activation_checkpointing (the old name warns).
+    ckpt_field = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in SFTConfig.__dataclass_fields__
+        else "gradient_checkpointing"
+    )
+    return SFTConfig(
+        output_dir=str(output_dir),
+        learning_rate=spec.learning_rate,
+        warmup_steps=spec.warmup_steps,
+        num_train_epochs=spec.epochs,
+        max_steps=spec.max_steps,
+        max_length=spec.max_seq_length,
+        packing=spec.packing,
+        per_device_train_batch_size=spec.per_device_batch_size,
+        gradient_accumulation_steps=spec.gradient_accumulation_steps,
+        max_grad_norm=spec.max_grad_norm,
+        weight_decay=spec.weight_decay,
+        lr_scheduler_type="linear",
+        optim="adamw_torch_fused" if on_gpu else "adamw_torch",
+        save_strategy="steps",
+        save_steps=spec.save_steps,
+        logging_steps=logging_steps,
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        completion_only_loss=True,
+        assistant_only_loss=assistant_masks,
+        deepspeed=deepspeed,
+        model_init_kwargs=model_init_kwargs(spec.bf16, deepspeed=deepspeed is not None, gpu=on_gpu),
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        **{ckpt_field: spec.gradient_checkpointing},
+        **precision,
+    )
+
+
+def build_trainer(
+    model_path: str | Path,
+    tokenizer: Any,
+    dataset: Any,
+    config: Any,
+    *,
+    callbacks: Sequence[Any] = (),
+) -> Any:
+    """An SFTTrainer for a model directory (loaded by TRL, so ZeRO-3 partitions it while loading)."""
+    from trl import SFTTrainer
+
+    return SFTTrainer(
+        model=str(model_path),
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=list(callbacks),
+    )
+
+
+def load_tokenizer(model_path: str | Path) -> Any:
+    """The model's tokenizer with a pad token (the end-of-text token when it has none)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_path))
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok

@@ -1,0 +1,388 @@
+"""Rule learning, end to end: prompt mix -> teacher sampling -> oracle rejection -> best-of-N -> SFT -> model.
+
+Each phase leaves a file that lets a restarted pod skip it: `samples.done.json` (sampling), `sft.jsonl` and
+`easy_ids.json` (selection), `checkpoints/checkpoint-N` (SFT, resumed from the newest complete one), `model/`, and
+`_SUCCESS` last. Under torchrun only rank 0 samples and selects (the other ranks wait for its files on the shared
+volume); every rank trains.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from purpcode.data.schema import TaskRow, write_json_atomic, write_jsonl_atomic
+from purpcode.metrics import StageMetrics
+from purpcode.prompts import with_system_prompt
+from purpcode.rule_learning import rejection, sampling
+from purpcode.rule_learning.mix import select_prompts
+from purpcode.rule_learning.teacher import RuleSource, answer_part
+from purpcode.training.distributed import DistEnv, dist_env
+from purpcode_operator.layout import SUCCESS_MARKER
+from purpcode_operator.plan import StageConfig
+
+log = logging.getLogger(__name__)
+
+STAGE = "ruleLearning"
+SFT_FILE = "sft.jsonl"
+EASY_FILE = "easy_ids.json"
+SUMMARY_FILE = "summary.json"
+WAIT_POLL_S = 5.0
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+
+
+def model_path(cfg: StageConfig) -> str:
+    """The model this stage starts from (the base model the initializer placed on the volume)."""
+    return cfg.paths.model or cfg.paths.base_model
+
+
+def oracle_runner(cfg: StageConfig) -> Any:
+    """An OracleRunner for the stage's oracle settings and service endpoints."""
+    from purpcode.oracles import JudgeConfig, OracleConfig, OracleRunner
+
+    spec, svc = cfg.oracles, cfg.services
+    config = OracleConfig(
+        analysis_min_chars=spec.format.analysis_min_chars,
+        answer_min_chars=spec.format.answer_min_chars,
+        repeat_substring_length=spec.format.repeat_substring_length,
+        repeat_max_count=spec.format.repeat_max_count,
+        codesec_no_code_reward=spec.codesec_no_code_reward,
+        codesec_min_severity=svc.analyzer.min_severity,
+        correctness_timeout_s=spec.correctness_timeout_seconds,
+        judge_max_tokens=svc.judge_max_tokens,
+        judge_concurrency=svc.judge_concurrency,
+    )
+    judge = (
+        JudgeConfig.from_env(svc.judge_url, model=svc.judge_model, api_key_env=svc.judge_api_key_env)
+        if svc.judge_url
+        else None
+    )
+    opts = (
+        {"rules": svc.analyzer.semgrep_rules}
+        if svc.analyzer.kind == "semgrep" and svc.analyzer.semgrep_rules
+        else {}
+    )
+    return OracleRunner(
+        config, sandbox_url=svc.sandbox_url, judge=judge, analyzer=svc.analyzer.kind, analyzer_opts=opts
+    )
+
+
+def default_rule_source() -> RuleSource | None:
+    """`purpcode.data.rules.rule_texts` when the rules corpus is installed, else None (no rule section)."""
+    if importlib.util.find_spec("purpcode.data.rules") is None:
+        log.warning("purpcode.data.rules is not available: teacher prompts carry no weakness rules")
+        return None
+    from purpcode.data import rules
+
+    fn = getattr(rules, "rule_texts", None)
+    return fn if callable(fn) else None
+
+
+def sft_messages(row: TaskRow, answer: str) -> list[dict[str, str]]:
+    """The SFT conversation: the short system prompt, the row's turns (earlier answers without analysis), answer."""
+    turns = [
+        {"role": m.role, "content": answer_part(m.content) if m.role == "assistant" else m.content}
+        for m in row.messages
+    ]
+    return [*with_system_prompt(turns), {"role": "assistant", "content": answer}]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8") or "{}")
+    return data if isinstance(data, dict) else {}
+
+
+def wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
+    """Block until rank 0 has written `path` (other ranks of a torchrun job); sleeps between checks."""
+    start = time.monotonic()
+    while not path.exists():
+        if timeout_s is not None and time.monotonic() - start > timeout_s:
+            raise TimeoutError(f"waited {timeout_s:.0f}s for {what} ({path})")
+        time.sleep(WAIT_POLL_S)
+
+
+# ------------------------------------------------------------------------------------------------ phases
+
+
+def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetrics | None) -> dict[str, Any]:
+    """Pick the prompts, sample N answers each with the teacher prompt, score them. Main rank only."""
+    from purpcode.generation import get_backend
+    from purpcode.oracles import score_for_rejection
+
+    spec = cfg.rule_learning()
+    mix = select_prompts(
+        data_dir,
+        sample_fraction=spec.sample_fraction,
+        per_set_cap=spec.per_set_cap,
+        utility_prompts=spec.utility_prompts,
+        seed=cfg.seed,
+    )
+    log.info("prompt mix: %s (of %s)", mix.chosen, mix.available)
+    sampling.write_prompts(out, mix.rows)
+    gen = spec.generation
+    done_prompts = 0
+
+    def on_chunk(records: list[dict[str, Any]]) -> None:
+        nonlocal done_prompts
+        done_prompts += len({r["task_id"] for r in records})
+        if metrics is None:
+            return
+        per: dict[str, Any] = {"phase": "sampling", "prompts_done": done_prompts, "prompts": len(mix.rows)}
+        for oracle, n in Counter(r["oracle"] for r in records).items():
+            metrics.count(oracle, "generated", n)
+        for oracle, n in Counter(r["oracle"] for r in records if r["kept"]).items():
+            metrics.count(oracle, "kept", n)
+        for oracle, n in Counter(r["oracle"] for r in records if not r["kept"]).items():
+            metrics.count(oracle, "rejected", n)
+        per["samples_kept_fraction"] = sum(r["kept"] for r in records) / max(1, len(records))
+        metrics.log(0, **per)
+
+    runner = oracle_runner(cfg)
+    try:
+        with sampling.without_launcher_env():
+            backend = get_backend(gen, model_path(cfg), seed=cfg.seed, gpus=cfg.gpus_per_node)
+            try:
+                marker = sampling.sample_and_score(
+                    mix.rows,
+                    out,
+                    generate=lambda convs, n: backend.generate(
+                        convs,
+                        n=n,
+                        temperature=gen.temperature,
+                        max_new_tokens=gen.max_new_tokens,
+                        top_p=gen.top_p,
+                    ),
+                    score=lambda samples: score_for_rejection(runner, samples),
+                    n=spec.samples_per_prompt,
+                    threshold=spec.rejection_threshold,
+                    rule_source=default_rule_source(),
+                    on_chunk=on_chunk,
+                )
+            finally:
+                backend.close()
+    finally:
+        runner.close()
+    marker["available"] = mix.available
+    marker["chosen"] = mix.chosen
+    write_json_atomic(out / sampling.MARKER, marker)
+    return marker
+
+
+def run_selection(cfg: StageConfig, out: Path, metrics: StageMetrics | None) -> dict[str, Any]:
+    """Best-of-N per prompt -> sft.jsonl; easy task ids -> easy_ids.json. Main rank only; returns counts."""
+    spec = cfg.rule_learning()
+    rows = dict((row.task_id, (set_name, row)) for set_name, row in sampling.read_prompts(out))
+    scored = [
+        rejection.Scored(
+            task_id=r["task_id"],
+            index=int(r["index"]),
+            response=r["response"],
+            reward=float(r["reward"]),
+            oracle=r["oracle"],
+            set_name=r["set"],
+            format_ok=bool(r["format_ok"]),
+        )
+        for r in sampling.read_records(out / sampling.SAMPLES)
+    ]
+    groups = rejection.group_by_task(scored)
+    sft: list[dict[str, Any]] = []
+    for task_id, (set_name, row) in rows.items():
+        best = rejection.best_of_n(groups.get(task_id, []), spec.rejection_threshold)
+        if best is None:
+            continue
+        sft.append(
+            {
+                "task_id": task_id,
+                "set": set_name,
+                "oracle": row.oracle,
+                "reward": best.reward,
+                "sample_index": best.index,
+                "messages": sft_messages(row, best.response),
+            }
+        )
+    easy = rejection.easy_task_ids(
+        groups, threshold=spec.rejection_threshold, easy_threshold=spec.easy_threshold
+    )
+    rejection.write_easy_ids(
+        out / EASY_FILE,
+        easy,
+        threshold=spec.rejection_threshold,
+        easy_threshold=spec.easy_threshold,
+        samples_per_prompt=spec.samples_per_prompt,
+        prompts=len(rows),
+    )
+    write_jsonl_atomic(out / SFT_FILE, sft)  # last: its presence means selection is done
+    oracle_of = {t: row.oracle for t, (_, row) in rows.items()}
+    counts: dict[str, Any] = {
+        "prompts": len(rows),
+        "samples": len(scored),
+        "kept": sum(s.reward >= spec.rejection_threshold for s in scored),
+        "sft_examples": len(sft),
+        "easy": len(easy),
+        "sft_by_set": dict(Counter(r["set"] for r in sft)),
+        "easy_by_oracle": dict(Counter(oracle_of[t] for t in easy)),
+    }
+    if metrics is not None:
+        for oracle, n in counts["easy_by_oracle"].items():
+            metrics.count(oracle, "easy", n)
+        metrics.log(
+            0,
+            phase="selection",
+            prompts=counts["prompts"],
+            samples=counts["samples"],
+            kept=counts["kept"],
+            sft_examples=counts["sft_examples"],
+            easy=counts["easy"],
+        )
+    return counts
+
+
+def run_sft(
+    cfg: StageConfig, out: Path, metrics: StageMetrics | None, env: DistEnv, card_counts: dict[str, int]
+) -> dict[str, Any]:
+    """SFT on sft.jsonl with resume; saves model/ (safetensors + tokenizer + card). Every rank."""
+    from purpcode.rule_learning.sft import (
+        build_dataset,
+        build_trainer,
+        fit_to_length,
+        has_generation_markers,
+        load_tokenizer,
+        sft_config,
+    )
+    from purpcode.training.callbacks import MetricsCallback
+    from purpcode.training.distributed import cleanup, ensure_launcher_env
+    from purpcode.training.ds_config import deepspeed_config, write_config
+    from purpcode.training.hf import has_gpu, save_final_model, train_with_resume
+
+    spec = cfg.rule_learning()
+    records = sampling.read_records(out / SFT_FILE)
+    if not records:
+        raise RuntimeError(
+            f"no sample reached rejectionThreshold={spec.rejection_threshold} (see {out / sampling.SAMPLES}): "
+            "check the judge and sandbox, raise samplesPerPrompt, or lower rejectionThreshold"
+        )
+    gpu = has_gpu()
+    ds = deepspeed_config(spec.deepspeed, on_gpu=gpu)
+    if ds is not None:
+        ensure_launcher_env()
+        if env.is_main:
+            write_config(ds, out / "ds_config.json")
+    base = model_path(cfg)
+    tokenizer = load_tokenizer(base)
+    markers = has_generation_markers(tokenizer)
+    records, too_long = fit_to_length(records, tokenizer, spec.sft.max_seq_length)
+    card_counts = {**card_counts, "sft/trained": len(records), "sft/dropped_too_long": too_long}
+    if metrics is not None and env.is_main:
+        metrics.log(0, phase="sft_data", sft_examples=len(records), sft_dropped_too_long=too_long)
+    config = sft_config(
+        spec.sft,
+        output_dir=out / "checkpoints",
+        seed=cfg.seed,
+        deepspeed=ds,
+        assistant_masks=markers,
+        gpu=gpu,
+    )
+    trainer = build_trainer(
+        base,
+        tokenizer,
+        build_dataset(records),
+        config,
+        callbacks=[MetricsCallback(metrics if env.is_main else None, extra={"phase": "sft"})],
+    )
+    try:
+        result = train_with_resume(trainer)
+        settings = {
+            "sft": spec.sft.model_dump(mode="json", by_alias=True),
+            "deepspeed": spec.deepspeed.model_dump(mode="json", by_alias=True) if ds else None,
+            "generation": spec.generation.model_dump(
+                mode="json", by_alias=True, exclude={"api_key_secret_ref"}
+            ),
+            "samplesPerPrompt": spec.samples_per_prompt,
+            "rejectionThreshold": spec.rejection_threshold,
+            "easyThreshold": spec.easy_threshold,
+            "seed": cfg.seed,
+            "worldSize": env.world_size,
+            "precision": "bf16" if config.bf16 else "fp32",
+            "lossMask": "last assistant turn (completion-only"
+            + (" + generation markers)" if markers else ")"),
+            "globalSteps": int(trainer.state.global_step),
+        }
+        card = {
+            "title": f"{cfg.run}: PurpCode rule learning",
+            "base_model": cfg.model.name + (f"@{cfg.model.revision}" if cfg.model.revision else ""),
+            "stage": "rule learning (context distillation + SFT)",
+            "data_counts": card_counts,
+            "settings": settings,
+            "description": "Self-distilled under a safety teacher prompt, filtered by the PurpCode oracles "
+            "(best of N), then fine-tuned on the short system prompt.",
+        }
+        save_final_model(trainer, out / "model", tokenizer=tokenizer, card=card)
+        metrics_out = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
+        return {"global_step": int(trainer.state.global_step), **metrics_out}
+    finally:
+        cleanup()
+
+
+# ------------------------------------------------------------------------------------------------ driver
+
+
+def run(
+    cfg: StageConfig,
+    *,
+    data_dir: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    metrics: StageMetrics | None = None,
+) -> dict[str, Any]:
+    """Run the stage (or finish a partly run one). Returns the summary written to `_SUCCESS`."""
+    env = dist_env()
+    data = Path(data_dir or cfg.paths.data)
+    out = Path(out_dir or cfg.paths.out)
+    out.mkdir(parents=True, exist_ok=True)
+    success = out / SUCCESS_MARKER
+    if success.exists():
+        log.info("%s exists: rule learning already finished", success)
+        return _read_json(success)
+    if metrics is None and env.is_main:
+        metrics = StageMetrics(out, run=cfg.run, stage=STAGE, port=cfg.metrics_port)
+
+    if env.is_main:
+        if not sampling.samples_complete(out):
+            marker = run_sampling(cfg, data, out, metrics)
+        else:
+            log.info("samples complete (%s): skipping sampling", out / sampling.MARKER)
+            marker = _read_json(out / sampling.MARKER)
+        counts = run_selection(cfg, out, metrics)
+    else:
+        wait_for(out / SFT_FILE, "rank 0's sampling and selection")
+        marker = _read_json(out / sampling.MARKER)
+        counts = {}
+
+    card_counts: dict[str, int] = {f"prompts/{k}": int(v) for k, v in marker.get("chosen", {}).items()}
+    card_counts.update({f"generated/{k}": int(v) for k, v in marker.get("generated", {}).items()})
+    card_counts.update({f"kept/{k}": int(v) for k, v in marker.get("kept", {}).items()})
+    card_counts.update({f"sft/{k}": int(v) for k, v in counts.get("sft_by_set", {}).items()})
+    if counts:
+        card_counts["easy"] = int(counts["easy"])
+    train = run_sft(cfg, out, metrics, env, card_counts)
+
+    summary: dict[str, Any] = {
+        "prompts": marker.get("prompts", 0),
+        "samples": marker.get("samples", 0),
+        "kept": sum(marker.get("kept", {}).values()),
+        "sft_examples": counts.get("sft_examples", 0),
+        "easy": counts.get("easy", 0),
+        "global_step": train["global_step"],
+        "train_loss": train.get("train_loss"),
+    }
+    if env.is_main:
+        write_json_atomic(out / SUMMARY_FILE, summary)
+        write_json_atomic(success, summary)
+    return summary
