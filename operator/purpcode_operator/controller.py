@@ -1,0 +1,340 @@
+"""The controller: watch events in, one reconcile per run at a time out.
+
+kopf feeds it (handlers.py): every PurpCodeRun event updates the run cache and queues the run; every event of a
+Job, Pod or Deployment the operator manages queues its run. Workers take runs off the queue, read the run and its
+children from kopf's indices (filled from the cluster; kopf fills them before any handler runs, so a restarted
+operator decides from the whole cluster state), call the pure `decide`, and execute it: creates (409 = there),
+patches, deletes, Events, then the status (the commit). Nothing that matters lives only in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import hashlib
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from . import api, naming, render
+from .config import OperatorConfig
+from .decide import (
+    Decision,
+    EventSpec,
+    Observed,
+    Settings,
+    action_failed_status,
+    decide,
+    prepare,
+    status_changed,
+)
+from .kube import ApiError, KubeClient, gather_errors
+from .metrics import CONTROLLER, OperatorMetrics
+from .plan import RunPlan
+from .validate import SpecError
+from .workqueue import WorkQueue
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, run name)
+IndexLike = Mapping[Key, Iterable[Obj]]
+
+log = logging.getLogger("purpcode_operator.controller")
+
+
+class ReconcileError(Exception):
+    """A reconcile could not finish (API errors); the run is retried with backoff."""
+
+
+def _rv(body: Obj) -> int | None:
+    raw = body.get("metadata", {}).get("resourceVersion")
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+
+
+def _owned_by(obj: Obj, uid: str) -> bool:
+    return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])
+
+
+def trim_job(body: Mapping[str, Any]) -> Obj:
+    meta = body.get("metadata", {})
+    return {
+        "metadata": {
+            k: copy.deepcopy(meta.get(k))
+            for k in ("name", "namespace", "uid", "labels", "creationTimestamp", "ownerReferences")
+        },
+        "spec": {k: body.get("spec", {}).get(k) for k in ("suspend", "completions", "parallelism")},
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
+
+
+def trim_pod(body: Mapping[str, Any]) -> Obj:
+    meta = body.get("metadata", {})
+    status = body.get("status") or {}
+    return {
+        "metadata": {k: copy.deepcopy(meta.get(k)) for k in ("name", "uid", "labels", "creationTimestamp")},
+        "status": {k: copy.deepcopy(status.get(k)) for k in ("phase", "conditions", "containerStatuses")},
+    }
+
+
+def trim_deployment(body: Mapping[str, Any]) -> Obj:
+    meta = body.get("metadata", {})
+    return {
+        "metadata": {k: copy.deepcopy(meta.get(k)) for k in ("name", "uid", "labels", "ownerReferences")},
+        "spec": {"replicas": body.get("spec", {}).get("replicas")},
+        "status": copy.deepcopy(dict(body.get("status") or {})),
+    }
+
+
+class Controller:
+    def __init__(
+        self,
+        client: KubeClient,
+        config: OperatorConfig,
+        metrics: OperatorMetrics,
+        *,
+        jobs: IndexLike,
+        pods: IndexLike,
+        deployments: IndexLike,
+        clock: Callable[[], datetime.datetime] | None = None,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.metrics = metrics
+        self.settings = Settings(
+            retry_backoff_seconds=config.retry_backoff_seconds,
+            retry_backoff_max_seconds=config.retry_backoff_max_seconds,
+            defaults=config.defaults,
+        )
+        self.jobs, self.pods, self.deployments = jobs, pods, deployments
+        self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)
+        self.bodies: dict[Key, Obj] = {}
+        self._prepared: dict[Key, tuple[str, Any, tuple[api.PurpCodeRun, RunPlan] | None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._active = 0
+        self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
+        self._instance = socket.gethostname()
+        self.started = False
+
+    # ----------------------------------------------------------------------------- inputs
+
+    def run_event(self, etype: str | None, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata", {})
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if etype == "DELETED":
+            self.bodies.pop(key, None)
+            self._prepared.pop(key, None)
+            self.queue.forget(key)
+            self.metrics.forget_run(*key)
+            return
+        self._remember(key, copy.deepcopy(dict(body)))
+        self.queue.add(key)
+
+    def child_event(self, namespace: str | None, run: str | None) -> None:
+        if namespace and run:
+            self.queue.add((namespace, run))
+
+    def _remember(self, key: Key, body: Obj) -> None:
+        """Keep the newest body we know: a watch event may arrive after our own (newer) status write."""
+        current = self.bodies.get(key)
+        if current is not None and current.get("metadata", {}).get("uid") == body.get("metadata", {}).get(
+            "uid"
+        ):
+            new_rv, old_rv = _rv(body), _rv(current)
+            if new_rv is not None and old_rv is not None and new_rv < old_rv:
+                return
+        self.bodies[key] = body
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self.metrics.max_workers.labels(CONTROLLER).set(self.config.workers)
+        self.metrics.active_workers.labels(CONTROLLER).set(0)
+        for i in range(self.config.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"purpcode-worker-{i}"))
+        self._tasks.append(asyncio.create_task(self._resync(), name="purpcode-resync"))
+        self.started = True
+
+    async def stop(self) -> None:
+        self.queue.shutdown()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        self.started = False
+
+    def alive(self) -> bool:
+        return self.started and all(not t.done() for t in self._tasks)
+
+    async def _resync(self) -> None:
+        """A slow safety net (controller-runtime's SyncPeriod): requeue every known run now and then."""
+        while True:
+            await asyncio.sleep(self.config.resync_seconds)
+            for key in list(self.bodies):
+                self.queue.add(key)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            started = time.monotonic()
+            self._active += 1
+            self.metrics.active_workers.labels(CONTROLLER).set(self._active)
+            result = "success"
+            try:
+                requeue = await self.reconcile(key)
+                self.queue.forget_failures(key)
+                if requeue is not None:
+                    result = "requeue_after"
+                    self.queue.add_after(key, requeue)
+            except asyncio.CancelledError:
+                raise
+            except ReconcileError as err:
+                result = "error"
+                self.metrics.reconcile_errors.labels(CONTROLLER).inc()
+                delay = self.queue.add_rate_limited(key)
+                log.warning("reconcile %s/%s failed, retrying in %.1fs: %s", *key, delay, err)
+            except Exception:  # noqa: BLE001 - a bug in one reconcile must not kill the worker; logged, retried
+                result = "error"
+                self.metrics.reconcile_errors.labels(CONTROLLER).inc()
+                delay = self.queue.add_rate_limited(key)
+                log.exception("reconcile %s/%s crashed, retrying in %.1fs", *key, delay)
+            finally:
+                self._active -= 1
+                self.metrics.active_workers.labels(CONTROLLER).set(self._active)
+                elapsed = time.monotonic() - started
+                self.metrics.reconcile_total.labels(CONTROLLER, result).inc()
+                self.metrics.reconcile_time.labels(CONTROLLER).observe(elapsed)
+                self.metrics.work_duration.labels(CONTROLLER).observe(elapsed)
+                self.queue.done(key)
+
+    # ----------------------------------------------------------------------------- one reconcile
+
+    def observe(self, body: Obj) -> Observed:
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        uid = meta.get("uid", "")
+        jobs = {j["metadata"]["name"]: j for j in self.jobs.get(key, ()) if _owned_by(j, uid)}
+        job_uids = {j["metadata"].get("uid") for j in jobs.values()}
+        deployments = {d["metadata"]["name"]: d for d in self.deployments.get(key, ()) if _owned_by(d, uid)}
+        pods = []
+        for pod in self.pods.get(key, ()):
+            labels = pod.get("metadata", {}).get("labels") or {}
+            controller_uid = labels.get("batch.kubernetes.io/controller-uid") or labels.get("controller-uid")
+            if controller_uid is None or controller_uid in job_uids:
+                pods.append(pod)
+        return Observed(jobs=jobs, pods=pods, deployments=deployments)
+
+    def _prepare(self, key: Key, body: Obj) -> tuple[api.PurpCodeRun, RunPlan] | None:
+        """Validated run + plan, cached per (uid, generation); None when the spec is invalid."""
+        meta = body.get("metadata", {})
+        stamp = (meta.get("uid", ""), meta.get("generation"))
+        cached = self._prepared.get(key)
+        if cached is not None and (cached[0], cached[1]) == stamp:
+            return cached[2]
+        try:
+            prepared: tuple[api.PurpCodeRun, RunPlan] | None = prepare(body, self.settings)
+        except SpecError:
+            prepared = None
+        self._prepared[key] = (stamp[0], stamp[1], prepared)
+        return prepared
+
+    async def reconcile(self, key: Key) -> float | None:
+        body = self.bodies.get(key)
+        if body is None:
+            return None
+        namespace, name = key
+        now = self._clock()
+        decision = decide(body, self.observe(body), now, self.settings, self._prepare(key, body))
+        if decision.status is None:
+            return None
+        errors = await gather_errors(
+            [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in decision.creates]
+        )
+        if not errors:
+            errors = await gather_errors(
+                [
+                    self.client.patch(p.api_version, p.kind, namespace, p.name, p.body)
+                    for p in decision.patches
+                ]
+                + [self.client.delete(d.api_version, d.kind, namespace, d.name) for d in decision.deletes]
+            )
+        if errors:
+            message = "; ".join(str(e) for e in errors)[:4000]
+            await self._write_status(key, body, action_failed_status(body, message, now))
+            digest = hashlib.sha256(message.encode()).hexdigest()[:12]
+            await self._post_events(
+                body, [EventSpec("Warning", "CreateFailed", message, f"CreateFailed/{digest}")], now
+            )
+            raise ReconcileError(message)
+        await self._post_events(body, decision.events, now)
+        if status_changed(body, decision.status):
+            assert decision.status is not None
+            await self._write_status(key, body, decision.status)
+        self._record(key, body, decision)
+        if decision.delete_run:
+            await self.client.delete(api.API_VERSION, api.KIND, namespace, name)
+            return None
+        return decision.requeue_after
+
+    async def _write_status(self, key: Key, body: Obj, status: Obj) -> None:
+        namespace, name = key
+        try:
+            updated = await self.client.patch(
+                api.API_VERSION,
+                api.KIND,
+                namespace,
+                name,
+                [{"op": "add", "path": "/status", "value": status}],
+                sub="status",
+                json_patch=True,
+            )
+        except ApiError as err:
+            if err.status == 404:
+                return  # deleted meanwhile
+            raise ReconcileError(str(err)) from err
+        if updated.get("metadata", {}).get("uid") == body.get("metadata", {}).get("uid"):
+            self._remember(key, updated)
+
+    async def _post_events(self, body: Obj, events: list[EventSpec], now: datetime.datetime) -> None:
+        if not events:
+            return
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        objs = [
+            render.build_event(
+                body,
+                etype=e.type,
+                reason=e.reason,
+                message=e.message,
+                key=e.key,
+                timestamp=stamp,
+                instance=self._instance,
+            )
+            for e in events
+        ]
+        errors = await gather_errors([self.client.post_event(o) for o in objs])
+        for err in errors:  # Events are best effort: a lost Event must not block the run
+            log.warning("could not post an event for %s: %s", body["metadata"].get("name"), err)
+
+    def _record(self, key: Key, body: Obj, decision: Decision) -> None:
+        for done in decision.finished:
+            self.metrics.stage_finished(done.stage, done.result, done.seconds)
+        for stage in decision.retried:
+            self.metrics.stage_retry(stage)
+        spec = body.get("spec") or {}
+        judge = (spec.get("services") or {}).get("judge") or {}
+        judge_name = judge.get("model") or (judge.get("deploy") or {}).get("model") or judge.get("url") or ""
+        phase = (decision.status or {}).get("phase", "Pending")
+        self.metrics.set_run(
+            key[0],
+            key[1],
+            model=str((spec.get("model") or {}).get("name", "")),
+            judge=str(judge_name),
+            queue=str(spec.get("queueName") or ""),
+            phase=phase,
+        )
+
+
+def index_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
+    run = labels.get(naming.LABEL_RUN)
+    return (namespace, run) if namespace and run else None

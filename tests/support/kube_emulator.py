@@ -1,0 +1,671 @@
+"""A stateful fake Kubernetes API: kmock's KubernetesEmulator, extended to behave like an API server.
+
+kmock (by kopf's author) gives the HTTP server, discovery, the request DSL (tests can inject errors with
+`emulator["create", kmock.resource("batch", "v1", "jobs")] << 500`) and an object store with history. It has no
+uid/resourceVersion/generation, no status subresource, no label selectors, no watch resume and no garbage
+collection; this subclass adds them, closely enough that the real operator process (kopf + its own aiohttp client)
+cannot tell it from a cluster for the calls it makes:
+
+- metadata: uid, resourceVersion (one global counter), generation (bumped when anything but metadata/status
+  changes), creationTimestamp, generateName; resourceVersion preconditions (409 Conflict).
+- status subresource: PATCH on the object ignores `.status`, PATCH on `/status` changes only `.status`.
+- patches: JSON patch, merge patch, strategic merge (as merge: lists are replaced).
+- list/watch: labelSelector, fieldSelector (metadata.name/namespace), `resourceVersion` resume from an event log
+  (410 Gone when too old), `timeoutSeconds`.
+- delete: finalizers + deletionTimestamp; propagationPolicy Background (default), Foreground, Orphan; owner-reference
+  garbage collection of dependents (recursive), as the kube-controller-manager's garbage collector does.
+- a record of every successful create (`creates`) and hooks on requests (`request_hooks`), so tests can assert
+  "never a duplicate Job" and kill the operator right after a write.
+
+Everything mutates synchronously inside the emulator's event loop (no awaits between read and write), so the
+in-process job simulator and HTTP requests never interleave half-way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+import datetime
+import re
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp.web
+import attrs
+import jsonpatch
+import kmock
+from kmock._internal import dicts as kdicts
+from kmock._internal import k8s_dicts, parsing, rendering
+
+Resource = kmock.resource
+Obj = dict[str, Any]
+Listener = Callable[[str, Resource, Obj], None]
+RequestHook = Callable[[rendering.Request, int], None]
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_STATUS_REASONS = {
+    400: "BadRequest",
+    404: "NotFound",
+    409: "AlreadyExists",
+    410: "Expired",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+}
+
+
+def now_rfc3339(offset_seconds: float = 0.0) -> str:
+    """Kubernetes' metav1.Time format (second precision, UTC)."""
+    t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset_seconds)
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def api_error(status: int, message: str, reason: str | None = None) -> kmock.KubernetesError:
+    return kmock.KubernetesError(
+        status=status, reason=reason or _STATUS_REASONS.get(status, "Failure"), message=message
+    )
+
+
+# --------------------------------------------------------------------------------------------- kmock fixes
+
+_kmock_parse_path = parsing.parse_path
+
+
+def _parse_path(path: str) -> parsing.ParsedPath:
+    """kmock 0.8 crashes on the namespace list itself (`/api/v1/namespaces`), which kopf reads: route it."""
+    parts = path.strip("/").split("/")
+    if parts[-1:] == ["namespaces"] and (
+        (parts[0] == "api" and len(parts) == 3) or (parts[0] == "apis" and len(parts) == 4)
+    ):
+        group, version = ("", parts[1]) if parts[0] == "api" else (parts[1], parts[2])
+        return parsing.ParsedPath(group, version, "namespaces", None, None, None)
+    if parts[0] == "api" and len(parts) == 4 and parts[2] == "namespaces":  # GET /api/v1/namespaces/NAME
+        return parsing.ParsedPath("", parts[1], "namespaces", None, parts[3], None)
+    return _kmock_parse_path(path)
+
+
+parsing.parse_path = _parse_path
+
+
+# --------------------------------------------------------------------------------------------- selectors
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A parsed `labelSelector` query (=, ==, !=, in, notin, exists, !exists)."""
+
+    terms: tuple[tuple[str, str, frozenset[str]], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str | None) -> LabelSelector:
+        if not text:
+            return cls()
+        terms: list[tuple[str, str, frozenset[str]]] = []
+        for part in re.findall(r"[^,(]+(?:\([^)]*\))?", text):
+            part = part.strip()
+            if not part:
+                continue
+            m = re.fullmatch(r"([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)", part)
+            if m:
+                values = frozenset(v.strip() for v in m.group(3).split(",") if v.strip())
+                terms.append((m.group(1), m.group(2), values))
+            elif "!=" in part:
+                k, v = part.split("!=", 1)
+                terms.append((k.strip(), "notin", frozenset([v.strip()])))
+            elif "==" in part or "=" in part:
+                k, v = re.split(r"==?", part, maxsplit=1)
+                terms.append((k.strip(), "in", frozenset([v.strip()])))
+            elif part.startswith("!"):
+                terms.append((part[1:].strip(), "!exists", frozenset()))
+            else:
+                terms.append((part, "exists", frozenset()))
+        return cls(tuple(terms))
+
+    def matches(self, labels: dict[str, str] | None) -> bool:
+        labels = labels or {}
+        for key, op, values in self.terms:
+            present = key in labels
+            if op == "in" and (not present or labels[key] not in values):
+                return False
+            if op == "notin" and present and labels[key] in values:
+                return False
+            if op == "exists" and not present:
+                return False
+            if op == "!exists" and present:
+                return False
+        return True
+
+
+def field_selector_matches(text: str | None, obj: Obj) -> bool:
+    """Only metadata.name and metadata.namespace are understood (all the callers here use)."""
+    if not text:
+        return True
+    meta = obj.get("metadata", {})
+    for part in text.split(","):
+        if "!=" in part:
+            k, v = part.split("!=", 1)
+            negate = True
+        elif "=" in part:
+            k, v = re.split(r"==?", part, maxsplit=1)
+            negate = False
+        else:
+            continue
+        k = k.strip()
+        if k in ("metadata.name", "metadata.namespace"):
+            actual = meta.get(k.split(".", 1)[1])
+            if (actual == v.strip()) == negate:
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class CreateRecord:
+    """One successful create, as the API server would audit it."""
+
+    resource: str  # "batch/v1/jobs"
+    namespace: str | None
+    name: str
+    uid: str
+    at: float  # time.monotonic()
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Watcher:
+    resource: Resource
+    namespace: str | None
+    labels: LabelSelector
+    fields: str | None
+    queue: asyncio.Queue[Obj] = field(default_factory=asyncio.Queue)
+
+    def wants(self, resource: Resource, obj: Obj) -> bool:
+        meta = obj.get("metadata", {})
+        return (
+            resource == self.resource
+            and (self.namespace is None or meta.get("namespace") == self.namespace)
+            and self.labels.matches(meta.get("labels"))
+            and field_selector_matches(self.fields, obj)
+        )
+
+
+def resource_key(resource: Resource) -> str:
+    return "/".join(p for p in (resource.group, resource.version, resource.plural) if p)
+
+
+# --------------------------------------------------------------------------------------------- the emulator
+
+
+@attrs.define(kw_only=True)
+class KubeEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator plus the API-server behaviour an operator relies on (see the module docstring)."""
+
+    log_limit: int = 200_000
+    gc_delay: float = (
+        0.0  # seconds before the garbage collector removes dependents (the real one is async too)
+    )
+
+    _rv: int = attrs.field(default=0, init=False)
+    _log: collections.deque[tuple[int, Resource, Obj]] = attrs.field(init=False)
+    _watchers: list[_Watcher] = attrs.field(factory=list, init=False)
+    _uids: dict[str, tuple[Resource, str | None, str]] = attrs.field(factory=dict, init=False)
+    creates: list[CreateRecord] = attrs.field(factory=list, init=False)
+    listeners: list[Listener] = attrs.field(factory=list, init=False)
+    request_hooks: list[RequestHook] = attrs.field(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._log = collections.deque(maxlen=self.log_limit)
+
+    # ----------------------------------------------------------------------------- resource metadata
+
+    def declare(
+        self,
+        resource: str | Resource,
+        *,
+        kind: str,
+        namespaced: bool = True,
+        subresources: Iterable[str] = ("status",),
+        singular: str | None = None,
+        shortnames: Iterable[str] = (),
+        categories: Iterable[str] = (),
+    ) -> Resource:
+        """Declare a resource (a CRD's kind) for discovery and storage."""
+        res = resource if isinstance(resource, Resource) else Resource(resource)
+        self.resources[res] = kmock.ResourceInfo(
+            kind=kind,
+            namespaced=namespaced,
+            singular=singular or kind.lower(),
+            verbs={"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"},
+            shortnames=set(shortnames),
+            categories=set(categories),
+            subresources=set(subresources),
+        )
+        return res
+
+    def _info(self, res: Resource) -> kmock.ResourceInfo:
+        if res not in self.resources:
+            raise kmock.KubernetesResourceNotFoundError()
+        return self.resources[res]
+
+    def _has_status(self, res: Resource) -> bool:
+        return "status" in self._info(res).subresources
+
+    def _api_version(self, res: Resource) -> str:
+        return f"{res.group}/{res.version}" if res.group else str(res.version)
+
+    # ----------------------------------------------------------------------------- the store (sync)
+
+    def get(self, res: Resource, namespace: str | None, name: str) -> Obj | None:
+        obj = self._objects._objects.get((res, namespace, name))
+        if obj is None or obj.deleted:
+            return None
+        return obj.raw
+
+    def list(
+        self, res: Resource, namespace: str | None = None, labels: str | LabelSelector | None = None
+    ) -> list[Obj]:
+        selector = labels if isinstance(labels, LabelSelector) else LabelSelector.parse(labels)
+        out = []
+        for (r, ns, _), obj in self._objects._objects.items():
+            if r != res or obj.deleted or (namespace is not None and ns != namespace):
+                continue
+            raw = obj.raw
+            if selector.matches(raw.get("metadata", {}).get("labels")):
+                out.append(raw)
+        return out
+
+    def history(self, res: Resource, namespace: str | None, name: str) -> list[Obj | None]:
+        obj = self._objects._objects.get((res, namespace, name))
+        return [] if obj is None else [None if v is None else v.raw for v in obj.history]
+
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _emit(self, kind: str, res: Resource, obj: Obj) -> None:
+        event = {"type": kind, "object": obj}
+        self._log.append((self._rv, res, event))
+        for watcher in self._watchers:
+            if watcher.wants(res, obj):
+                watcher.queue.put_nowait(event)
+        for listener in list(self.listeners):
+            listener(kind, res, obj)
+
+    def create(
+        self,
+        res: Resource,
+        namespace: str | None,
+        body: Obj,
+        *,
+        keep_status: bool = False,
+        created_ago: float = 0.0,
+    ) -> Obj:
+        """Create an object; 409 if it exists. `created_ago` backdates creationTimestamp (simulated age)."""
+        info = self._info(res)
+        obj = copy.deepcopy(body)
+        meta = obj.setdefault("metadata", {})
+        if info.namespaced:
+            namespace = namespace or meta.get("namespace")
+            if not namespace:
+                raise api_error(400, "the namespace of the object must be set")
+            if meta.get("namespace") not in (None, namespace):
+                raise api_error(400, "the namespace of the provided object does not match the request")
+            meta["namespace"] = namespace
+        else:
+            namespace = None
+            meta.pop("namespace", None)
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise api_error(422, "name or generateName is required")
+            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+        name = meta["name"]
+        if len(name) > 253 or not _NAME_RE.match(name):
+            raise api_error(
+                422, f"metadata.name: Invalid value: {name!r}: must be a lowercase RFC 1123 subdomain"
+            )
+        key = (res, namespace, name)
+        existing = self._objects._objects.get(key)
+        if existing is not None and not existing.deleted:
+            raise api_error(409, f'{res.plural} "{name}" already exists')
+        obj.setdefault("apiVersion", self._api_version(res))
+        obj.setdefault("kind", info.kind)
+        if self._has_status(res) and not keep_status:
+            obj.pop("status", None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["resourceVersion"] = self._next_rv()
+        meta["generation"] = 1
+        meta["creationTimestamp"] = now_rfc3339(-created_ago)
+        for transient in ("deletionTimestamp", "managedFields", "selfLink"):
+            meta.pop(transient, None)
+        if existing is None:
+            self._objects._objects[key] = k8s_dicts.Object(obj)
+        else:
+            existing.create(obj)
+        self._uids[meta["uid"]] = key
+        self.creates.append(
+            CreateRecord(
+                resource_key(res),
+                namespace,
+                name,
+                meta["uid"],
+                time.monotonic(),
+                dict(meta.get("labels", {})),
+            )
+        )
+        self._emit("ADDED", res, obj)
+        return obj
+
+    def patch(
+        self,
+        res: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Obj | list[Obj],
+        *,
+        subresource: str | None = None,
+    ) -> Obj:
+        """Apply a merge patch (dict) or JSON patch (list), honouring the status subresource."""
+        key = (res, namespace, name)
+        stored = self._objects._objects.get(key)
+        if stored is None or stored.deleted:
+            raise api_error(404, f'{res.plural} "{name}" not found')
+        old = copy.deepcopy(stored.raw)
+        try:
+            candidate: Obj = dict(kdicts.patch_dict(old, patch))
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as err:
+            raise api_error(422, f"the patch cannot be applied: {err}") from None
+        candidate = copy.deepcopy(candidate)
+        want_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+        if want_rv is not None and str(want_rv) != old["metadata"]["resourceVersion"]:
+            raise api_error(
+                409,
+                f'Operation cannot be fulfilled on {res.plural} "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+                reason="Conflict",
+            )
+        return self._store_update(res, key, old, candidate, subresource=subresource)
+
+    def replace_status(self, res: Resource, namespace: str | None, name: str, status: Obj) -> Obj:
+        """What a controller does with PUT .../status: swap the whole status."""
+        key = (res, namespace, name)
+        stored = self._objects._objects.get(key)
+        if stored is None or stored.deleted:
+            raise api_error(404, f'{res.plural} "{name}" not found')
+        old = copy.deepcopy(stored.raw)
+        candidate = copy.deepcopy(old)
+        candidate["status"] = copy.deepcopy(status)
+        return self._store_update(res, key, old, candidate, subresource="status")
+
+    def _store_update(
+        self,
+        res: Resource,
+        key: tuple[Resource, str | None, str],
+        old: Obj,
+        candidate: Obj,
+        *,
+        subresource: str | None,
+    ) -> Obj:
+        if subresource == "status":
+            new = copy.deepcopy(old)
+            if candidate.get("status") is None:
+                new.pop("status", None)
+            else:
+                new["status"] = candidate["status"]
+        elif subresource is not None:
+            raise api_error(404, f"subresource {subresource!r} is not served by this emulator")
+        else:
+            new = candidate
+            if self._has_status(res):
+                if "status" in old:
+                    new["status"] = old["status"]
+                else:
+                    new.pop("status", None)
+        meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
+        for fixed in ("uid", "name", "namespace", "creationTimestamp", "generation", "deletionTimestamp"):
+            if fixed in old_meta:
+                meta[fixed] = old_meta[fixed]
+            else:
+                meta.pop(fixed, None)
+        strip = ("metadata", "status")
+        if {k: v for k, v in new.items() if k not in strip} != {
+            k: v for k, v in old.items() if k not in strip
+        }:
+            meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        if new == old:
+            return old  # a no-op patch changes nothing, not even the resourceVersion (as the API server does)
+        meta["resourceVersion"] = self._next_rv()
+        stored = self._objects._objects[key]
+        stored.history.append(new)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            self._remove(res, key, new)
+        else:
+            self._emit("MODIFIED", res, new)
+        return new
+
+    def delete(
+        self, res: Resource, namespace: str | None, name: str, *, propagation: str = "Background"
+    ) -> Obj:
+        """Delete (or mark for deletion while finalizers remain), then collect dependents."""
+        key = (res, namespace, name)
+        stored = self._objects._objects.get(key)
+        if stored is None or stored.deleted:
+            raise api_error(404, f'{res.plural} "{name}" not found')
+        obj = copy.deepcopy(stored.raw)
+        meta = obj["metadata"]
+        uid = meta["uid"]
+        if propagation == "Orphan":
+            self._orphan_dependents(uid)
+        elif propagation == "Foreground":
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                meta["resourceVersion"] = self._next_rv()
+                stored.history.append(obj)
+                self._emit("MODIFIED", res, obj)
+            for dep_res, dep_key in self._dependents_of(uid):
+                if self.get(dep_res, dep_key[1], dep_key[2]) is not None:
+                    self.delete(dep_res, dep_key[1], dep_key[2], propagation="Foreground")
+        if meta.get("finalizers"):
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                meta["resourceVersion"] = self._next_rv()
+                stored.history.append(obj)
+                self._emit("MODIFIED", res, obj)
+            return obj
+        self._remove(res, key, obj)
+        return obj
+
+    def _remove(self, res: Resource, key: tuple[Resource, str | None, str], obj: Obj) -> None:
+        final = copy.deepcopy(obj)
+        final["metadata"]["resourceVersion"] = self._next_rv()
+        self._objects._objects[key].delete()
+        self._uids.pop(final["metadata"]["uid"], None)
+        self._emit("DELETED", res, final)
+        uid = final["metadata"]["uid"]
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._collect_garbage(uid)
+        else:
+            loop.call_later(self.gc_delay, self._collect_garbage, uid)
+
+    def _dependents_of(self, uid: str) -> list[tuple[Resource, tuple[Resource, str | None, str]]]:
+        found = []
+        for key, obj in self._objects._objects.items():
+            if obj.deleted:
+                continue
+            refs = obj.last.raw.get("metadata", {}).get("ownerReferences") or []
+            if any(ref.get("uid") == uid for ref in refs):
+                found.append((key[0], key))
+        return found
+
+    def _collect_garbage(self, gone_uid: str) -> None:
+        """Delete dependents whose every owner is gone (background propagation, recursive via _remove)."""
+        for res, key in self._dependents_of(gone_uid):
+            obj = self.get(res, key[1], key[2])
+            if obj is None:
+                continue
+            refs = obj.get("metadata", {}).get("ownerReferences") or []
+            if all(ref.get("uid") not in self._uids for ref in refs):
+                self.delete(res, key[1], key[2], propagation="Background")
+
+    def _orphan_dependents(self, uid: str) -> None:
+        for res, key in self._dependents_of(uid):
+            obj = self.get(res, key[1], key[2])
+            if obj is None:
+                continue
+            refs = [r for r in obj["metadata"].get("ownerReferences", []) if r.get("uid") != uid]
+            self.patch(
+                res, key[1], key[2], [{"op": "replace", "path": "/metadata/ownerReferences", "value": refs}]
+            )
+
+    # ----------------------------------------------------------------------------- HTTP side
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        # Skip kmock's own mutation prelude: the fallbacks below do everything (user reactions still win).
+        response = await kmock.KubernetesScaffold._handle(self, request)
+        if request.action in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
+            for hook in list(self.request_hooks):
+                hook(request, response.status)
+        return response
+
+    async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
+        if isinstance(exc, kmock.KubernetesError):
+            return aiohttp.web.json_response(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Status",
+                    "metadata": {},
+                    "status": "Failure",
+                    "code": exc.status,
+                    "reason": exc.reason,
+                    "message": exc.message,
+                    "details": exc.details or {},
+                },
+                status=exc.status,
+            )
+        return await super()._render_error(exc)
+
+    def _resource_of(self, request: rendering.Request) -> Resource:
+        assert request.resource is not None
+        res = Resource(request.resource.group, request.resource.version, request.resource.plural)
+        self._info(res)
+        return res
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        res = self._resource_of(request)
+        selector = LabelSelector.parse(request.params.get("labelSelector"))
+        fields = request.params.get("fieldSelector")
+        items = [o for o in self.list(res, request.namespace, selector) if field_selector_matches(fields, o)]
+        return {
+            "apiVersion": self._api_version(res),
+            "kind": f"{self._info(res).kind}List",
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        res = self._resource_of(request)
+        watcher = _Watcher(
+            resource=res,
+            namespace=request.namespace,
+            labels=LabelSelector.parse(request.params.get("labelSelector")),
+            fields=request.params.get("fieldSelector"),
+        )
+        if request.name:
+            extra = f"metadata.name={request.name}"
+            watcher.fields = f"{watcher.fields},{extra}" if watcher.fields else extra
+        since = request.params.get("resourceVersion")
+        timeout = float(request.params.get("timeoutSeconds") or 0) or None
+        backlog: list[Obj] = []
+        if since and since != "0" and since.isdigit():
+            since_rv = int(since)
+            oldest = self._log[0][0] if self._log else self._rv + 1
+            if since_rv < oldest - 1 and since_rv < self._rv:
+                yield b""
+                yield {
+                    "type": "ERROR",
+                    "object": {
+                        "apiVersion": "v1",
+                        "kind": "Status",
+                        "status": "Failure",
+                        "code": 410,
+                        "reason": "Expired",
+                        "message": f"too old resource version: {since_rv} ({oldest})",
+                    },
+                }
+                return
+            backlog = [ev for rv, r, ev in self._log if rv > since_rv and watcher.wants(r, ev["object"])]
+        else:
+            backlog = [
+                {"type": "ADDED", "object": o} for o in self.list(res, request.namespace, watcher.labels)
+            ]
+            backlog = [ev for ev in backlog if field_selector_matches(watcher.fields, ev["object"])]
+        self._watchers.append(watcher)  # registered in the same step as the backlog: no event falls between
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            yield b""
+            for event in backlog:
+                yield event
+            while True:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return
+                try:
+                    event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                except TimeoutError:
+                    return
+                yield event
+        finally:
+            self._watchers.remove(watcher)
+
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        res = self._resource_of(request)
+        assert request.name is not None
+        obj = self.get(res, request.namespace, request.name)
+        if obj is None:
+            raise api_error(404, f'{res.plural} "{request.name}" not found')
+        return obj
+
+    async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
+        res = self._resource_of(request)
+        if not isinstance(request.data, dict):
+            raise api_error(400, "the body must be a JSON object")
+        return self.create(res, request.namespace, request.data)
+
+    async def _serve_update(self, request: rendering.Request) -> rendering.Payload:
+        res = self._resource_of(request)
+        assert request.name is not None
+        ctype = (request.headers.get("Content-Type") or "").split(";")[0].strip()
+        if ctype == "application/apply-patch+yaml":
+            raise api_error(415, "server-side apply is not emulated: use a merge or JSON patch")
+        data = request.data
+        if ctype == "application/json-patch+json" and not isinstance(data, list):
+            raise api_error(400, "a JSON patch must be a list of operations")
+        if not isinstance(data, dict | list):
+            raise api_error(400, "the patch body must be JSON")
+        return self.patch(res, request.namespace, request.name, data, subresource=request.subresource)
+
+    async def _serve_delete(self, request: rendering.Request) -> rendering.Payload:
+        res = self._resource_of(request)
+        assert request.name is not None
+        options = request.data if isinstance(request.data, dict) else {}
+        propagation = (
+            request.params.get("propagationPolicy") or options.get("propagationPolicy") or "Background"
+        )
+        if propagation not in ("Background", "Foreground", "Orphan"):
+            raise api_error(400, f"unknown propagationPolicy {propagation!r}")
+        return self.delete(res, request.namespace, request.name, propagation=propagation)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def job_creates(emulator: KubeEmulator) -> list[CreateRecord]:
+    return [c for c in emulator.creates if c.resource == "batch/v1/jobs"]
