@@ -197,3 +197,104 @@ def test_missing_binary_is_a_clear_error(kind: str, monkeypatch: pytest.MonkeyPa
 def test_unknown_analyzer_named() -> None:
     with pytest.raises(ValueError, match="bandit, semgrep, codeql"):
         get_analyzer("codeguru")
+
+
+def _semgrep_binary() -> str | None:
+    import os
+    import shutil
+
+    return os.environ.get("PURPCODE_SEMGREP") or shutil.which("semgrep")
+
+
+@pytest.mark.skipif(
+    _semgrep_binary() is None, reason="semgrep not installed (pip install semgrep, or PURPCODE_SEMGREP)"
+)
+def test_semgrep_project_rules_on_the_same_pairs() -> None:
+    analyzer = get_analyzer("semgrep", min_severity="MEDIUM", binary=_semgrep_binary())
+    codes = [c for _, bad, good in PAIRS.values() for c in (bad, good)] + ["def f(:\n"]
+    results = analyzer.analyze_batch_detailed(codes)
+    for i, cwe in enumerate(PAIRS):
+        bad, good = results[2 * i], results[2 * i + 1]
+        assert bad.findings, f"semgrep rules miss the {cwe} example"
+        assert all(f.analyzer == "semgrep" and f.detector_id.startswith("purpcode.") for f in bad.findings)
+        assert good.findings == (), f"semgrep flags the fixed {cwe} example: {good.findings}"
+    assert results[-1].error is not None and "syntax" in results[-1].error
+
+
+def test_sarif_parsing_maps_files_rules_cwe_and_severity() -> None:
+    from purpcode.analyzers.external import parse_sarif
+
+    sarif = {
+        "runs": [
+            {
+                "tool": {
+                    "driver": {"name": "CodeQL", "rules": []},
+                    "extensions": [
+                        {
+                            "name": "codeql/python-queries",
+                            "rules": [
+                                {
+                                    "id": "py/command-line-injection",
+                                    "name": "py/command-line-injection",
+                                    "properties": {
+                                        "tags": ["security", "external/cwe/cwe-078", "external/cwe/cwe-088"],
+                                        "security-severity": "9.8",
+                                        "precision": "high",
+                                    },
+                                },
+                                {
+                                    "id": "py/weak-crypto-key",
+                                    "properties": {
+                                        "tags": ["external/cwe/cwe-326"],
+                                        "security-severity": "5.0",
+                                    },
+                                },
+                            ],
+                        }
+                    ],
+                },
+                "results": [
+                    {
+                        "ruleId": "py/command-line-injection",
+                        "message": {"text": "This command line depends on a user-provided value."},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "s000001.py"},
+                                    "region": {"startLine": 7},
+                                }
+                            }
+                        ],
+                    },
+                    {
+                        "ruleId": "py/weak-crypto-key",
+                        "message": {"text": "Creation of an RSA key uses 1024 bits."},
+                        "locations": [
+                            {
+                                "physicalLocation": {
+                                    "artifactLocation": {"uri": "s000000.py"},
+                                    "region": {"startLine": 2},
+                                }
+                            }
+                        ],
+                    },
+                    {
+                        "ruleId": "py/other",
+                        "message": {"text": "outside the batch"},
+                        "locations": [{"physicalLocation": {"artifactLocation": {"uri": "lib/x.py"}}}],
+                    },
+                ],
+            }
+        ]
+    }
+    first, second = parse_sarif(sarif, 2)
+    (weak,) = first.findings
+    (inj,) = second.findings
+    assert (inj.detector_id, inj.cwe, inj.severity, inj.confidence, inj.line) == (
+        "py/command-line-injection",
+        "CWE-78",
+        "HIGH",
+        "HIGH",
+        7,
+    )
+    assert (weak.cwe, weak.severity, weak.analyzer) == ("CWE-326", "MEDIUM", "codeql")

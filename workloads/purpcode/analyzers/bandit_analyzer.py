@@ -155,6 +155,15 @@ class BanditAnalyzer(CachedBatchAnalyzer):
             self.workers = 0
         return [r if r is not None else scan_one(codes[i]) for i, r in enumerate(out)]
 
+    def warmup(self) -> None:
+        """Start the worker processes now (each imports bandit once) so the first real batch pays no start-up."""
+        if self.workers <= 1:
+            _bandit_config()
+            return
+        pool = self._get_pool()
+        for fut in [pool.submit(scan_chunk, [f"x = {i}\n"]) for i in range(self.workers * 2)]:
+            fut.result()
+
     def close(self) -> None:
         with self._pool_lock:
             if self._pool is not None:

@@ -181,5 +181,8 @@ class CachedBatchAnalyzer:
     def _scan_uncached(self, codes: list[str]) -> list[AnalysisResult]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def warmup(self) -> None:
+        """Start whatever the analyzer needs (worker processes) before the first timed batch."""
+
     def close(self) -> None:
         """Release worker processes; the analyzer stays usable (a new pool starts on demand)."""

@@ -6,6 +6,7 @@ Both scan a whole batch in one process run (a temp folder with one file per snip
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -51,6 +52,26 @@ def find_binary(name: str, explicit: str | None, env_var: str) -> str:
     return found
 
 
+def syntax_error(code: str) -> str | None:
+    """Why Python cannot parse `code`, or None. Semgrep and CodeQL recover from syntax errors silently, and a
+    snippet they could only half read must not pass as clean."""
+    try:
+        ast.parse(code)
+    except SyntaxError as err:
+        return f"syntax error: {err.msg} (line {err.lineno})"
+    except (ValueError, MemoryError, RecursionError) as err:
+        return f"unparseable: {type(err).__name__}"
+    return None
+
+
+def _with_syntax_errors(results: list[AnalysisResult], codes: list[str]) -> list[AnalysisResult]:
+    out = []
+    for res, code in zip(results, codes, strict=True):
+        err = res.error or syntax_error(code)
+        out.append(res if err == res.error else AnalysisResult(findings=res.findings, error=err))
+    return out
+
+
 def _write_batch(root: Path, codes: list[str]) -> list[Path]:
     paths = []
     for i, code in enumerate(codes):
@@ -79,8 +100,14 @@ _SEMGREP_SEVERITY = {
 }
 
 
-def parse_semgrep_json(report: dict[str, Any], n: int) -> list[AnalysisResult]:
-    """Turn `semgrep --json` output for files s000000.py.. into per-snippet results."""
+def parse_semgrep_json(
+    report: dict[str, Any], n: int, rule_ids: frozenset[str] = frozenset()
+) -> list[AnalysisResult]:
+    """Turn `semgrep --json` output for files s000000.py.. into per-snippet results.
+
+    Semgrep prefixes a local rule's id with its file's path ('home.x.rules.purpcode.eval-exec'); ids are mapped
+    back to the rule file's own (`rule_ids`) so findings name the same detector wherever the file lives.
+    """
     findings: list[list[Finding]] = [[] for _ in range(n)]
     errors: list[str | None] = [None] * n
     for res in report.get("results", []):
@@ -94,6 +121,8 @@ def parse_semgrep_json(report: dict[str, Any], n: int) -> list[AnalysisResult]:
             cwes = [cwes]
         cwe = cwe_label(str(cwes[0]).split(":")[0]) if cwes else None
         check_id = str(res.get("check_id", ""))
+        if rule_ids and check_id not in rule_ids:
+            check_id = next((r for r in rule_ids if check_id.endswith("." + r)), check_id)
         findings[i].append(
             Finding(
                 detector_id=check_id,
@@ -111,6 +140,16 @@ def parse_semgrep_json(report: dict[str, Any], n: int) -> list[AnalysisResult]:
         if i is not None and "Syntax" in str(err.get("type", "")) + str(err.get("message", "")):
             errors[i] = f"syntax error: {str(err.get('message', '')).strip()[:200]}"
     return [AnalysisResult(findings=tuple(f), error=e) for f, e in zip(findings, errors, strict=True)]
+
+
+def _rule_ids(path: Path) -> frozenset[str]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise AnalyzerError(f"semgrep rules={path}: unreadable ({err})") from err
+    return frozenset(str(r.get("id")) for r in doc.get("rules", []) if isinstance(r, dict) and r.get("id"))
 
 
 class SemgrepAnalyzer(CachedBatchAnalyzer):
@@ -136,6 +175,7 @@ class SemgrepAnalyzer(CachedBatchAnalyzer):
         )
         if not self.rules.exists():
             raise AnalyzerError(f"semgrep rules={self.rules}: no such file")
+        self.rule_ids = _rule_ids(self.rules)
         self.timeout_s = timeout_s
 
     def _scan_uncached(self, codes: list[str]) -> list[AnalysisResult]:
@@ -172,7 +212,7 @@ class SemgrepAnalyzer(CachedBatchAnalyzer):
                 ) from err
             if proc.returncode not in (0, 1) and not report.get("results"):
                 raise AnalyzerError(f"semgrep exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
-            return parse_semgrep_json(report, len(codes))
+            return _with_syntax_errors(parse_semgrep_json(report, len(codes), self.rule_ids), codes)
 
 
 def _sarif_severity(rule: dict[str, Any], result: dict[str, Any]) -> str:
@@ -293,4 +333,6 @@ class CodeQLAnalyzer(CachedBatchAnalyzer):
                     threads,
                 ]
             )
-            return parse_sarif(json.loads(sarif.read_text(encoding="utf-8")), len(codes))
+            return _with_syntax_errors(
+                parse_sarif(json.loads(sarif.read_text(encoding="utf-8")), len(codes)), codes
+            )

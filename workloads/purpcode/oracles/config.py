@@ -11,11 +11,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
-def _default_correctness_concurrency() -> int:
-    # Recipe: about 1.5 x CPU count tests in flight (the sandbox service queues the rest).
-    return max(2, int(1.5 * (os.cpu_count() or 1)))
-
-
 class OracleConfig(BaseModel):
     """Reward definition: format gate numbers, codesec and correctness settings, judge limits."""
 
@@ -50,7 +45,12 @@ class OracleConfig(BaseModel):
 
     # correctness
     correctness_timeout_s: float = Field(default=15.0, gt=0, le=600)
-    correctness_concurrency: int = Field(default_factory=_default_correctness_concurrency, ge=1)
+    correctness_concurrency: int = Field(
+        default=64,
+        ge=1,
+        description="Sandbox requests in flight from this process. The service itself runs about 2 x its CPUs at "
+        "once (the recipe's ~1.5 x CPU) and queues the rest, so this only needs to keep its queue fed.",
+    )
 
     # judge (general-safety, noreject)
     judge_max_tokens: int = Field(default=256, ge=1, le=4096)

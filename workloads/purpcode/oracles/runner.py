@@ -161,6 +161,12 @@ class OracleRunner:
             raise
         return [r for r in results if r is not None]
 
+    def warmup(self) -> None:
+        """Start the analyzer's worker processes now (call once at stage start, not inside the first RL step)."""
+        warm = getattr(self.analyzer, "warmup", None)
+        if callable(warm):
+            warm()
+
     def _loop(self) -> asyncio.AbstractEventLoop:
         with self._bg_lock:
             if self._bg_loop is None or self._bg_loop.is_closed():
