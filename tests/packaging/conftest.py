@@ -1,31 +1,15 @@
 """Fixtures for the packaging tests: the generator tools loaded by path (tools/ is not a package).
 
-No __init__.py here on purpose: a package named `packaging` would shadow the real `packaging` library.
+No __init__.py here on purpose: a package named `packaging` would shadow the real `packaging` library. Helper
+modules here (tool_loader, tools_check, pss_check, dashboard_queries) are imported by their plain names.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def load_tool(name: str) -> ModuleType:
-    """Import tools/<name>.py once per session."""
-    key = f"purpcode_tools_{name}"
-    if key in sys.modules:
-        return sys.modules[key]
-    spec = importlib.util.spec_from_file_location(key, ROOT / "tools" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[key] = module
-    spec.loader.exec_module(module)
-    return module
+from tool_loader import load_tool
 
 
 @pytest.fixture(scope="session")

@@ -42,7 +42,9 @@ def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
             problems.append(f"{name}: privileged")
         if sc.get("allowPrivilegeEscalation") is not False:
             problems.append(f"{name}: allowPrivilegeEscalation must be false")
-        if not (sc.get("runAsNonRoot") is True or (psc.get("runAsNonRoot") is True and "runAsNonRoot" not in sc)):
+        if not (
+            sc.get("runAsNonRoot") is True or (psc.get("runAsNonRoot") is True and "runAsNonRoot" not in sc)
+        ):
             problems.append(f"{name}: runAsNonRoot must be true")
         if sc.get("runAsUser") == 0:
             problems.append(f"{name}: runAsUser is 0")

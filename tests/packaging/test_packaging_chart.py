@@ -15,7 +15,6 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
-
 from pss_check import restricted_violations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +22,11 @@ CHART = ROOT / "helm" / "purpcode"
 KUBE_VERSIONS = ("1.28.0", "1.37.0")  # Chart.yaml kubeVersion floor, and the newest schemas we have
 
 NON_DEFAULT: dict[str, Any] = {
-    "image": {"repository": "registry.example.com/ml/purpcode-operator", "tag": "0.1.0-rc1", "digest": "sha256:" + "a" * 64},
+    "image": {
+        "repository": "registry.example.com/ml/purpcode-operator",
+        "tag": "0.1.0-rc1",
+        "digest": "sha256:" + "a" * 64,
+    },
     "imagePullSecrets": [{"name": "regcred"}],
     "defaultImages": {
         "trainer": {"repository": "registry.example.com/ml/trainer", "tag": "cu13"},
@@ -32,7 +35,11 @@ NON_DEFAULT: dict[str, Any] = {
     },
     "watchNamespaces": ["team-a", "team-b"],
     "sandbox": {"runtimeClassName": "gvisor"},
-    "judge": {"url": "https://judge.example.com/v1", "model": "Qwen/Qwen2.5-32B-Instruct", "apiKeySecret": "judge-key"},
+    "judge": {
+        "url": "https://judge.example.com/v1",
+        "model": "Qwen/Qwen2.5-32B-Instruct",
+        "apiKeySecret": "judge-key",
+    },
     "operator": {
         "logLevel": "debug",
         "extraArgs": ["--verbose"],
@@ -46,7 +53,11 @@ NON_DEFAULT: dict[str, Any] = {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [
-                        {"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}
+                        {
+                            "matchExpressions": [
+                                {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}
+                            ]
+                        }
                     ]
                 }
             }
@@ -57,7 +68,11 @@ NON_DEFAULT: dict[str, Any] = {
     "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     "podMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
     "prometheusRule": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
-    "dashboard": {"namespace": "monitoring", "labels": {"grafana_dashboard": "1", "team": "ml"}, "folder": "ML"},
+    "dashboard": {
+        "namespace": "monitoring",
+        "labels": {"grafana_dashboard": "1", "team": "ml"},
+        "folder": "ML",
+    },
 }
 EXTERNAL_SA: dict[str, Any] = {
     "serviceAccount": {"create": False, "name": "preexisting-sa"},
@@ -180,14 +195,22 @@ def test_rbac_is_least_privilege(gen: ModuleType) -> None:
     for rule in _rules(cluster_roles[0]):
         assert set(rule["verbs"]) <= {"get", "list", "watch"}
         assert set(rule["resources"]) <= {"customresourcedefinitions", "namespaces"}
-    run_roles = {o["metadata"]["namespace"]: o for o in _by_kind(objs, "Role") if o["metadata"]["name"].endswith("-runs")}
+    run_roles = {
+        o["metadata"]["namespace"]: o
+        for o in _by_kind(objs, "Role")
+        if o["metadata"]["name"].endswith("-runs")
+    }
     assert set(run_roles) == {"team-a", "team-b"}
     bindings = {
-        o["metadata"]["namespace"]: o for o in _by_kind(objs, "RoleBinding") if o["metadata"]["name"].endswith("-runs")
+        o["metadata"]["namespace"]: o
+        for o in _by_kind(objs, "RoleBinding")
+        if o["metadata"]["name"].endswith("-runs")
     }
     assert set(bindings) == {"team-a", "team-b"}
     for b in bindings.values():
-        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "pc-purpcode-operator", "namespace": "ml-system"}]
+        assert b["subjects"] == [
+            {"kind": "ServiceAccount", "name": "pc-purpcode-operator", "namespace": "ml-system"}
+        ]
         assert b["roleRef"]["kind"] == "Role"
 
     # All-namespaces install: the same run rules, granted cluster-wide (documented in docs/install.md).
@@ -201,7 +224,9 @@ def test_rbac_is_least_privilege(gen: ModuleType) -> None:
 
 def test_run_rules_cover_what_the_operator_creates(gen: ModuleType) -> None:
     """Every kind the operator creates for a run (issue 8) is writable; pods and runs readable."""
-    (role,) = [o for o in _by_kind(gen.render_chart(NON_DEFAULT), "Role") if o["metadata"]["name"].endswith("-runs")][:1]
+    (role,) = [
+        o for o in _by_kind(gen.render_chart(NON_DEFAULT), "Role") if o["metadata"]["name"].endswith("-runs")
+    ][:1]
     granted: dict[tuple[str, str], set[str]] = {}
     for rule in _rules(role):
         for group in rule["apiGroups"]:
@@ -269,7 +294,9 @@ def test_notes_tell_the_user_what_to_do_next(gen: ModuleType) -> None:
 def test_helm_lint_is_clean() -> None:
     for values in VALUE_SETS.values():
         for kube in ("v1.28.0", "v1.37.0"):
-            report = helm_python.lint(str(CHART), values, strict=True, namespace="ml-system", kube_version=kube)
+            report = helm_python.lint(
+                str(CHART), values, strict=True, namespace="ml-system", kube_version=kube
+            )
             assert report["errors"] == [], report
             serious = [m for m in report["messages"] if m["severity"] >= 2]
             assert serious == [], serious

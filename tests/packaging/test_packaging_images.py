@@ -72,7 +72,9 @@ def test_hadolint_is_clean(image: str) -> None:
 def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
     hadolint = require_tool("hadolint", HADOLINT)
     bad = tmp_path / "Dockerfile"
-    bad.write_text("FROM python:latest\nRUN apt-get install curl\nRUN pip install requests\n", encoding="utf-8")
+    bad.write_text(
+        "FROM python:latest\nRUN apt-get install curl\nRUN pip install requests\n", encoding="utf-8"
+    )
     out = subprocess.run([hadolint, "--no-color", str(bad)], capture_output=True, text=True, check=False)
     assert out.returncode != 0
     for rule in ("DL3007", "DL3008", "DL3013"):  # latest tag, unpinned apt, unpinned pip
@@ -94,7 +96,9 @@ def test_dockerfile_house_rules(image: str, lock: ModuleType) -> None:
     users = [rest for word, rest in final if word == "USER"]
     assert users, "final stage must switch USER"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, f"final USER must be a numeric non-root uid (runAsNonRoot), got {uid}"
+    assert uid.isdigit() and int(uid) != 0, (
+        f"final USER must be a numeric non-root uid (runAsNonRoot), got {uid}"
+    )
     labels = " ".join(rest for word, rest in final if word == "LABEL")
     for key in ("title", "description", "source", "licenses", "version"):
         assert f"org.opencontainers.image.{key}=" in labels, key
@@ -110,8 +114,12 @@ def test_dockerfile_house_rules(image: str, lock: ModuleType) -> None:
 def test_lock_pins_every_requirement(image: str, lock: ModuleType) -> None:
     spec = lock.IMAGES[image]
     pins = lock.read_constraints(lock.constraints_path(image))
-    assert pins and all(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v) for v in pins.values()), "every line name==version"
-    wanted = lock.project_requirements(spec.extras) + list(spec.extra_requirements) + lock.build_requirements()
+    assert pins and all(re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", v) for v in pins.values()), (
+        "every line name==version"
+    )
+    wanted = (
+        lock.project_requirements(spec.extras) + list(spec.extra_requirements) + lock.build_requirements()
+    )
     missing = sorted({lock._name(r) for r in wanted} - set(pins))
     assert not missing, f"images/{image}/constraints.txt lacks {missing}: run `make lock-images`"
 
@@ -132,6 +140,7 @@ def test_trainer_pins_a_vllm_trl_supports(lock: ModuleType) -> None:
 
 def _build_context(image: str, dest: Path) -> Path:
     """What `docker build` sends (per the image's .dockerignore): the project sources and the lock."""
+    dest.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
@@ -156,10 +165,14 @@ def test_image_pip_steps_in_a_fresh_venv(image: str, tmp_path: Path, lock: Modul
     run(*pip, "install", "--no-deps", "--require-virtualenv", "-r", str(constraints))
     run(*pip, "install", "--no-index", "--no-build-isolation", f".[{extras}]")
     run(*pip, "check")
-    frozen = run(*pip, "freeze", "--exclude", "purpcode-k8s").stdout
-    installed = {lock._name(line.split("==")[0]): line.split("==")[1] for line in frozen.splitlines() if "==" in line}
+    frozen = run(*pip, "freeze", "--all", "--exclude", "purpcode-k8s").stdout
+    installed = {
+        lock._name(line.split("==")[0]): line.split("==")[1] for line in frozen.splitlines() if "==" in line
+    }
     pins = lock.read_constraints(constraints)
-    assert {k: v for k, v in installed.items() if k not in ("pip",)} == {k: v for k, v in pins.items() if k != "pip"}
+    assert {k: v for k, v in installed.items() if k not in ("pip",)} == {
+        k: v for k, v in pins.items() if k != "pip"
+    }
     py = str(env_dir / "bin" / "python")
     if image == "operator":
         run(py, "-c", "import kopf, kubernetes, purpcode_operator.plan, purpcode_operator.crd")

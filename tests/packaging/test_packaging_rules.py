@@ -28,7 +28,9 @@ def _alerts() -> dict[str, dict]:
 
 def test_promtool_check_rules() -> None:
     promtool = require_tool("promtool", APT)
-    out = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [promtool, "check", "rules", str(RULES)], capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"SUCCESS: {len(_alerts())} rules found" in out.stdout
 
@@ -48,7 +50,9 @@ def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     cases = yaml.safe_load(TESTS.read_text(encoding="utf-8"))
     cases["rule_files"] = [str(tmp_path / "alerts.yaml")]
     (tmp_path / "t.yaml").write_text(yaml.safe_dump(cases), encoding="utf-8")
-    out = subprocess.run([promtool, "test", "rules", str(tmp_path / "t.yaml")], capture_output=True, text=True)
+    out = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "t.yaml")], capture_output=True, text=True
+    )
     assert out.returncode != 0 and "PurpCodeStagePendingTooLong" in out.stdout + out.stderr
 
 
