@@ -12,14 +12,15 @@ from prometheus_client import CollectorRegistry
 
 from purpcode.data.schema import iter_jsonl
 from purpcode.evaluation import stage
-from purpcode.tiny_model import TinyModelConfig, build_tiny_model
 
 from .conftest import eval_config, script_judge, write_held_out
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
-    trained = build_tiny_model(tmp_path_factory.mktemp("trained"), TinyModelConfig(seed=7))
+    """Base and 'trained' model: two directories (the stage tells models apart by path)."""
+    trained = tmp_path_factory.mktemp("trained") / "model"
+    shutil.copytree(tiny_model_dir, trained)
     return tiny_model_dir, trained
 
 

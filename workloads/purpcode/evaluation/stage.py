@@ -142,27 +142,19 @@ def generate(
     gen = spec.generation
     backend = get_backend(gen, model_path, seed=cfg.seed, gpus=cfg.gpus_per_node)
     responses: dict[str, str] = {}
-    total = len(keys)
+    todo = [(s.name, r) for s in suites for r in s.rows]
+    total = len(todo)
     started = time.perf_counter()
     try:
-        for suite in suites:
-            if not suite.rows:
-                continue
-            convs = [with_system_prompt([m.model_dump() for m in r.messages]) for r in suite.rows]
-            outs = backend.generate(
-                convs, n=1, temperature=gen.temperature, max_new_tokens=gen.max_new_tokens
-            )
-            for row, texts in zip(suite.rows, outs, strict=True):
-                responses[_key(suite.name, row.task_id)] = texts[0]
-            metrics.log(
-                len(responses),
-                phase="generate",
-                model=label,
-                suite=suite.name,
-                done=len(responses),
-                total=total,
-            )
-            LOG.info("%s: generated %d/%d (%s)", label, len(responses), total, suite.name)
+        # All suites in one stream of batches: a batch is one `generate` call however the suites split it.
+        for lo in range(0, total, gen.batch_size):
+            chunk = todo[lo : lo + gen.batch_size]
+            convs = [with_system_prompt([m.model_dump() for m in r.messages]) for _, r in chunk]
+            outs = backend.generate(convs, n=1, temperature=gen.temperature, max_new_tokens=gen.max_new_tokens)
+            for (suite_name, row), texts in zip(chunk, outs, strict=True):
+                responses[_key(suite_name, row.task_id)] = texts[0]
+            metrics.log(len(responses), phase="generate", model=label, done=len(responses), total=total)
+            LOG.info("%s: generated %d/%d", label, len(responses), total)
     finally:
         backend.close()
     write_jsonl_atomic(
