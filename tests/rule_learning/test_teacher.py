@@ -127,3 +127,21 @@ def test_sft_uses_the_shared_short_system_prompt() -> None:
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user", "assistant"]
     assert msgs[2]["content"] == "b" and msgs[-1]["content"].endswith("final answer")
     assert "## Analysis" in SYSTEM_PROMPT and "## Answer" in SYSTEM_PROMPT
+
+
+def test_shipped_corpus_and_detectors_feed_the_teacher_prompt() -> None:
+    from purpcode.rule_learning.stage import default_rule_source
+
+    src = default_rule_source()
+    assert src is not None
+    rules = src(["CWE-78"], ["B602", "B608", "B999"])
+    ids = [r.rule_id for r in rules]
+    assert ids == ["CWE-78", "B602", "B608"]  # unknown detector ignored
+    assert all(r.description and r.bad_example and r.good_example for r in rules)
+    conv = teacher_conversation(
+        [{"role": "user", "content": "q"}],
+        cwe="CWE-78",
+        ground_truth={"detectors": ["B602"]},
+        rule_source=src,
+    )
+    assert "shell=True" in conv[0]["content"] and "## CWE-78: OS command injection" in conv[0]["content"]

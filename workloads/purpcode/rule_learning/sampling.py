@@ -159,25 +159,28 @@ def sample_and_score(
         if on_chunk is not None:
             on_chunk(records)
 
-    pending: Future[list[dict[str, Any]]] | None = None
+    pending: list[Future[list[dict[str, Any]]]] = []  # at most one chunk being scored
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rl-score") as pool:
-        for lo in range(0, len(todo), max(1, chunk_prompts)):
-            chunk = todo[lo : lo + chunk_prompts]
-            convs = [
-                teacher_conversation(
-                    [m.model_dump() for m in row.messages],
-                    cwe=row.cwe,
-                    ground_truth=row.ground_truth,
-                    rule_source=rule_source,
-                )
-                for _, row in chunk
-            ]
-            texts = generate(convs, n)
-            if pending is not None:
-                finish(pending)
-            pending = pool.submit(scored_records, chunk, texts)
-        if pending is not None:
-            finish(pending)
+        try:
+            for lo in range(0, len(todo), max(1, chunk_prompts)):
+                chunk = todo[lo : lo + chunk_prompts]
+                convs = [
+                    teacher_conversation(
+                        [m.model_dump() for m in row.messages],
+                        cwe=row.cwe,
+                        ground_truth=row.ground_truth,
+                        rule_source=rule_source,
+                    )
+                    for _, row in chunk
+                ]
+                texts = generate(convs, n)  # overlaps with the previous chunk's scoring
+                while pending:
+                    finish(pending.pop())
+                pending.append(pool.submit(scored_records, chunk, texts))
+        finally:
+            # Keep the chunk already generated and scored even when generating the next one failed.
+            while pending:
+                finish(pending.pop())
 
     # Final file: one record per (task, index), in prompt order, whatever order chunks were appended in.
     by_key = {(r["task_id"], int(r["index"])): r for r in read_records(partial)}

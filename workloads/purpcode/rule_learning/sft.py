@@ -95,6 +95,7 @@ def sft_config(
         if "activation_checkpointing" in SFTConfig.__dataclass_fields__
         else "gradient_checkpointing"
     )
+    extra: dict[str, Any] = {ckpt_field: spec.gradient_checkpointing, **precision}
     return SFTConfig(
         output_dir=str(output_dir),
         learning_rate=spec.learning_rate,
@@ -121,8 +122,7 @@ def sft_config(
         model_init_kwargs=model_init_kwargs(spec.bf16, deepspeed=deepspeed is not None, gpu=on_gpu),
         dataloader_num_workers=0,
         disable_tqdm=True,
-        **{ckpt_field: spec.gradient_checkpointing},
-        **precision,
+        **extra,
     )
 
 

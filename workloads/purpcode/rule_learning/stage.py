@@ -14,6 +14,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from purpcode.metrics import StageMetrics
 from purpcode.prompts import with_system_prompt
 from purpcode.rule_learning import rejection, sampling
 from purpcode.rule_learning.mix import select_prompts
-from purpcode.rule_learning.teacher import RuleSource, answer_part
+from purpcode.rule_learning.teacher import Rule, RuleSource, answer_part
 from purpcode.training.distributed import DistEnv, dist_env
 from purpcode_operator.layout import SUCCESS_MARKER
 from purpcode_operator.plan import StageConfig
@@ -76,14 +77,50 @@ def oracle_runner(cfg: StageConfig) -> Any:
 
 
 def default_rule_source() -> RuleSource | None:
-    """`purpcode.data.rules.rule_texts` when the rules corpus is installed, else None (no rule section)."""
+    """Rules for the teacher prompt from the project's CWE corpus and the analyzer's detectors.
+
+    A CWE rule brings its own bad (vulnerable) and good (safe) example; a detector rule borrows the examples of the
+    corpus CWE that lists it, unless that CWE is quoted already. None when the rules package is not installed.
+    """
     if importlib.util.find_spec("purpcode.data.rules") is None:
         log.warning("purpcode.data.rules is not available: teacher prompts carry no weakness rules")
         return None
-    from purpcode.data import rules
+    from purpcode.data.rules import detector_rules, load_corpus
 
-    fn = getattr(rules, "rule_texts", None)
-    return fn if callable(fn) else None
+    corpus = {r.id: r for r in load_corpus()}
+    detectors = {r.id: r for r in detector_rules()}
+    example_of = {d: r for r in corpus.values() for d in r.detectors}
+
+    def source(cwe_ids: Sequence[str], detector_ids: Sequence[str]) -> list[Rule]:
+        out: list[Rule] = []
+        quoted: set[str] = set()
+        for cid in cwe_ids:
+            if cid in corpus and cid not in quoted:
+                r = corpus[cid]
+                out.append(Rule(r.id, r.name, r.description, r.vulnerable, r.safe))
+                quoted.add(cid)
+        for did in detector_ids:
+            if did not in detectors or did in quoted:
+                continue
+            d = detectors[did]
+            ex = example_of.get(did)
+            use_ex = ex is not None and ex.id not in quoted
+            title = f"{d.name} ({d.cwe})" if d.cwe else d.name
+            out.append(
+                Rule(
+                    d.id,
+                    title,
+                    d.description,
+                    ex.vulnerable if use_ex and ex else "",
+                    ex.safe if use_ex and ex else "",
+                )
+            )
+            quoted.add(did)
+            if use_ex and ex:
+                quoted.add(ex.id)
+        return out
+
+    return source
 
 
 def sft_messages(row: TaskRow, answer: str) -> list[dict[str, str]]:
