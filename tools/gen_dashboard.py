@@ -26,6 +26,9 @@ UID = "purpcode-k8s"
 # Selectors shared by the queries; the dashboard's variables narrow them.
 RUN = 'namespace=~"$namespace", run=~"$run"'
 NS = 'namespace=~"$namespace"'
+# Series without a `run` label of their own (oracles, sandbox) carry the pod's purpcode.dev/run label, which the
+# chart's PodMonitor copies into `purpcode_dev_run`.
+WL = 'namespace=~"$namespace", purpcode_dev_run=~"$run"'
 OP = 'controller="purpcoderun"'
 RI = "$__rate_interval"
 
@@ -63,19 +66,24 @@ ROWS: list[Row] = [
                 "Stage duration",
                 [
                     (
-                        f"max by (run, stage, result) (purpcode_stage_duration_seconds_sum{{{RUN}}}"
-                        f" / purpcode_stage_duration_seconds_count{{{RUN}}})",
-                        "{{run}} {{stage}} ({{result}})",
-                    )
+                        "sum by (stage, result) (purpcode_stage_duration_seconds_sum)"
+                        " / sum by (stage, result) (purpcode_stage_duration_seconds_count)",
+                        "mean {{stage}} ({{result}})",
+                    ),
+                    (
+                        "histogram_quantile(0.95, sum by (le, stage) (purpcode_stage_duration_seconds_bucket))",
+                        "p95 {{stage}}",
+                    ),
                 ],
                 unit="s",
                 kind="bargauge",
-                description="Wall time of each finished stage (operator's purpcode_stage_duration_seconds).",
+                description="Wall time of finished stages, first start to finish over all attempts, since the "
+                "operator started (operator's purpcode_stage_duration_seconds histogram).",
             ),
             Panel(
                 "Stage retries",
-                [(f"sum by (run, stage) (purpcode_stage_retries_total{{{RUN}}})", "{{run}} {{stage}}")],
-                description="Job attempts beyond the first, per stage.",
+                [("sum by (stage) (purpcode_stage_retries_total)", "{{stage}}")],
+                description="Stage attempts started after a failed attempt, since the operator started.",
             ),
         ],
     ),
@@ -119,7 +127,7 @@ ROWS: list[Row] = [
                 [
                     (
                         f"histogram_quantile({q}, sum by (le, oracle) "
-                        f"(rate(purpcode_oracle_latency_seconds_bucket{{{RUN}}}[{RI}])))",
+                        f"(rate(purpcode_oracle_latency_seconds_bucket{{{WL}}}[{RI}])))",
                         f"p{int(q * 100)} {{{{oracle}}}}",
                     )
                     for q in (0.5, 0.95)
@@ -130,7 +138,7 @@ ROWS: list[Row] = [
                 "Oracle outcomes",
                 [
                     (
-                        f"sum by (oracle, outcome) (rate(purpcode_oracle_results_total{{{RUN}}}[{RI}]))",
+                        f"sum by (oracle, outcome) (rate(purpcode_oracle_results_total{{{WL}}}[{RI}]))",
                         "{{oracle}} {{outcome}}",
                     )
                 ],
@@ -155,37 +163,54 @@ ROWS: list[Row] = [
                 "Executions per second",
                 [
                     (
-                        f"sum by (language, outcome) (rate(purpcode_sandbox_executions_total{{{NS}}}[{RI}]))",
+                        f"sum by (language, outcome) (rate(purpcode_sandbox_executions_total{{{WL}}}[{RI}]))",
                         "{{language}} {{outcome}}",
                     )
                 ],
                 unit="ops",
+                description="Outcomes: success, failed, timeout, output_limit, sandbox_error.",
             ),
             Panel(
-                "Execution latency",
+                "Request latency",
                 [
                     (
                         f"histogram_quantile({q}, sum by (le) "
-                        f"(rate(purpcode_sandbox_execution_seconds_bucket{{{NS}}}[{RI}])))",
+                        f"(rate(purpcode_sandbox_request_seconds_bucket{{{WL}}}[{RI}])))",
                         f"p{int(q * 100)}",
                     )
                     for q in (0.5, 0.9, 0.99)
+                ],
+                unit="s",
+                description="Request to response of /run_code, queueing included.",
+            ),
+            Panel(
+                "Program run time",
+                [
+                    (
+                        f"histogram_quantile({q}, sum by (le, language) "
+                        f"(rate(purpcode_sandbox_run_seconds_bucket{{{WL}}}[{RI}])))",
+                        f"p{int(q * 100)} {{{{language}}}}",
+                    )
+                    for q in (0.5, 0.99)
                 ],
                 unit="s",
             ),
             Panel(
                 "Timeouts and rejections",
                 [
-                    (f"sum(rate(purpcode_sandbox_timeouts_total{{{NS}}}[{RI}]))", "timeouts/s"),
-                    (f"sum by (reason) (rate(purpcode_sandbox_rejections_total{{{NS}}}[{RI}]))", "rejected/s {{reason}}"),
+                    (f"sum(rate(purpcode_sandbox_timeouts_total{{{WL}}}[{RI}]))", "timeouts/s"),
+                    (
+                        f"sum by (reason) (rate(purpcode_sandbox_rejections_total{{{WL}}}[{RI}]))",
+                        "rejected/s {{reason}}",
+                    ),
                 ],
                 unit="ops",
             ),
             Panel(
                 "In flight and queued",
                 [
-                    (f"sum(purpcode_sandbox_inflight{{{NS}}})", "in flight"),
-                    (f"sum(purpcode_sandbox_queue_length{{{NS}}})", "queued"),
+                    (f"sum(purpcode_sandbox_in_flight{{{WL}}})", "in flight"),
+                    (f"sum(purpcode_sandbox_queue_length{{{WL}}})", "queued"),
                 ],
             ),
         ],
@@ -293,7 +318,13 @@ def build() -> dict[str, Any]:
     pid, y = 1, 0
     for row in ROWS:
         panels.append(
-            {"id": pid, "type": "row", "title": row.title, "collapsed": False, "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}}
+            {
+                "id": pid,
+                "type": "row",
+                "title": row.title,
+                "collapsed": False,
+                "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+            }
         )
         pid, y, x = pid + 1, y + 1, 0
         for panel in row.panels:
@@ -350,7 +381,9 @@ def render() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the JSON file is stale; write nothing")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the JSON file is stale; write nothing"
+    )
     args = parser.parse_args(argv)
     text = render()
     current = OUT.read_text(encoding="utf-8") if OUT.exists() else None

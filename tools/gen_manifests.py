@@ -71,7 +71,9 @@ def render_chart(
     return objects
 
 
-def render_notes(values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE) -> str:
+def render_notes(
+    values: dict[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE
+) -> str:
     """The NOTES.txt a `helm install` would print."""
     import helm_python
 
@@ -146,7 +148,9 @@ def outputs() -> dict[Path, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale; write nothing")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a generated file is stale; write nothing"
+    )
     args = parser.parse_args(argv)
     stale = []
     for path, text in outputs().items():

@@ -32,6 +32,27 @@ def panel_queries(dashboard: dict[str, Any] | None = None) -> list[tuple[str, st
     return out
 
 
+_KEYWORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "and",
+    "or",
+    "unless",
+}
+
+
 def metric_names(expr: str) -> set[str]:
-    """Metric names a PromQL expression selects (identifiers followed by `{`, good enough for our queries)."""
-    return set(re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{", expr)) - {"by", "without"}
+    """Metric names a PromQL expression selects: identifiers left once strings, label matchers, grouping
+    clauses, ranges and function calls are removed (enough for the dashboard's and the alerts' queries)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    names = re.findall(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()", text)
+    return set(names) - _KEYWORDS

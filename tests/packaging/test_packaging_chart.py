@@ -41,7 +41,9 @@ NON_DEFAULT: dict[str, Any] = {
         "apiKeySecret": "judge-key",
     },
     "operator": {
-        "logLevel": "debug",
+        "verbose": True,
+        "workers": 4,
+        "retryBackoffSeconds": 5,
         "extraArgs": ["--verbose"],
         "extraEnv": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
         "resources": {"requests": {"cpu": "200m", "memory": "300Mi"}, "limits": {"cpu": 1, "memory": "1Gi"}},
@@ -157,7 +159,7 @@ def test_operator_gets_default_images_and_settings(gen: ModuleType) -> None:
     assert defaults.sandbox_image == "registry.example.com/ml/sandbox:v2"
     assert defaults.judge_image == "registry.example.com/ml/judge:v3"
     assert "--namespace=team-a" in c["args"] and "--namespace=team-b" in c["args"]
-    assert "--all-namespaces" not in c["args"] and "--verbose" in c["args"]
+    assert "--all-namespaces" not in c["args"] and "--verbose" in c["args"] and "--workers=4" in c["args"]
     assert env["HTTPS_PROXY"] == "http://proxy:3128"
 
     (dep,) = _by_kind(gen.render_chart(), "Deployment")
@@ -304,7 +306,7 @@ def test_helm_lint_is_clean() -> None:
 
 BAD_VALUES = [
     ({"operator": {"replicas": "two"}}, "/operator/replicas"),
-    ({"operator": {"replicas": 5}}, "/operator/replicas"),
+    ({"operator": {"replicas": 2}}, "/operator/replicas"),
     ({"unknownKey": True}, "unknownKey"),
     ({"watchNamespaces": ["Team_A"]}, "/watchNamespaces/0"),
     ({"watchNamespaces": ["a", "a"]}, "/watchNamespaces"),
@@ -317,7 +319,8 @@ BAD_VALUES = [
     ({"serviceMonitor": {"interval": "30"}}, "/serviceMonitor/interval"),
     ({"operator": {"resources": {"limits": {"memory": "lots"}}}}, "/operator/resources/limits/memory"),
     ({"operator": {"metricsPort": 70000}}, "/operator/metricsPort"),
-    ({"operator": {"logLevel": "chatty"}}, "/operator/logLevel"),
+    ({"operator": {"workers": 0}}, "/operator/workers"),
+    ({"operator": {"resyncSeconds": 0}}, "/operator/resyncSeconds"),
 ]
 
 

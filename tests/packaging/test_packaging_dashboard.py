@@ -29,7 +29,7 @@ REQUIRED_METRICS = {
     "purpcode_train_tokens_per_second",
     # sandbox
     "purpcode_sandbox_executions_total",
-    "purpcode_sandbox_execution_seconds_bucket",
+    "purpcode_sandbox_request_seconds_bucket",
     "purpcode_sandbox_timeouts_total",
     "purpcode_sandbox_rejections_total",
     # operator
