@@ -247,3 +247,16 @@ async def test_oracle_judge_client_talks_to_it(judge_url: str) -> None:
         assert reward2 in (0.0, 1.0) and details2["judge_attempts"] == 1
     finally:
         await client.aclose()
+
+
+def test_truncating_engine_answers_long_prompts(tiny_model_dir: Path) -> None:
+    from purpcode.judge_server.engine import GenRequest, SamplingKey
+
+    eng = ChatEngine(str(tiny_model_dir), device="cpu", max_model_len=128, truncate=True)
+    key = SamplingKey(temperature=0, top_p=1.0, max_tokens=8, n=1, stop=(), seed=None)
+    long_req = GenRequest(messages=[{"role": "user", "content": "import os " * 400}], key=key)
+    short_req = GenRequest(messages=[{"role": "user", "content": "hi"}], key=key)
+    res = eng.generate([long_req, short_req])
+    assert res[0].prompt_tokens == 128 - 8  # cut to fit the context with the completion
+    assert res[1].prompt_tokens < 128 - 8
+    assert all(len(r.choices) == 1 for r in res)

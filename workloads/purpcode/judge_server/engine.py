@@ -127,11 +127,14 @@ class ChatEngine:
         device: str | None = None,
         dtype: str | None = None,
         max_model_len: int | None = None,
+        truncate: bool = False,
     ) -> None:
+        """`truncate`: cut over-long prompts in the middle instead of refusing them (vLLM refuses with a 400)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self._torch = torch
+        self.truncate = truncate
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         torch_dtype: Any = (
             getattr(torch, dtype)
@@ -169,15 +172,22 @@ class ChatEngine:
             raise ValueError("one generate call takes requests with equal sampling settings")
         torch = self._torch
         texts = [self.render(r.messages) for r in requests]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        lengths = enc["attention_mask"].sum(dim=1).tolist()
-        for n_tokens in lengths:
-            if n_tokens + key.max_tokens > self.max_model_len:
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        budget = self.max_model_len - key.max_tokens
+        for i, tokens in enumerate(ids):
+            if len(tokens) <= budget:
+                continue
+            if not self.truncate or budget < 2:
                 raise PromptTooLong(
                     f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
-                    f"{n_tokens + key.max_tokens} tokens ({n_tokens} in the messages, {key.max_tokens} in the "
+                    f"{len(tokens) + key.max_tokens} tokens ({len(tokens)} in the messages, {key.max_tokens} in the "
                     "completion). Please reduce the length of the messages or completion."
                 )
+            # Keep the head (instructions) and the tail (the answer and the verdict format), drop the middle.
+            head = budget // 2
+            ids[i] = tokens[:head] + tokens[len(tokens) - (budget - head) :]
+        enc = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        lengths = [len(t) for t in ids]
         enc = enc.to(self.device)
         greedy = key.temperature <= 0
         # Greedy decoding gives one answer per prompt; n copies of it are what vLLM returns too.
@@ -202,15 +212,15 @@ class ChatEngine:
         for i, req in enumerate(requests):
             choices = []
             rows = new[i * per_prompt : (i + 1) * per_prompt]
-            for ids in rows * (key.n // per_prompt):
-                cut = next((j for j, t in enumerate(ids) if t in self._eos_ids), None)
+            for generated in rows * (key.n // per_prompt):
+                cut = next((j for j, t in enumerate(generated) if t in self._eos_ids), None)
                 hit_eos = cut is not None
-                ids = ids[:cut] if cut is not None else ids
-                text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
+                seq = generated[:cut] if cut is not None else generated
+                text = str(self.tokenizer.decode(seq, skip_special_tokens=True))
                 text, stop_hit = truncate_at_stop(text, key.stop, req.include_stop)
                 reason = "stop" if (hit_eos or stop_hit is not None) else "length"
                 choices.append(
-                    Choice(text=text, finish_reason=reason, completion_tokens=len(ids), stop_reason=stop_hit)
+                    Choice(text=text, finish_reason=reason, completion_tokens=len(seq), stop_reason=stop_hit)
                 )
             results.append(GenResult(choices=choices, prompt_tokens=int(lengths[i])))
         return results

@@ -303,6 +303,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dtype", default=None, help="torch dtype name, e.g. bfloat16 (default: bf16 on GPU, fp32 CPU)."
     )
     p.add_argument("--max-model-len", type=int, default=None, help="Context cap (default: the model's).")
+    p.add_argument(
+        "--truncate-long-prompts",
+        action="store_true",
+        help="Cut a prompt longer than the context in the middle instead of answering 400 (vLLM's behaviour).",
+    )
     p.add_argument("--max-batch-size", type=int, default=16, help="Requests per generate call.")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
     p.add_argument("--log-level", default="warning")
@@ -325,7 +330,13 @@ def main(argv: list[str] | None = None, *, on_ready: Callable[[], None] | None =
         torch.set_num_threads(args.threads)
     path = resolve_model(args.model, args.cache_dir)
     try:
-        engine = ChatEngine(path, device=args.device, dtype=args.dtype, max_model_len=args.max_model_len)
+        engine = ChatEngine(
+            path,
+            device=args.device,
+            dtype=args.dtype,
+            max_model_len=args.max_model_len,
+            truncate=args.truncate_long_prompts,
+        )
     except OSError as err:
         LOG.error("cannot load model %r: %s", args.model, err)
         return 2
