@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from purpcode.generation import GENERATION_API_KEY_ENV, GenerationError, get_backend
 from purpcode.generation.openai_backend import OpenAIBackend
 from purpcode_operator.api import GenerationSpec

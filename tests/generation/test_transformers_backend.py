@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from purpcode.generation import GenerationError, get_backend, resolve_backend
 from purpcode.generation.hf import TransformersBackend
 from purpcode_operator.api import GenerationSpec

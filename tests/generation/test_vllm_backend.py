@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+
 from purpcode.generation import VLLM_MISSING, BackendUnavailable, get_backend, resolve_backend
 from purpcode.generation.vllm_backend import vllm_available
 from purpcode_operator.api import GenerationSpec

@@ -34,7 +34,7 @@ def shipped_tasks(count: int, seed: int) -> list[UtilityTask]:
     return out
 
 
-def test_spec(task: UtilityTask) -> dict[str, Any]:
+def task_test_spec(task: UtilityTask) -> dict[str, Any]:
     """The sandbox TestSpec dump a correctness row carries as ground_truth."""
     from purpcode.sandbox.harness import TestSpec
 
@@ -112,7 +112,7 @@ def task_draft(task: UtilityTask, origin: str) -> Draft:
         "coding",
         "shipped" if origin == "template" else "model-written",
         templates.UTILITY_PROMPT.format(prompt=task.prompt, entry_point=task.entry_point),
-        ground_truth={**test_spec(task)},
+        ground_truth={**task_test_spec(task)},
         origin=origin,
         rewrite=False,
         payload=task.prompt,

@@ -128,7 +128,12 @@ def detector_rules(detectors: list[Any] | None = None) -> list[Rule]:
 def merge_catalog(corpus: list[Rule], catalog: list[Rule]) -> list[Rule]:
     """The corpus with MITRE text added to matching CWEs, plus the catalogue's CWEs the corpus lacks."""
     by_id = {r.id: r for r in catalog}
-    merged = [r.model_copy(update={"extra": by_id[r.id].description}) if r.id in by_id else r for r in corpus]
+    merged = [
+        r.model_copy(update={"extra": f"{by_id[r.id].description} {by_id[r.id].extra}".strip()})
+        if r.id in by_id
+        else r
+        for r in corpus
+    ]
     have = {r.id for r in corpus}
     merged.extend(r for r in catalog if r.id not in have)
     return merged

@@ -35,22 +35,52 @@ def _text(elem: ET.Element | None) -> str:
 
 
 def _code(elem: ET.Element) -> str:
-    """Example code keeps its line breaks (XHTML <br/> become newlines)."""
-    parts: list[str] = []
+    """Example code keeps its lines: XHTML <br/> ends a line (a raw newline right after it is layout, not code),
+    and each nested <div> (MITRE's margin-left blocks) indents its lines one level."""
+    done: list[str] = []
+    cur = {"text": "", "level": 0}
 
-    def walk(e: ET.Element) -> None:
+    def newline() -> None:
+        done.append("    " * cur["level"] + cur["text"] if cur["text"].strip() else "")
+        cur["text"] = ""
+
+    def emit(text: str, level: int) -> None:
+        for i, chunk in enumerate(text.split("\n")):
+            if i:
+                newline()
+            if not cur["text"]:
+                cur["level"] = level
+            cur["text"] += chunk
+
+    def walk(e: ET.Element, level: int, nested: bool) -> None:
         if e.text:
-            parts.append(e.text)
+            emit(e.text, level)
         for c in e:
-            if _local(c.tag) == "br":
-                parts.append("\n")
-            walk(c)
+            tag = _local(c.tag)
+            if tag == "br":
+                newline()
+                tail = c.tail or ""
+                emit(tail[1:] if tail.startswith("\n") else tail, level)
+                continue
+            if tag == "div" and nested:
+                if cur["text"].strip():
+                    newline()
+                walk(c, level + 1, True)
+                if cur["text"].strip():
+                    newline()
+            else:
+                walk(c, level, nested or tag == "div")
             if c.tail:
-                parts.append(c.tail)
+                emit(c.tail, level)
 
-    walk(elem)
-    lines = [ln.rstrip() for ln in "".join(parts).splitlines()]
-    return "\n".join(ln for ln in lines).strip("\n") + "\n"
+    walk(elem, 0, False)
+    newline()
+    out = [ln.rstrip() for ln in done]
+    while out and not out[0].strip():
+        out.pop(0)
+    while out and not out[-1].strip():
+        out.pop()
+    return "\n".join(out) + "\n" if out else ""
 
 
 def _applies_to_python(weakness: ET.Element) -> bool:
