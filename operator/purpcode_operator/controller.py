@@ -317,6 +317,9 @@ class Controller:
             log.warning("could not post an event for %s: %s", body["metadata"].get("name"), err)
 
     def _record(self, key: Key, body: Obj, decision: Decision) -> None:
+        current = self.bodies.get(key)
+        if current is None or current.get("metadata", {}).get("uid") != body.get("metadata", {}).get("uid"):
+            return  # deleted while this reconcile ran: its series are already gone, do not bring them back
         for done in decision.finished:
             self.metrics.stage_finished(done.stage, done.result, done.seconds)
         for stage in decision.retried:

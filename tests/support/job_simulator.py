@@ -27,6 +27,7 @@ DEPLOYMENTS = Resource("apps", "v1", "deployments")
 
 STAGE_LABEL = "purpcode.dev/stage"
 ATTEMPT_LABEL = "purpcode.dev/attempt"
+KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,13 @@ def _cond(ctype: str, status: str, reason: str = "", message: str = "") -> Obj:
 class JobSimulator:
     """Attach to an emulator; runs inside its event loop."""
 
-    def __init__(self, emulator: KubeEmulator, script: Script | None = None) -> None:
+    def __init__(
+        self, emulator: KubeEmulator, script: Script | None = None, *, kueue_admit_after: float = 0.2
+    ) -> None:
         self.emulator = emulator
         self.script: Script = script or Scenario()
+        self.kueue_admit_after = kueue_admit_after  # like Kueue: unsuspend queued Jobs after this long
+        self._admitted: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._loop = asyncio.get_running_loop()
         emulator.listeners.append(self._on_change)
@@ -109,12 +114,21 @@ class JobSimulator:
         if any(conds.get(t, {}).get("status") == "True" for t in ("Complete", "Failed")):
             return
         running = uid in self._tasks and not self._tasks[uid].done()
+        queue = meta.get("labels", {}).get(KUEUE_LABEL)
+        if job["spec"].get("suspend") and queue and uid not in self._admitted:
+            self._admitted.add(uid)
+            self._loop.call_later(self.kueue_admit_after, self._admit, meta["namespace"], meta["name"], uid)
         if job["spec"].get("suspend"):
             if running:
                 self._tasks.pop(uid).cancel()
             self._suspend(job)
         elif not running:
             self._tasks[uid] = asyncio.ensure_future(self._run_job(job))
+
+    def _admit(self, namespace: str, name: str, uid: str) -> None:
+        job = self.emulator.get(JOBS, namespace, name)
+        if job is not None and job["metadata"]["uid"] == uid and job["spec"].get("suspend"):
+            self.emulator.patch(JOBS, namespace, name, {"spec": {"suspend": False}})
 
     # ----------------------------------------------------------------------------- jobs
 

@@ -360,6 +360,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
             )
         )
         self._emit("ADDED", res, obj)
+        refs = meta.get("ownerReferences") or []
+        if refs and all(ref.get("uid") not in self._uids for ref in refs):
+            # Created after its owner was deleted (a controller racing the deletion): the real garbage
+            # collector finds the owner missing and deletes the dependent; so does this one.
+            self._schedule_gc(meta["uid"], orphan=(res, namespace, name))
         return obj
 
     def patch(
@@ -487,13 +492,15 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._objects._objects[key].delete()
         self._uids.pop(final["metadata"]["uid"], None)
         self._emit("DELETED", res, final)
-        uid = final["metadata"]["uid"]
+        self._schedule_gc(final["metadata"]["uid"])
+
+    def _schedule_gc(self, uid: str, orphan: tuple[Resource, str | None, str] | None = None) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._collect_garbage(uid)
+            self._collect_garbage(uid, orphan)
         else:
-            loop.call_later(self.gc_delay, self._collect_garbage, uid)
+            loop.call_later(self.gc_delay, self._collect_garbage, uid, orphan)
 
     def _dependents_of(self, uid: str) -> list[tuple[Resource, tuple[Resource, str | None, str]]]:
         found = []
@@ -505,9 +512,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 found.append((key[0], key))
         return found
 
-    def _collect_garbage(self, gone_uid: str) -> None:
+    def _collect_garbage(self, gone_uid: str, orphan: tuple[Resource, str | None, str] | None = None) -> None:
         """Delete dependents whose every owner is gone (background propagation, recursive via _remove)."""
-        for res, key in self._dependents_of(gone_uid):
+        candidates = [(orphan[0], orphan)] if orphan is not None else self._dependents_of(gone_uid)
+        for res, key in candidates:
             obj = self.get(res, key[1], key[2])
             if obj is None:
                 continue

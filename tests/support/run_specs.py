@@ -1,0 +1,24 @@
+"""PurpCodeRun documents for operator tests and the bench, built from the shipped samples."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "manifests" / "samples"
+
+
+def load_sample(name: str) -> dict[str, Any]:
+    return dict(yaml.safe_load((SAMPLES / f"{name}.yaml").read_text()))
+
+
+def tiny_run(name: str = "tiny", **spec_overrides: Any) -> dict[str, Any]:
+    """The tiny-cpu sample under another name, with top-level spec fields replaced."""
+    doc = copy.deepcopy(load_sample("tiny-cpu"))
+    doc["metadata"] = {"name": name}
+    doc["spec"].update(spec_overrides)
+    return doc
