@@ -86,15 +86,18 @@ TASKS = [  # (entry point, correct body, wrong body, check)
 ]
 STDIO_CASES = [{"stdin": "2 3\n", "expected_stdout": "5\n"}, {"stdin": "10 -4\n", "expected_stdout": "6\n"}]
 
-REASONING = (
-    "The user asks for help with a task. I first identify the intent, which looks legitimate, then list the "
-    "elements of the request and check each for weaknesses such as injection (CWE-78, CWE-89), unsafe "
-    "deserialisation (CWE-502) or weak cryptography (CWE-327). I will give a safe, working answer. "
-)
+WORDS = (
+    "the user asks for a helper that reads input validates it and stores the result; intent looks legitimate; "
+    "elements to review: command construction (CWE-78), query building (CWE-89), deserialisation (CWE-502), "
+    "hashing of secrets (CWE-327), temporary files (CWE-377), TLS verification (CWE-295); plan: use argument "
+    "lists, parameterised queries, json instead of pickle, a slow salted hash, NamedTemporaryFile, default "
+    "certificate checks, timeouts on every request, and validate sizes and characters before use"
+).split()
 
 
 def _analysis(rng: random.Random, u: str) -> str:
-    return (REASONING * rng.randint(3, 8)) + f"(case {u})"
+    """1-3k chars of reasoning-like text without degenerate loops (random word order, like sampled text)."""
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(150, 450))) + f" (case {u})"
 
 
 def _fmt(analysis: str, answer: str) -> str:
@@ -231,8 +234,18 @@ def start_sandbox(tmp: Path) -> tuple[subprocess.Popen[str], str]:
     port = _free_port()
     log = open(tmp / "sandbox.log", "w", encoding="utf-8")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
-        [sys.executable, "-m", "purpcode.sandbox.server", "serve", "--host", "127.0.0.1", "--port", str(port),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "purpcode.sandbox.server",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
@@ -241,7 +254,9 @@ def start_sandbox(tmp: Path) -> tuple[subprocess.Popen[str], str]:
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"sandbox exited with {proc.returncode}: {(tmp / 'sandbox.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"sandbox exited with {proc.returncode}: {(tmp / 'sandbox.log').read_text()[-2000:]}"
+            )
         try:
             if httpx.get(url + "/healthz", timeout=2).status_code == 200:
                 return proc, url
@@ -318,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     from purpcode.oracles import JudgeConfig, OracleConfig, OracleRunner, Sample
 
     cores = os.cpu_count() or 1
+    load0 = os.getloadavg()[0]
     samples = [Sample.model_validate(d) for d in make_batch(args.n, args.seed)]
     counts = {k: sum(s.oracle == k for s in samples) for k in MIX}
     print(
@@ -363,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         f"mean reward by oracle (library): {by_oracle}; format pass {sum(s.format_ok for s in scores) / len(scores):.1%}"
     )
     print(f"naive/library rewards agree on {agree}/{len(subset)} shared responses")
+    done_at = {k: round(max((s.latency_s for s in scores if s.oracle == k), default=0.0), 1) for k in MIX}
+    print(f"library: seconds until each oracle's last score (all run overlapped): {done_at}")
+    print(f"load average (1 min) at start/end: {load0:.1f}/{os.getloadavg()[0]:.1f}")
     lib_rate = len(samples) / lib_s
     naive_rate = len(subset) / naive_s
     print(

@@ -25,7 +25,7 @@ from purpcode.oracles.metrics import OracleMetrics, default_metrics
 from purpcode.oracles.models import ORACLE_NAMES, Sample, Score
 
 LOG = logging.getLogger(__name__)
-CHUNK = 256  # samples gated per slice before their work is dispatched
+CODESEC_BATCH = 512  # answers per analyzer call (each call fans out over the analyzer's worker processes)
 
 
 class OracleConfigError(ValueError):
@@ -135,24 +135,25 @@ class OracleRunner:
             for i, (reward, details) in zip(idx, scored, strict=True):
                 done(i, reward, details, started)
 
+        # Gate everything first (about a millisecond a response), then start the latency-bound work first: judge
+        # requests, then sandbox runs, then the analyzer batches, which only need CPU and go to worker processes.
+        started = time.perf_counter()
+        routed: dict[str, list[tuple[int, str]]] = {name: [] for name in ORACLE_NAMES}
+        for i, s in enumerate(items):
+            gate = check_format(s.response, self.config)
+            if gate.ok:
+                routed[s.oracle].append((i, gate.answer))
+            else:
+                done(i, 0.0, {"format": gate.reason}, started, ok=False)
         try:
-            for lo in range(0, len(items), CHUNK):
-                started = time.perf_counter()
-                cs_idx: list[int] = []
-                cs_answers: list[str] = []
-                for i in range(lo, min(lo + CHUNK, len(items))):
-                    s = items[i]
-                    gate = check_format(s.response, self.config)
-                    if not gate.ok:
-                        done(i, 0.0, {"format": gate.reason}, started, ok=False)
-                    elif s.oracle == "codesec":
-                        cs_idx.append(i)
-                        cs_answers.append(gate.answer)
-                    else:
-                        tasks.append(asyncio.create_task(one(i, gate.answer, started)))
-                if cs_idx:
-                    tasks.append(asyncio.create_task(codesec(cs_idx, cs_answers, started)))
-                await asyncio.sleep(0)  # let this slice's requests leave before gating the next
+            for name in ("general-safety", "noreject", "correctness"):
+                tasks.extend(asyncio.create_task(one(i, answer, started)) for i, answer in routed[name])
+            cs = routed["codesec"]
+            for lo in range(0, len(cs), CODESEC_BATCH):
+                part = cs[lo : lo + CODESEC_BATCH]
+                tasks.append(
+                    asyncio.create_task(codesec([i for i, _ in part], [a for _, a in part], started))
+                )
             await asyncio.gather(*tasks)
         except BaseException:
             for t in tasks:
