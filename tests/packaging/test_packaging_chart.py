@@ -7,6 +7,7 @@ Operator objects against that project's CRD models (cloudcoil), round-tripped so
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -357,3 +358,51 @@ def test_crd_matches_the_api_models() -> None:
 
     shipped = yaml.safe_load((CHART / "crds" / "purpcode.dev_purpcoderuns.yaml").read_text(encoding="utf-8"))
     assert shipped == build_crd()
+
+
+# Settings the chart passes that the operator does not read yet (docs/install.md, "Not yet wired"). The test below
+# fails once the operator reads one of them, so this set and the doc get updated.
+NOT_READ_YET = {
+    "PURPCODE_SANDBOX_RUNTIME_CLASS_NAME",
+    "PURPCODE_JUDGE_URL",
+    "PURPCODE_JUDGE_MODEL",
+    "PURPCODE_JUDGE_API_KEY_SECRET",
+}
+
+
+def test_the_operator_reads_the_settings_the_chart_passes(
+    gen: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feed the rendered Deployment's environment and args to the operator's own config code."""
+    import inspect
+
+    from purpcode_operator import config as operator_config
+    from purpcode_operator.main import build_config, parse_args
+    from purpcode_operator.plan import PlanDefaults
+
+    (dep,) = _by_kind(gen.render_chart(NON_DEFAULT, release="pc", namespace="ml-system"), "Deployment")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+    for name in list(operator_config.os.environ):
+        if name.startswith("PURPCODE_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = build_config(parse_args(c["args"][: -len(NON_DEFAULT["operator"]["extraArgs"])]))
+    assert config.namespaces == ["team-a", "team-b"]
+    assert config.metrics_port == 8080 and config.workers == 4
+    assert (
+        config.retry_backoff_seconds == 5
+        and config.retry_backoff_max_seconds == 600
+        and config.resync_seconds == 600
+    )
+    assert config.defaults.trainer_image == "registry.example.com/ml/trainer:cu13"
+    assert config.defaults.judge_image == "registry.example.com/ml/judge:v3"
+
+    read = set(re.findall(r"PURPCODE_[A-Z_]+", inspect.getsource(operator_config)))
+    read |= {f"PURPCODE_{field.upper()}" for field in PlanDefaults.model_fields}
+    passed = {n for n in env if n.startswith("PURPCODE_")}
+    assert passed - read == NOT_READ_YET, (
+        f"read now, drop from NOT_READ_YET and docs/install.md: {NOT_READ_YET - (passed - read)}; "
+        f"passed but unread: {passed - read - NOT_READ_YET}"
+    )
