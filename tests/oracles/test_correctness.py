@@ -39,7 +39,7 @@ def sample(response: str, gt: dict[str, object], task_id: str = "") -> Sample:
 
 @pytest.fixture
 def runner(sandbox_url: str):  # type: ignore[no-untyped-def]
-    r = OracleRunner(OracleConfig(correctness_timeout_s=5.0), sandbox_url=sandbox_url)
+    r = OracleRunner(OracleConfig(correctness_timeout_s=3.0), sandbox_url=sandbox_url)
     yield r
     r.close()
 
@@ -119,3 +119,23 @@ def test_unreachable_sandbox_raises() -> None:
             runner.score_batch_sync([sample(answer("def add(a, b):\n    return a + b"), FUNCTIONAL)])
     finally:
         runner.close()
+
+
+def test_identical_answers_run_once_and_are_remembered(runner: OracleRunner) -> None:
+    good = answer("def add(a, b):\n    return a + b  # shared")
+    scores = runner.score_batch_sync([sample(good, FUNCTIONAL, "a"), sample(good, FUNCTIONAL, "b")])
+    assert [s.reward for s in scores] == [1.0, 1.0]
+    assert sum(bool(s.details.get("cached")) for s in scores) == 1  # the twin waited for the first run
+    (again,) = runner.score_batch_sync([sample(good, FUNCTIONAL, "c")])
+    assert again.reward == 1.0 and again.details["cached"] is True
+    # other tests for the same code are a different key
+    other = {**FUNCTIONAL, "test": "def check(candidate):\n    assert candidate(1, 1) == 3\n"}
+    (changed,) = runner.score_batch_sync([sample(good, other, "d")])
+    assert changed.reward == 0.0 and "cached" not in changed.details
+
+
+def test_timeouts_are_not_remembered(runner: OracleRunner) -> None:
+    slow = answer("def add(a, b):\n    while True:\n        pass")
+    first, second = (runner.score_batch_sync([sample(slow, FUNCTIONAL)])[0] for _ in range(2))
+    assert first.details["test"]["status"] == second.details["test"]["status"] == "timeout"
+    assert "cached" not in second.details

@@ -52,6 +52,13 @@ class OracleConfig(BaseModel):
         "once (the recipe's ~1.5 x CPU) and queues the rest, so this only needs to keep its queue fed.",
     )
 
+    correctness_cache_size: int = Field(
+        default=100_000,
+        ge=0,
+        description="Verdicts remembered by (code, tests) hash: identical answers run once (0 = off). Timeouts and "
+        "sandbox errors are never remembered.",
+    )
+
     # judge (general-safety, noreject)
     judge_max_tokens: int = Field(default=256, ge=1, le=4096)
     judge_concurrency: int = Field(default=1024, ge=1, le=65536)

@@ -1,12 +1,18 @@
 """The correctness oracle: the answer's Python blocks, joined, must pass every test of the task in the sandbox.
 
 Runs through the sandbox service's own harness (`purpcode.sandbox.harness.run_tests`), so tests are executed the
-one way the sandbox makes reward-hack-proof; this module only extracts the code and bounds concurrency.
+one way the sandbox makes reward-hack-proof; this module only extracts the code, bounds concurrency, and remembers
+verdicts: the same code against the same tests (common inside a GRPO group and across epochs) runs once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -15,29 +21,41 @@ from purpcode.oracles.config import OracleConfig
 from purpcode.oracles.format import code_to_run
 
 DETAILS_CHARS = 1000  # of the test output kept in a score's details (logs, not storage)
+# Only verdicts about the code are remembered; a timeout or sandbox error may be the machine's fault.
+CACHEABLE = frozenset({"passed", "failed", "error"})
 
 
 class SandboxUnavailable(RuntimeError):
     """The sandbox service could not be reached: every correctness score would be wrong, so scoring stops."""
 
 
+@dataclass
+class _LoopState:
+    client: Any
+    sem: asyncio.Semaphore
+    inflight: dict[str, asyncio.Future[tuple[float, dict[str, Any]]]] = field(default_factory=dict)
+
+
 class CorrectnessOracle:
-    """One sandbox client per event loop, at most `correctness_concurrency` tests in flight."""
+    """One sandbox client per event loop, at most `correctness_concurrency` runs in flight, an LRU of verdicts."""
 
     def __init__(self, sandbox_url: str, config: OracleConfig) -> None:
         self.sandbox_url = sandbox_url
         self.config = config
-        self._states: dict[int, tuple[Any, asyncio.Semaphore]] = {}
+        self._states: dict[int, _LoopState] = {}
+        self._cache: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self.cache_hits = 0
 
-    def _state(self) -> tuple[Any, asyncio.Semaphore]:
+    def _state(self) -> _LoopState:
         from purpcode.sandbox.client import AsyncSandboxClient
 
         loop = asyncio.get_running_loop()
         state = self._states.get(id(loop))
         if state is None:
-            state = (
-                AsyncSandboxClient(self.sandbox_url),
-                asyncio.Semaphore(self.config.correctness_concurrency),
+            conc = self.config.correctness_concurrency
+            state = _LoopState(
+                AsyncSandboxClient(self.sandbox_url, max_connections=conc), asyncio.Semaphore(conc)
             )
             self._states[id(loop)] = state
         return state
@@ -46,11 +64,7 @@ class CorrectnessOracle:
         loop = asyncio.get_running_loop()
         state = self._states.pop(id(loop), None)
         if state is not None:
-            closer = getattr(state[0], "aclose", None) or getattr(state[0], "close", None)
-            if closer is not None:
-                res = closer()
-                if asyncio.iscoroutine(res):
-                    await res
+            await state.client.aclose()
 
     @staticmethod
     def parse_spec(ground_truth: dict[str, Any]) -> Any:
@@ -64,17 +78,61 @@ class CorrectnessOracle:
         except ValidationError as err:
             raise ValueError(f"ground_truth is not a sandbox TestSpec: {err.errors()[:3]}") from err
 
-    async def score(self, answer: str, ground_truth: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-        from purpcode.sandbox.harness import run_tests
+    def _key(self, code: str, spec: Any) -> str:
+        blob = json.dumps(
+            [code, spec.model_dump(mode="json"), self.config.correctness_timeout_s], sort_keys=True
+        )
+        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
 
+    def _remember(self, key: str, value: tuple[float, dict[str, Any]]) -> None:
+        if self.config.correctness_cache_size <= 0 or value[1]["test"]["status"] not in CACHEABLE:
+            return
+        with self._cache_lock:
+            self._cache[key] = value
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.config.correctness_cache_size:
+                self._cache.popitem(last=False)
+
+    async def score(self, answer: str, ground_truth: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         spec = self.parse_spec(ground_truth)
         code = code_to_run(answer)
         if not code:
             return 0.0, {"test": {"status": "no_code", "passed": False}}
-        client, sem = self._state()
-        async with sem:
+        key = self._key(code, spec)
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                self.cache_hits += 1
+        if hit is not None:
+            return hit[0], {**hit[1], "cached": True}
+        state = self._state()
+        running = state.inflight.get(key)
+        if running is not None:  # the same code for the same tests is already running: share its verdict
+            reward, details = await asyncio.shield(running)
+            return reward, {**details, "cached": True}
+        future: asyncio.Future[tuple[float, dict[str, Any]]] = asyncio.get_running_loop().create_future()
+        state.inflight[key] = future
+        try:
+            result = await self._run(state, code, spec)
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # retrieved here, so an unshared failure is not reported as never retrieved
+            raise
+        finally:
+            state.inflight.pop(key, None)
+        future.set_result(result)
+        self._remember(key, result)
+        return result
+
+    async def _run(self, state: _LoopState, code: str, spec: Any) -> tuple[float, dict[str, Any]]:
+        from purpcode.sandbox.harness import run_tests
+
+        async with state.sem:
             try:
-                outcome = await run_tests(client, code, spec, timeout_s=self.config.correctness_timeout_s)
+                outcome = await run_tests(
+                    state.client, code, spec, timeout_s=self.config.correctness_timeout_s
+                )
             except httpx.TransportError as err:
                 raise SandboxUnavailable(
                     f"sandbox at {self.sandbox_url} unreachable ({type(err).__name__}: {err}); check that the sandbox "
@@ -83,8 +141,8 @@ class CorrectnessOracle:
         test: dict[str, Any] = {
             "passed": bool(outcome.passed),
             "status": str(outcome.status),
-            "tests_run": int(getattr(outcome, "tests_run", 0) or 0),
-            "execution_time": getattr(outcome, "execution_time", None),
+            "tests_run": int(outcome.tests_run),
+            "execution_time": outcome.execution_time,
         }
         if outcome.details:
             test["details"] = str(outcome.details)[-DETAILS_CHARS:]
