@@ -406,3 +406,45 @@ def test_the_operator_reads_the_settings_the_chart_passes(
         f"read now, drop from NOT_READ_YET and docs/install.md: {NOT_READ_YET - (passed - read)}; "
         f"passed but unread: {passed - read - NOT_READ_YET}"
     )
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if not selector.get("matchLabels", {}).items() <= labels.items():
+        return False
+    for expr in selector.get("matchExpressions", []):
+        if expr["operator"] == "In" and labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+def test_pod_monitor_scrapes_the_pods_the_operator_renders(gen: ModuleType) -> None:
+    """The PodMonitor's selector and port names match the operator's real stage Job, sandbox and judge pods."""
+    from support.run_specs import tiny_run
+
+    from purpcode_operator import render
+    from purpcode_operator.api import PurpCodeRun
+    from purpcode_operator.plan import METRICS_PORT, build_plan
+
+    (pm,) = _by_kind(gen.render_chart(NON_DEFAULT), "PodMonitor")
+    ports = {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
+    run = PurpCodeRun.model_validate({**tiny_run("obs"), "metadata": {"name": "obs", "namespace": "team-a"}})
+    plan = build_plan(run)
+    rl = next(s for s in plan.stages if s.name == "rl")
+    pods = {
+        "stage": render.build_stage_job(run, plan, rl, 1)["spec"]["template"],
+        "sandbox": render.build_sandbox_deployment(run, plan, 1)["spec"]["template"],
+    }
+    if plan.judge.deploy:
+        pods["judge"] = render.build_judge_deployment(run, plan, 1)["spec"]["template"]
+    for role, pod in pods.items():
+        labels = pod["metadata"]["labels"]
+        assert _selects(pm["spec"]["selector"], labels), role
+        assert {"purpcode.dev/run", "purpcode.dev/stage"} & set(labels) <= set(pm["spec"]["podTargetLabels"])
+        named = {p["name"]: p["containerPort"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        assert ports & set(named), f"{role} pods expose none of the PodMonitor's ports {ports}: {named}"
+    stage_ports = {p["name"]: p["containerPort"] for p in pods["stage"]["spec"]["containers"][0]["ports"]}
+    assert stage_ports["metrics"] == METRICS_PORT
+    # Pods of other apps in the namespace are not scraped.
+    assert not _selects(
+        pm["spec"]["selector"], {"app.kubernetes.io/name": "other", "purpcode.dev/role": "stage"}
+    )
