@@ -188,3 +188,18 @@ def test_trainer_lock_resolves_for_the_cuda_image(lock: ModuleType) -> None:
     path = lock.constraints_path("trainer")
     resolved = lock.resolve(lock.IMAGES["trainer"], constraints=path)
     assert resolved == lock.read_constraints(path)
+
+
+def _final_uid(image: str) -> int:
+    users = [rest for word, rest in _stages(_dockerfile(image))[-1] if word == "USER"]
+    return int(users[-1].split(":")[0])
+
+
+def test_image_users_match_the_pods_that_run_them(gen: ModuleType) -> None:
+    """Workload images run as the uid the operator's pods ask for; the operator image as the chart's runAsUser."""
+    from purpcode_operator.render import RUN_AS_USER
+
+    assert _final_uid("sandbox") == RUN_AS_USER
+    assert _final_uid("trainer") == RUN_AS_USER
+    (dep,) = [o for o in gen.render_chart() if o["kind"] == "Deployment"]
+    assert _final_uid("operator") == dep["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
