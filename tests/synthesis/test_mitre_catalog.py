@@ -91,3 +91,16 @@ def test_bad_catalogue_files(tmp_path: Path) -> None:
     (tmp_path / "other.xml").write_text("<Other/>")
     with pytest.raises(ValueError, match="not a MITRE CWE catalogue"):
         load_mitre_catalog(tmp_path / "other.xml")
+
+
+def test_nested_divs_indent_example_code() -> None:
+    import xml.etree.ElementTree as ET
+
+    from purpcode.data.rules.mitre import _code
+
+    x = (
+        '<d xmlns:xhtml="http://www.w3.org/1999/xhtml"><xhtml:div>def f(a):<xhtml:br/>'
+        '<xhtml:div style="margin-left:1em;">if a:<xhtml:br/><xhtml:div style="margin-left:1em;">return 1'
+        "</xhtml:div>return 2</xhtml:div>x = f(1)</xhtml:div></d>"
+    )
+    assert _code(ET.fromstring(x)) == "def f(a):\n    if a:\n        return 1\n    return 2\nx = f(1)\n"

@@ -49,7 +49,16 @@ def main(argv: list[str] | None = None) -> int:
                 config.metrics_port,
                 err,
             )
-    manifest = run_synthesis(config, out, metrics=metrics)
+    from purpcode.analyzers import AnalyzerError
+    from purpcode.generation import GenerationError
+    from purpcode.oracles.judge import JudgeError
+
+    try:
+        manifest = run_synthesis(config, out, metrics=metrics)
+    except (GenerationError, JudgeError, AnalyzerError, ConnectionError) as err:
+        # A service or model problem: say which, exit non-zero; finished steps stay checkpointed for the retry.
+        log.error("synthesis failed: %s: %s", type(err).__name__, err)
+        return 1
     sets = ", ".join(f"{k}={v['train']}+{v['heldout']}" for k, v in manifest["sets"].items())
     log.info("synthesis done in %s: %s (train+heldout)", out, sets)
     return 0

@@ -66,11 +66,16 @@ def dedup(
     hashes: dict[str, Any] = {}
     kept: list[T] = []
     counter: dict[str, int] = defaultdict(int)
+    template = MinHash(num_perm=num_perm, seed=seed)  # permutations drawn once, shared by every hash
     for it in unique:
         grams = shingles(text(it), ngram)
-        m = MinHash(num_perm=num_perm, seed=seed)
-        for g in grams:
-            m.update(g.encode("utf-8"))
+        m = MinHash(
+            num_perm=num_perm,
+            seed=seed,
+            permutations=template.permutations,
+            scheme=getattr(template, "scheme", None),
+        )
+        m.update_batch([g.encode("utf-8") for g in grams])
         g_key = group(it)
         lsh = lsh_by_group.get(g_key)
         if lsh is None:

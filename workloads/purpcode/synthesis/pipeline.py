@@ -206,12 +206,14 @@ class Synthesis:
     ) -> list[Draft]:
         def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
             drafts, stats = make()
-            paths = self.writer.rewrite(drafts) if drafts else {"model": 0, "template": 0}
+            if drafts:
+                self.writer.rewrite(drafts)
+            origins = Counter(d.origin for d in drafts)
             stats = {
                 **stats,
                 "generated": stats.get("generated", len(drafts)),
                 "rows": len(drafts),
-                "by_path": paths,
+                "by_path": {"model": origins["model"], "template": origins["template"]},
                 "by_strategy": dict(Counter(d.strategy for d in drafts)),
             }
             return [d.to_record() for d in drafts], stats

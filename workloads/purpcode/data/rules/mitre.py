@@ -38,19 +38,22 @@ def _code(elem: ET.Element) -> str:
     """Example code keeps its lines: XHTML <br/> ends a line (a raw newline right after it is layout, not code),
     and each nested <div> (MITRE's margin-left blocks) indents its lines one level."""
     done: list[str] = []
-    cur = {"text": "", "level": 0}
+    cur_text = ""
+    cur_level = 0
 
     def newline() -> None:
-        done.append("    " * cur["level"] + cur["text"] if cur["text"].strip() else "")
-        cur["text"] = ""
+        nonlocal cur_text
+        done.append("    " * cur_level + cur_text if cur_text.strip() else "")
+        cur_text = ""
 
     def emit(text: str, level: int) -> None:
+        nonlocal cur_text, cur_level
         for i, chunk in enumerate(text.split("\n")):
             if i:
                 newline()
-            if not cur["text"]:
-                cur["level"] = level
-            cur["text"] += chunk
+            if not cur_text:
+                cur_level = level
+            cur_text += chunk
 
     def walk(e: ET.Element, level: int, nested: bool) -> None:
         if e.text:
@@ -63,10 +66,10 @@ def _code(elem: ET.Element) -> str:
                 emit(tail[1:] if tail.startswith("\n") else tail, level)
                 continue
             if tag == "div" and nested:
-                if cur["text"].strip():
+                if cur_text.strip():
                     newline()
                 walk(c, level + 1, True)
-                if cur["text"].strip():
+                if cur_text.strip():
                     newline()
             else:
                 walk(c, level, nested or tag == "div")
