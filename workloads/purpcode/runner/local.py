@@ -215,6 +215,13 @@ class LocalRun:
             if svc.proc is not None:
                 self.display.message(f"[{name}] exited (status {svc.proc.returncode}): restarting it")
             svc.start()
+            assert svc.proc is not None
+            self.state.setdefault("services", {})[name] = {
+                "pid": svc.proc.pid,
+                "url": svc.url,
+                "log": str(svc.log_path),
+            }
+            self._save_state()
             starting.append(svc)
         for svc in starting:
             svc.wait_ready()
@@ -265,6 +272,8 @@ class LocalRun:
                 cwd=str(self.workdir),
             )
         proc = self.current
+        self.state["stages"][stage.name]["pid"] = proc.pid
+        self._save_state()
         view.status, view.started, view.ended = "running", time.monotonic(), None
         self.display.event(view)
         try:

@@ -1,0 +1,143 @@
+"""`purpcode run` on real stages (initializer, evaluation, report) with the real services: a whole run, resume,
+a failing stage, Ctrl-C in the middle of a stage, and --rerun."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import eval_only_spec, live_group_members, run_cli, state, wait_for, write_codesec_heldout
+
+STEPS = ["initialize", "evaluation", "report"]
+
+
+def test_run_then_resume_skips_finished_stages(tmp_path: Path) -> None:
+    spec = eval_only_spec(tmp_path / "spec.yaml")
+    workdir = tmp_path / "work"
+    write_codesec_heldout(workdir, 3)
+
+    first = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    art = workdir / "artifacts"
+    for d in ("model", "evaluation", "report"):
+        assert (art / d / "_SUCCESS").exists()
+    results = json.loads((art / "evaluation" / "results.json").read_text())
+    assert results["suites"][0]["results"]["base"]["n"] == 3
+    assert (art / "report" / "report.md").read_text().startswith("# PurpCode run report: eval-only")
+    for step in STEPS:
+        cfg = json.loads((workdir / "configs" / f"{step}.json").read_text())
+        assert cfg["paths"]["artifacts"] == str(art) and cfg["metrics_port"] is None
+        assert (workdir / "logs" / f"{step}.log").exists()
+    st = state(workdir)
+    assert [st["stages"][s]["status"] for s in STEPS] == ["done"] * 3
+    assert st["stages"]["evaluation"]["exit_code"] == 0
+    ev_cfg = json.loads((workdir / "configs" / "evaluation.json").read_text())
+    assert ev_cfg["services"]["sandbox_url"].startswith("http://127.0.0.1:")
+    assert (
+        ev_cfg["services"]["judge_url"].startswith("http://127.0.0.1:")
+        and ev_cfg["services"]["judge_model"] == "tiny-random"
+    )
+    for svc in st["services"].values():
+        assert live_group_members(svc["pid"]) == []  # services stopped at the end
+    assert "finished" in first.stdout and str(art / "report" / "report.md") in first.stdout
+
+    sandbox_log = (workdir / "logs" / "sandbox.log").read_text()
+    second = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "3 steps, 3 already done" in second.stdout
+    assert (workdir / "logs" / "sandbox.log").read_text() == sandbox_log  # no service started for nothing
+
+
+def test_failing_stage_stops_the_run_and_names_its_log(tmp_path: Path) -> None:
+    spec = eval_only_spec(
+        tmp_path / "spec.yaml",
+        name="broken",
+        evaluation={"benchmarks": [{"kind": "xstest", "path": "benchmarks/missing.csv"}]},
+    )
+    workdir = tmp_path / "work"
+    res = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
+    assert res.returncode == 1
+    assert "stage evaluation failed with exit status 1" in res.stdout
+    assert str(workdir / "logs" / "evaluation.log") in res.stdout
+    assert "missing.csv" in res.stdout  # the log tail shows the cause
+    st = state(workdir)
+    assert st["stages"]["initialize"]["status"] == "done"
+    assert st["stages"]["evaluation"]["status"] == "failed"
+    assert "report" not in st["stages"]
+    for svc in st["services"].values():
+        assert live_group_members(svc["pid"]) == []
+
+
+def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> None:
+    spec = eval_only_spec(
+        tmp_path / "spec.yaml",
+        name="interrupted",
+        evaluation={
+            "maxPerSuite": 64,
+            "generation": {"backend": "transformers", "temperature": 0.0, "maxNewTokens": 96, "batchSize": 4},
+        },
+    )
+    workdir = tmp_path / "work"
+    write_codesec_heldout(workdir, 64)
+    metrics = workdir / "artifacts" / "evaluation" / "metrics.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "purpcode.cli", "run", str(spec), "--workdir", str(workdir), "--plain"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        start_new_session=True,
+    )
+    try:
+        # Interrupt once evaluation has generated its first batch (the stage is mid-way).
+        wait_for(
+            lambda: metrics.exists() and '"generate"' in metrics.read_text(), 300, "evaluation progress", proc
+        )
+        running = state(workdir)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out
+    assert "interrupted" in out and "run the same command again" in out.lower()
+    st = state(workdir)
+    assert st["stages"]["evaluation"]["status"] == "interrupted"
+    assert not (workdir / "artifacts" / "evaluation" / "_SUCCESS").exists()
+    stage_pid = running["stages"]["evaluation"]["pid"]
+    for pid in [stage_pid, *(s["pid"] for s in st["services"].values())]:
+        assert live_group_members(pid) == [], f"process group {pid} left running"
+
+    again = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "3 steps, 1 already done" in again.stdout  # initialize skipped; evaluation and report run
+    results = json.loads((workdir / "artifacts" / "evaluation" / "results.json").read_text())
+    assert results["suites"][0]["results"]["base"]["n"] == 64
+
+
+def test_rerun_resets_a_stage_and_the_ones_after_it(tmp_path: Path) -> None:
+    spec = eval_only_spec(tmp_path / "spec.yaml", name="rerun")
+    workdir = tmp_path / "work"
+    write_codesec_heldout(workdir, 1)
+    assert run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path).returncode == 0
+    first_report = (workdir / "artifacts" / "report" / "report.json").stat().st_mtime_ns
+    bad = run_cli(str(spec), "--workdir", str(workdir), "--rerun", "nope", cwd=tmp_path)
+    assert bad.returncode == 2 and "initialize, evaluation, report" in bad.stderr
+    res = run_cli(str(spec), "--workdir", str(workdir), "--rerun", "evaluation", cwd=tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "re-running: evaluation, report" in res.stdout
+    assert (workdir / "artifacts" / "report" / "report.json").stat().st_mtime_ns != first_report
+
+
+def test_invalid_spec_exits_2_naming_the_field(tmp_path: Path) -> None:
+    spec = eval_only_spec(tmp_path / "spec.yaml")
+    spec.write_text(spec.read_text().replace("maxPerSuite: 4", "maxPerSuite: -1"))
+    res = run_cli(str(spec), cwd=tmp_path)
+    assert res.returncode == 2
+    assert "spec.stages.evaluation.maxPerSuite" in res.stderr
+    assert not (tmp_path / "runs").exists()
