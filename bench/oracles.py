@@ -350,14 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             runner = OracleRunner(
                 config, sandbox_url=sandbox_url, judge=judge_cfg, analyzer=get_analyzer("bandit")
             )
-            # warm-up (a running RL job has its pools and connections up): a few responses of each oracle
-            warm = make_batch(64, seed=args.seed + 1)
-            runner.score_batch_sync([Sample.model_validate(d) for d in warm])
+            try:
+                # warm-up (a running RL job has its pools and connections up): worker processes, a few responses
+                runner.warmup()
+                warm = make_batch(64, seed=args.seed + 1)
+                runner.score_batch_sync([Sample.model_validate(d) for d in warm])
 
-            t0 = time.perf_counter()
-            scores = runner.score_batch_sync(samples)
-            lib_s = time.perf_counter() - t0
-            runner.close()
+                t0, cpu0 = time.perf_counter(), time.process_time()
+                scores = runner.score_batch_sync(samples)
+                lib_s, lib_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            finally:
+                runner.close()
 
             step = max(1, len(samples) // args.naive_n)
             subset = samples[::step][: args.naive_n]
@@ -384,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average (1 min) at start/end: {load0:.1f}/{os.getloadavg()[0]:.1f}")
     lib_rate = len(samples) / lib_s
     naive_rate = len(subset) / naive_s
+    print(
+        "library's own CPU in this process (gate, dispatch, HTTP clients; not bandit workers or services): "
+        f"{lib_cpu:.1f} s = {lib_cpu / len(samples) * 1000:.1f} ms per response"
+    )
     print(
         f"library: {len(samples)} responses in {lib_s:.1f} s -> {lib_rate / cores:.1f} responses/s per core"
     )
