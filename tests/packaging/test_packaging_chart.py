@@ -225,8 +225,11 @@ def test_rbac_is_least_privilege(gen: ModuleType) -> None:
     assert not any(o["metadata"]["name"].endswith("-runs") for o in _by_kind(objs, "Role"))
 
 
-def test_run_rules_cover_what_the_operator_creates(gen: ModuleType) -> None:
-    """Every kind the operator creates for a run (issue 8) is writable; pods and runs readable."""
+def test_run_rules_cover_what_the_operator_touches(gen: ModuleType) -> None:
+    """Every kind the operator's API client manages (kube.PLURALS) is granted, with the verbs its code needs."""
+    from purpcode_operator import api
+    from purpcode_operator.kube import PLURALS
+
     (role,) = [
         o for o in _by_kind(gen.render_chart(NON_DEFAULT), "Role") if o["metadata"]["name"].endswith("-runs")
     ][:1]
@@ -235,20 +238,27 @@ def test_run_rules_cover_what_the_operator_creates(gen: ModuleType) -> None:
         for group in rule["apiGroups"]:
             for res in rule["resources"]:
                 granted.setdefault((group, res), set()).update(rule["verbs"])
-    need_write = [
-        ("batch", "jobs"),
-        ("apps", "deployments"),
-        ("", "services"),
-        ("", "configmaps"),
-        ("", "persistentvolumeclaims"),
-        ("networking.k8s.io", "networkpolicies"),
-    ]
-    for key in need_write:
-        assert {"get", "list", "watch", "create", "patch", "delete"} <= granted.get(key, set()), key
-    assert {"get", "list", "watch", "patch"} <= granted[("purpcode.dev", "purpcoderuns")]
+    watched = {"jobs", "pods", "deployments", api.PLURAL}  # kopf indexes/event handlers (handlers.py)
+    for (api_version, kind), plural in PLURALS.items():
+        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
+        verbs = granted.get((group, plural), set())
+        if kind == "Event":
+            need = {"create"}
+        elif kind == "Pod":
+            need = {"get", "list", "watch"}
+            assert not verbs - need, "pods are read-only"
+        elif kind == api.KIND:
+            need = {"get", "list", "watch", "patch", "delete"}
+        else:
+            need = {"get", "create", "patch", "delete"}
+        if plural in watched:
+            need |= {"list", "watch"}
+        assert need <= verbs, f"{kind}: needs {sorted(need - verbs)}"
     assert "patch" in granted[("purpcode.dev", "purpcoderuns/status")]
-    assert {"get", "list", "watch"} == granted[("", "pods")]
-    assert "create" in granted[("", "events")]
+    assert "update" in granted[("purpcode.dev", "purpcoderuns/finalizers")]  # blockOwnerDeletion on children
+    managed = {(v.rsplit("/", 1)[0] if "/" in v else "", p) for (v, _), p in PLURALS.items()}
+    extra = {k for k in granted if k not in managed and not k[1].startswith("purpcoderuns/")}
+    assert not extra, f"granted but never used: {extra}"
 
 
 def test_monitoring_objects_are_opt_in(gen: ModuleType) -> None:

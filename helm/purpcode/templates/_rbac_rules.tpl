@@ -1,6 +1,6 @@
 {{/*
-RBAC rules, one place (rbac.yaml binds them). They follow docs/operator.md, which lists what the operator
-reads and writes; tests/packaging/test_chart.py checks the two agree.
+RBAC rules, one place (rbac.yaml binds them). They follow what the operator's code touches
+(purpcode_operator.kube.PLURALS, the kopf handlers); tests/packaging/test_packaging_chart.py checks the two agree.
 */}}
 
 {{- define "purpcode.watchRules" -}}
@@ -38,16 +38,8 @@ reads and writes; tests/packaging/test_chart.py checks the two agree.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch"]
-- apiGroups: ["", "events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
-{{- end -}}
-
-{{- define "purpcode.selfRules" -}}
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-- apiGroups: ["", "events.k8s.io"]
+# Events on runs: transitions, failures (core/v1, deterministic names; kopf's own too).
+- apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end -}}
