@@ -47,8 +47,6 @@ def test_install_holds_namespace_crd_rbac_and_operator(gen: ModuleType) -> None:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
-        "Role",
-        "RoleBinding",
         "Service",
         "Deployment",
     ):
