@@ -104,12 +104,14 @@ def _fmt(analysis: str, answer: str) -> str:
     return f"## Analysis\n{analysis}\n## Answer\n{answer}"
 
 
-def make_batch(n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """n sample dicts (purpcode.oracles.Sample fields), groups of 8 per prompt, shuffled oracles by MIX."""
+def make_batch(n: int, seed: int = 0, mix: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """n sample dicts (purpcode.oracles.Sample fields), groups of 8 per prompt, shuffled oracles by `mix`."""
     rng = random.Random(seed)
-    oracles = [name for name, share in MIX.items() for _ in range(round(share * n / GROUP))]
+    mix = mix or MIX
+    total = sum(mix.values())
+    oracles = [name for name, share in mix.items() for _ in range(round(share / total * n / GROUP))]
     while len(oracles) < n // GROUP + (1 if n % GROUP else 0):
-        oracles.append("codesec")
+        oracles.append(max(mix, key=lambda k: mix[k]))
     rng.shuffle(oracles)
     out: list[dict[str, Any]] = []
     for p, oracle in enumerate(oracles):
@@ -327,6 +329,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--judge-latency", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--oracles",
+        default=",".join(MIX),
+        help="comma-separated subset of the mix (shares renormalised), e.g. to see the sandbox-bound part alone",
+    )
     args = parser.parse_args(argv)
 
     from purpcode.analyzers import get_analyzer
@@ -334,8 +341,13 @@ def main(argv: list[str] | None = None) -> int:
 
     cores = os.cpu_count() or 1
     load0 = os.getloadavg()[0]
-    samples = [Sample.model_validate(d) for d in make_batch(args.n, args.seed)]
-    counts = {k: sum(s.oracle == k for s in samples) for k in MIX}
+    wanted = [o.strip() for o in args.oracles.split(",") if o.strip()]
+    unknown = sorted(set(wanted) - set(MIX))
+    if unknown or not wanted:
+        parser.error(f"--oracles: unknown {unknown}; use names from {', '.join(MIX)}")
+    mix = {k: MIX[k] for k in wanted}
+    samples = [Sample.model_validate(d) for d in make_batch(args.n, args.seed, mix)]
+    counts = {k: sum(s.oracle == k for s in samples) for k in mix}
     print(
         f"batch: {len(samples)} responses {counts}; judge latency {args.judge_latency * 1000:.0f} ms; {cores} cores"
     )
@@ -353,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 # warm-up (a running RL job has its pools and connections up): worker processes, a few responses
                 runner.warmup()
-                warm = make_batch(64, seed=args.seed + 1)
+                warm = make_batch(64, seed=args.seed + 1, mix=mix)
                 runner.score_batch_sync([Sample.model_validate(d) for d in warm])
 
                 t0, cpu0 = time.perf_counter(), time.process_time()
@@ -377,12 +389,12 @@ def main(argv: list[str] | None = None) -> int:
 
     lib_rewards = [s.reward for s in scores]
     agree = sum(a == b for a, b in zip(naive_rewards, lib_rewards[::step][: args.naive_n], strict=False))
-    by_oracle = {k: round(sum(s.reward for s in scores if s.oracle == k) / max(1, counts[k]), 3) for k in MIX}
+    by_oracle = {k: round(sum(s.reward for s in scores if s.oracle == k) / max(1, counts[k]), 3) for k in mix}
     print(
         f"mean reward by oracle (library): {by_oracle}; format pass {sum(s.format_ok for s in scores) / len(scores):.1%}"
     )
     print(f"naive/library rewards agree on {agree}/{len(subset)} shared responses")
-    done_at = {k: round(max((s.latency_s for s in scores if s.oracle == k), default=0.0), 1) for k in MIX}
+    done_at = {k: round(max((s.latency_s for s in scores if s.oracle == k), default=0.0), 1) for k in mix}
     print(f"library: seconds until each oracle's last score (all run overlapped): {done_at}")
     print(f"load average (1 min) at start/end: {load0:.1f}/{os.getloadavg()[0]:.1f}")
     lib_rate = len(samples) / lib_s
