@@ -104,8 +104,6 @@ def _plan_v1(name: str, own: dict[str, str], owner_uid: int | None) -> CgroupPla
             continue
         parent = mount / own.get(ctrl, "/").lstrip("/") / name
         _prepare(parent, owner_uid)
-        if ctrl == "memory" and (parent / "memory.memsw.limit_in_bytes").exists():
-            files = {**files, "memory.memsw.limit_in_bytes": "memory_bytes"}
         controllers.append(Controller(ctrl, parent, f"/cgroup/{ctrl}", files))
     if not controllers:
         return CgroupPlan(version=None, reason="no memory or pids cgroup v1 controller mounted")

@@ -16,6 +16,7 @@ import httpx
 from purpcode.sandbox.models import RunCodeRequest, RunCodeResponse
 
 RETRY_STATUSES = frozenset({429, 503})
+_JSON = {"content-type": "application/json"}
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_CAP_S = 2.0
 # How long past the run's own timeout an HTTP request may take (queueing, setup, the response).
@@ -78,10 +79,10 @@ class SandboxClient:
 
     def run_code(self, req: RunCodeRequest) -> RunCodeResponse:
         """Run one request; retries with jittered exponential backoff while the service answers 429/503."""
-        body = req.model_dump(mode="json")
+        body = req.model_dump_json().encode()
         timeout = self.timeout if self.timeout is not None else req.run_timeout + _REQUEST_SLACK_S
         for attempt in range(self.retries + 1):
-            response = self._http.post("/run_code", json=body, timeout=timeout)
+            response = self._http.post("/run_code", content=body, headers=_JSON, timeout=timeout)
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
                 time.sleep(_backoff(attempt, response.headers.get("retry-after")))
                 continue
@@ -123,10 +124,10 @@ class AsyncSandboxClient:
 
     async def run_code(self, req: RunCodeRequest) -> RunCodeResponse:
         """Run one request; retries with jittered exponential backoff while the service answers 429/503."""
-        body = req.model_dump(mode="json")
+        body = req.model_dump_json().encode()
         timeout = self.timeout if self.timeout is not None else req.run_timeout + _REQUEST_SLACK_S
         for attempt in range(self.retries + 1):
-            response = await self._http.post("/run_code", json=body, timeout=timeout)
+            response = await self._http.post("/run_code", content=body, headers=_JSON, timeout=timeout)
             if response.status_code in RETRY_STATUSES and attempt < self.retries:
                 await asyncio.sleep(_backoff(attempt, response.headers.get("retry-after")))
                 continue

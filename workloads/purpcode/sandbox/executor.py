@@ -81,7 +81,6 @@ class Sandbox:
             sandbox_uid=settings.sandbox_uid,
             host_uid=settings.host_uid,
             extra_ro_binds=settings.extra_ro_binds,
-            preload=settings.preload,
             netns_per_exec=settings.netns_per_exec,
             seccomp=settings.seccomp,
             cgroups=settings.cgroups,
@@ -93,7 +92,11 @@ class Sandbox:
 
     async def start(self) -> None:
         self.jail_cfg.interpreter_paths = await asyncio.to_thread(interpreter_paths, self.jail_cfg.python)
-        self.zygotes = [Zygote(self.jail_cfg, i) for i in range(self.settings.zygotes)]
+        s = self.settings
+        pytest_preload = [*s.preload, *[m for m in s.preload_pytest if m not in s.preload]]
+        self.zygotes = [Zygote(self.jail_cfg, i, "python", s.preload) for i in range(s.zygotes)] + [
+            Zygote(self.jail_cfg, s.zygotes + i, "pytest", pytest_preload) for i in range(s.zygotes)
+        ]
         await asyncio.gather(*(z.start() for z in self.zygotes))
         features = self.zygotes[0].features
         LOG.info(
@@ -150,20 +153,20 @@ class Sandbox:
             },
             "python": z.features.get("python") if z else None,
             "warm_address_space_bytes": z.features.get("address_space_bytes") if z else None,
-            "preloaded": z.features.get("preloaded", []) if z else [],
+            "preloaded": {zz.flavour: zz.features.get("preloaded", []) for zz in self.zygotes},
         }
 
     @property
     def alive(self) -> int:
         return sum(1 for z in self.zygotes if z.alive)
 
-    def _pick(self) -> Zygote:
-        alive = [z for z in self.zygotes if z.alive]
+    def _pick(self, flavour: str) -> Zygote:
+        alive = [z for z in self.zygotes if z.alive and z.flavour == flavour]
         for z in self.zygotes:
             if not z.alive:
                 self._schedule_restart(z)
         if not alive:
-            raise ZygoteDied("no sandbox zygote is running (restarting)")
+            raise ZygoteDied(f"no {flavour} sandbox zygote is running (restarting)")
         return min(alive, key=lambda z: z.load)
 
     def _schedule_restart(self, z: Zygote) -> None:
@@ -176,7 +179,7 @@ class Sandbox:
             try:
                 while not self._stopping:
                     await z.stop()
-                    fresh = Zygote(self.jail_cfg, z.index)
+                    fresh = Zygote(self.jail_cfg, z.index, z.flavour, z.preload)
                     try:
                         await fresh.start()
                     except JailError as err:
@@ -251,7 +254,8 @@ class Sandbox:
     # ------------------------------------------------------------------------------------------- run
 
     async def execute(self, req: RunCodeRequest) -> Outcome:
-        z = self._pick()
+        # Code that uses pytest goes to the zygote that has it loaded; everything else forks the lighter one.
+        z = self._pick("pytest" if req.language == "pytest" or "pytest" in req.code else "python")
         timeout, rlimits, cgroup, warm = self._limits(req, z)
         payload, code, code_name = self._payload(req)
         code_hash = hashlib.sha256(code_name.encode() + b"\0" + code).hexdigest()

@@ -6,22 +6,21 @@
 
 
 def _pcH_main():
+    # Only light modules here: every module this imports is paid by every check (see settings.DEFAULT_PRELOAD).
     import builtins
     import collections
-    import datetime
-    import decimal
-    import fractions
-    import hashlib
-    import hmac
     import json
     import linecache
     import operator
     import os
     import sys
-    import sysconfig
     import threading
-    import traceback
     import types
+
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
 
     work = os.path.dirname(os.path.abspath(__file__))
     _write, _exit, _unlink, _gettrace, _getprofile = (
@@ -62,8 +61,13 @@ def _pcH_main():
         say("ERROR" if error else "FAIL", message)
         _exit(1)
 
+    def hmac_sha256(key, message):
+        key = key.ljust(64, b"\0") if _len(key) <= 64 else sha256(key).digest().ljust(64, b"\0")
+        inner = sha256(bytes(b ^ 0x36 for b in key) + message).digest()
+        return sha256(bytes(b ^ 0x5C for b in key) + inner).hexdigest()
+
     def prove(count):
-        mac = hmac.new(nonce, f"{kind}:{count}".encode(), hashlib.sha256).hexdigest()
+        mac = hmac_sha256(nonce, f"{kind}:{count}".encode())
         try:
             _stdout.flush()
         except BaseException:
@@ -72,6 +76,8 @@ def _pcH_main():
         _exit(0)
 
     def tb(exc):
+        import traceback
+
         return "".join(traceback.format_exception(_type(exc), exc, exc.__traceback__))[-3000:]
 
     # ------------------------------------------------------------------ trust: which objects may be compared
@@ -91,15 +97,23 @@ def _pcH_main():
         slice,
         _type(Ellipsis),
         _type(NotImplemented),
-        decimal.Decimal,
-        fractions.Fraction,
-        datetime.date,
-        datetime.datetime,
-        datetime.time,
-        datetime.timedelta,
-        datetime.timezone,
         memoryview,
     }
+    # Value types of these stdlib modules compare by value; looked up only if the module is loaded at all.
+    safe_by_module = {
+        "decimal": ("Decimal",),
+        "fractions": ("Fraction",),
+        "datetime": ("date", "datetime", "time", "timedelta", "timezone"),
+    }
+
+    def lazily_safe(t):
+        names = safe_by_module.get(getattr(t, "__module__", None))
+        module = sys.modules.get(t.__module__) if names else None
+        if module is not None and t.__name__ in names and getattr(module, t.__name__, None) is t:
+            safe_types.add(t)
+            return True
+        return False
+
     sequences = (list, tuple, set, frozenset, collections.deque)
     container_types = {
         list,
@@ -133,7 +147,7 @@ def _pcH_main():
     roots = tuple(
         {
             os.path.realpath(p) + "/"
-            for p in (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"])
+            for p in [os.path.dirname(os.__file__), *[q for q in sys.path if q.endswith("-packages")]]
         }
     )
     guarded = {
@@ -234,7 +248,12 @@ def _pcH_main():
             budget -= 1
             if budget < 0:
                 return v
-            if t not in container_types and t not in trusted_classes and not type_ok(t):
+            if (
+                t not in container_types
+                and t not in trusted_classes
+                and not lazily_safe(t)
+                and not type_ok(t)
+            ):
                 return v
             if _isinstance(v, dict):
                 if _id(v) not in seen:

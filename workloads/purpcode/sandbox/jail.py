@@ -52,7 +52,6 @@ class JailConfig:
     sandbox_uid: int = 65534
     host_uid: int | None = None
     extra_ro_binds: Sequence[str] = ()
-    preload: Sequence[str] = ()
     tmpfs_inodes: int = 8192
     netns_per_exec: bool = False
     seccomp: bool = True
@@ -124,9 +123,13 @@ def bwrap_argv(cfg: JailConfig, cgroups: CgroupPlan, data_fds: tuple[int, int]) 
 class Zygote:
     """One jailed zygote and its control socket; `run` submits an execution and awaits its report."""
 
-    def __init__(self, cfg: JailConfig, index: int) -> None:
+    def __init__(
+        self, cfg: JailConfig, index: int, flavour: str = "python", preload: Sequence[str] = ()
+    ) -> None:
         self.cfg = cfg
         self.index = index
+        self.flavour = flavour
+        self.preload = list(preload)
         self.proc: asyncio.subprocess.Process | None = None
         self.sock: socket.socket | None = None
         self.features: dict[str, Any] = {}
@@ -149,7 +152,9 @@ class Zygote:
             raise JailError(f"bubblewrap ({cfg.bwrap!r}) is not installed: apt-get install bubblewrap")
         loop = asyncio.get_running_loop()
         self.cgroups = plan_cgroups(
-            f"purpcode-sandbox-{os.getpid()}-{self.index}", mode=cfg.cgroups, owner_uid=cfg.host_uid
+            f"purpcode-sandbox-{os.getpid()}-{self.flavour}-{self.index}",
+            mode=cfg.cgroups,
+            owner_uid=cfg.host_uid,
         )
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         passwd_fd = _data_fd(_ETC_PASSWD.format(uid=cfg.sandbox_uid))
@@ -159,7 +164,7 @@ class Zygote:
             "sandbox_uid": cfg.sandbox_uid,
             "work_dir": WORK_DIR,
             "tmpfs_inodes": cfg.tmpfs_inodes,
-            "preload": list(cfg.preload),
+            "preload": self.preload,
             "netns_per_exec": cfg.netns_per_exec,
             "seccomp": cfg.seccomp,
             "python": cfg.python,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -112,6 +113,9 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             raise
         state["ready"] = True
         metrics.zygotes.set(sandbox.alive)
+        # Everything loaded so far lives as long as the service: keep it out of every later GC pass.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

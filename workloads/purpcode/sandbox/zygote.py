@@ -4,34 +4,37 @@ It is *not* imported by the service: `jail.py` reads this file and runs it with 
 `python -I -c <source> <config json>`, because the project's own files are not visible inside the jail.
 
 Why a fork-server: a fresh interpreter costs ~10-40 ms to start; forking an initialised one costs ~1 ms. Each
-execution gets, per run:
+execution is one forked process:
 
     zygote (jail: user ns A where it is uid 0 with capabilities in A only; no network; read-only root)
-      └─ init  (fork after unshare(CLONE_NEWPID): pid 1 of a fresh pid namespace)
-           unshare(mount, ipc[, net]); fresh /proc; private tmpfs work dir, /tmp, /dev/shm; cgroup if delegated
-           └─ runner (unshare(user): uid 65534 in a fresh user ns B; no capabilities; seccomp; rlimits;
-                      new session; scrubbed env; cwd = the work dir) -> runs the code
+      └─ execution = pid 1 of a fresh pid namespace (fork after unshare(CLONE_NEWPID))
+           1. with the jail's capabilities: unshare(mount, ipc, uts[, net]); /proc of its own pid namespace
+              only (subset=pid); private tmpfs work dir, /tmp and /dev/shm; its own cgroup where delegated;
+              writes the request's files
+           2. unshare(user): uid 65534 in a fresh user ns B; every capability dropped; no_new_privs; seccomp;
+              rlimits; new session; scrubbed environment; cwd = the work dir
+           3. runs the code (warm: in this already initialised interpreter; or execve of a fresh one)
 
-When the init process exits the kernel kills every process left in its pid namespace and the mount namespace
-(with its tmpfs work dir) disappears: nothing outlives an execution. Executions cannot see each other's files
-(private mounts) or processes (own pid namespace and /proc).
+The zygote reaps it with wait4 (exit status and rusage come from the kernel, not from the program). When pid 1
+exits or is killed (wall-time limit, output limit) the kernel kills every process left in its pid namespace,
+and the mount namespace, with its tmpfs work dir, disappears: nothing outlives an execution. Executions cannot
+see each other's files (private mounts) or processes (own pid namespace and /proc).
 
 Protocol (SOCK_SEQPACKET with the service, JSON messages, fds by SCM_RIGHTS):
     zygote -> service  {"op": "ready", ...features}
     service -> zygote  {"op": "run", "id", "timeout", "limits", "code_hash", "compile": bool}
                        + fds [payload memfd (JSON), code memfd, stdout pipe, stderr pipe]
     service -> zygote  {"op": "kill", "id"}
-    zygote -> service  {"op": "done", "id", "exit", "signal", "time", "cpu", "maxrss_kb", "timed_out", "error"}
+    zygote -> service  {"op": "done", "id", "exit", "signal", "time", "cpu", "maxrss_kb", "timed_out", "killed",
+                        "error", "files"}
 """
 
 import array
 import ctypes
-import ctypes.util
 import errno
 import gc
 import json
 import os
-import platform
 import resource
 import selectors
 import signal
@@ -71,7 +74,17 @@ SECCOMP_MODE_FILTER = 2
 
 MAX_MSG = 1 << 16
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def _libc():
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        from ctypes import util  # slower import (subprocess, ...): only where the soname differs (musl)
+
+        return ctypes.CDLL(util.find_library("c"), use_errno=True)
+
+
+libc = _libc()
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
@@ -217,7 +230,7 @@ _ARCH = {
 def seccomp_program():
     """A classic-BPF filter: wrong arch -> kill; denied syscalls -> EPERM; clone with namespace flags -> EPERM;
     clone3 -> ENOSYS (its flags live in memory BPF cannot read; libc then falls back to clone)."""
-    arch = _ARCH.get(platform.machine())
+    arch = _ARCH.get(os.uname().machine)
     if arch is None:
         return None
     audit_arch, deny, nr_clone, nr_clone3 = arch
@@ -235,40 +248,52 @@ def seccomp_program():
     return prog
 
 
-def install_seccomp(prog):
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+def compile_seccomp(prog):
+    """Pack the filter once in the zygote; every execution installs the same bytes."""
     raw = b"".join(struct.pack("HBBI", *ins) for ins in prog)
     buf = ctypes.create_string_buffer(raw, len(raw))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
-
-    fprog = SockFprog(len(prog), ctypes.cast(buf, ctypes.c_void_p))
-    _check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog)), "seccomp")
+    return buf, _SockFprog(len(prog), ctypes.cast(buf, ctypes.c_void_p))
 
 
-# ------------------------------------------------------------------------------------------------ capabilities
+def install_seccomp(compiled):
+    _check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(compiled[1])), "seccomp")
+
+
+def _cap_last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return 63
+
+
+CAP_LAST_CAP = _cap_last_cap()
+_CAP_HEADER = _CapHeader(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
+_CAP_EMPTY = (_CapData * 2)()
 
 
 def drop_capabilities():
     """Bounding set, ambient, effective/permitted/inheritable: all empty; no way back via execve."""
-    for cap in range(64):
-        if prctl(PR_CAPBSET_DROP, cap) != 0 and ctypes.get_errno() == errno.EINVAL:
-            break
+    for cap in range(CAP_LAST_CAP + 1):
+        prctl(PR_CAPBSET_DROP, cap)
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [
-            ("effective", ctypes.c_uint32),
-            ("permitted", ctypes.c_uint32),
-            ("inheritable", ctypes.c_uint32),
-        ]
-
-    header = Header(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3
-    data = (Data * 2)()
-    _check(libc.capset(ctypes.byref(header), ctypes.byref(data)), "capset")
+    _check(libc.capset(ctypes.byref(_CAP_HEADER), ctypes.byref(_CAP_EMPTY)), "capset")
     _check(prctl(PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
 
 
@@ -324,8 +349,14 @@ def _fresh_stdio():
     )
 
 
+_EXIT_NOTICE = {"fd": None, "pid": None}
+
+
 def _finish(rc):
-    """What the interpreter does at exit: join non-daemon threads, atexit hooks, flush; then leave."""
+    """What the interpreter does at exit: join non-daemon threads, atexit hooks, flush; then leave.
+
+    The main process also tells the zygote its exit status before leaving, so the response does not wait for
+    the kernel to tear the namespaces down (the zygote then kills whatever is left, as it would anyway)."""
     import threading
 
     try:
@@ -342,6 +373,11 @@ def _finish(rc):
         try:
             stream.flush()
         except BaseException:  # noqa: BLE001
+            pass
+    if _EXIT_NOTICE["fd"] is not None and os.getpid() == _EXIT_NOTICE["pid"]:
+        try:
+            os.write(_EXIT_NOTICE["fd"], struct.pack("i", rc))
+        except OSError:
             pass
     os._exit(rc)
 
@@ -389,24 +425,24 @@ def run_pytest_warm(path, args):
     _finish(rc)
 
 
-def runner(cfg, job, payload, code_path, code_obj, source, stdin_fd, out_fd, err_fd, ready_fd):
-    """The process that becomes the user program (never returns)."""
-    os.setsid()
-    os.dup2(stdin_fd, 0)
-    os.dup2(out_fd, 1)
-    os.dup2(err_fd, 2)
-    os.closerange(3, ready_fd)
-    os.closerange(ready_fd + 1, cfg["max_fd"])
+def drop_to_sandbox_user(cfg, job):
+    """Become uid `sandbox_uid` in a fresh user namespace with no capabilities, seccomp and rlimits."""
     uid = cfg["sandbox_uid"]
     unshare(CLONE_NEWUSER)
     for name, data in (("setgroups", "deny"), ("uid_map", f"{uid} 0 1"), ("gid_map", f"{uid} 0 1")):
         with open(f"/proc/self/{name}", "w") as fh:
             fh.write(data)
     drop_capabilities()
-    limits = job["limits"]
-    for key, value in limits.items():
+    for key, value in job["limits"].items():
         if key in _RLIMITS and value is not None:
             resource.setrlimit(_RLIMITS[key], (value, value))
+    if cfg.get("seccomp_compiled"):
+        install_seccomp(cfg["seccomp_compiled"])
+
+
+def run_user_code(cfg, job, payload, code_path, code_obj, source, exit_fd):
+    """Turn this (already unprivileged) process into the user program; never returns."""
+    _EXIT_NOTICE["fd"], _EXIT_NOTICE["pid"] = exit_fd, os.getpid()
     os.chdir(cfg["work_dir"])
     os.umask(0o022)
     for sig in (
@@ -423,27 +459,27 @@ def runner(cfg, job, payload, code_path, code_obj, source, stdin_fd, out_fd, err
     os.environ.update(SANDBOX_ENV)
     os.environ["HOME"] = cfg["work_dir"]
     sys.path[:] = [cfg["work_dir"]] + [p for p in sys.path if p]
-    prog = cfg.get("seccomp_prog")
-    if prog:
-        install_seccomp(prog)
-    os.write(ready_fd, b"r")
-    os.close(ready_fd)
     if not job.get("warm", True):
         python = cfg["python"]
-        argv = (
-            [python, "-I", code_path]
-            if payload["language"] == "python"
-            else [python, "-I", "-m", "pytest", code_path, "-p", "no:cacheprovider", *payload.get("args", [])]
-        )
+        if payload["language"] == "python":
+            argv = [python, "-I", code_path]
+        else:
+            argv = [
+                python,
+                "-I",
+                "-m",
+                "pytest",
+                code_path,
+                "-p",
+                "no:cacheprovider",
+                *payload.get("args", []),
+            ]
         os.execve(python, argv, dict(os.environ))
     gc.enable()
     _fresh_stdio()
     if payload["language"] == "pytest":
         run_pytest_warm(code_path, payload.get("args", []))
     run_python_warm(code_path, code_obj, source)
-
-
-# ------------------------------------------------------------------------------------------------ the init
 
 
 def _write_files(work_dir, files):
@@ -510,12 +546,16 @@ def _setup_mounts(cfg, job):
         flags |= CLONE_NEWNET
     unshare(flags)
     mount(None, "/", None, MS_REC | MS_PRIVATE)
-    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    # Like bubblewrap: the kernel knobs under /proc stay read-only even for a uid the host calls root.
-    for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"):
-        if os.path.exists(path):
-            mount(path, path, None, MS_BIND | MS_REC)
-            mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    try:
+        # Only the process directories: no /proc/sys, /proc/sysrq-trigger, ... at all (kernel >= 5.8).
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "subset=pid")
+    except OSError:
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # Like bubblewrap: the kernel knobs under /proc stay read-only even for a uid the host calls root.
+        for path in ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus", "/proc/fs"):
+            if os.path.exists(path):
+                mount(path, path, None, MS_BIND | MS_REC)
+                mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     size = job["tmpfs_mb"]
     opts = f"size={size}m,nr_inodes={cfg['tmpfs_inodes']},mode=0755,uid=0,gid=0"
     mount("tmpfs", cfg["work_dir"], "tmpfs", MS_NOSUID | MS_NODEV, opts)
@@ -537,15 +577,15 @@ def _cgroup_join(paths, procs_file):
             fh.write("0")
 
 
-def init_main(cfg, job_id, job, fds, code_cache):
-    """pid 1 of the execution's pid namespace (never returns)."""
-    payload_fd, code_fd, out_fd, err_fd, status_fd = fds
-    status = {"exit": None, "signal": None, "time": 0.0, "cpu": 0.0, "maxrss_kb": 0, "error": None}
+def execution_main(cfg, job, fds, code_cache):
+    """pid 1 of the execution's pid namespace: private mounts, files, then the user program itself.
+
+    Setup runs with the jail's capabilities; `drop_to_sandbox_user` removes them before any user code. The
+    setup pipe tells the zygote (read only when this process is reaped) whether setup succeeded. With
+    `fetch_files`, pid 1 stays a trusted parent that copies the files out after the program ends."""
+    payload_fd, code_fd, out_fd, err_fd, setup_fd, exit_fd = fds
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        prctl(PR_SET_DUMPABLE, 0)
-        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
         keep = sorted(fds)
         low = 3
         for fd in keep:
@@ -560,8 +600,7 @@ def init_main(cfg, job_id, job, fds, code_cache):
         source = _read_all(code_fd)
         os.close(code_fd)
         code_path = os.path.join(cfg["work_dir"], payload["code_name"])
-        files = dict(payload.get("files") or {})
-        _write_files(cfg["work_dir"], files)
+        _write_files(cfg["work_dir"], dict(payload.get("files") or {}))
         fd = os.open(code_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
             _write_all(fd, source)
@@ -570,62 +609,49 @@ def init_main(cfg, job_id, job, fds, code_cache):
         stdin = payload.get("stdin")
         stdin_fd = _memfd_with(stdin.encode("utf-8")) if stdin else os.open("/dev/null", os.O_RDONLY)
         code_obj = code_cache.get(job.get("code_hash"))
-        ready_r, ready_w = os.pipe()
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(ready_r)
-                os.close(status_fd)
-                runner(
-                    cfg,
-                    job,
-                    payload,
-                    code_path,
-                    code_obj,
-                    source.decode("utf-8", "replace"),
-                    stdin_fd,
-                    out_fd,
-                    err_fd,
-                    ready_w,
-                )
-            except BaseException as exc:  # noqa: BLE001 - setup failed: tell the init, which reports it
-                try:
-                    os.write(2, f"sandbox runner setup failed: {exc!r}\n".encode())
-                finally:
-                    os._exit(125)
-            os._exit(125)
-        os.close(ready_w)
-        for fd in (stdin_fd, out_fd, err_fd):
-            os.close(fd)
-        ready = os.read(ready_r, 1)
-        os.close(ready_r)
-        while True:
-            try:
-                child, wstatus, usage = os.wait4(-1, 0)
-            except ChildProcessError:
-                break
-            if child == pid:
-                status["time"] = time.monotonic() - started
-                status["cpu"] = usage.ru_utime + usage.ru_stime
-                status["maxrss_kb"] = usage.ru_maxrss
+        text = source.decode("utf-8", "replace")
+        fetch = payload.get("fetch_files") or []
+        if fetch:
+            pid = os.fork()
+            if pid == 0:
+                os.close(exit_fd)
+                exit_fd = None
+            else:
+                for fd in (stdin_fd, out_fd, err_fd):
+                    os.close(fd)
+                _write_all(setup_fd, b"\x01")
+                while True:
+                    try:
+                        child, wstatus = os.waitpid(-1, 0)
+                    except ChildProcessError:
+                        os._exit(125)
+                    if child == pid:
+                        break
+                result = {"files": _fetch(cfg["work_dir"], fetch, payload.get("max_fetch_bytes", 0))}
                 if os.WIFSIGNALED(wstatus):
-                    status["signal"] = os.WTERMSIG(wstatus)
+                    result["signal"] = os.WTERMSIG(wstatus)
                 else:
-                    status["exit"] = os.WEXITSTATUS(wstatus)
-                if not ready:
-                    status["error"] = "the runner failed before the program started"
-                break
-        if payload.get("fetch_files"):
-            status["files"] = _fetch(
-                cfg["work_dir"], payload["fetch_files"], payload.get("max_fetch_bytes", 0)
-            )
+                    result["exit"] = os.WEXITSTATUS(wstatus)
+                _write_all(setup_fd, json.dumps(result).encode())
+                os._exit(0)
+        os.setsid()
+        os.dup2(stdin_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        for fd in (stdin_fd, out_fd, err_fd):
+            if fd > 2:
+                os.close(fd)
+        drop_to_sandbox_user(cfg, job)
+        if not fetch:
+            _write_all(setup_fd, b"\x01")
+        os.close(setup_fd)
     except BaseException as exc:  # noqa: BLE001 - any setup failure is a sandbox error for this execution only
-        status["error"] = f"{type(exc).__name__}: {exc}"
-    try:
-        _write_all(status_fd, json.dumps(status).encode())
-    finally:
-        os._exit(0)
+        try:
+            _write_all(setup_fd, f"{type(exc).__name__}: {exc}".encode())
+        finally:
+            os._exit(125)
+    run_user_code(cfg, job, payload, code_path, code_obj, text, exit_fd)
+    os._exit(125)
 
 
 # ------------------------------------------------------------------------------------------------ the zygote
@@ -640,33 +666,46 @@ class Zygote:
         self.jobs = {}  # id -> dict
         self.by_fd = {}  # fd -> (kind, id)
         self.code_cache = {}
-        self.stale_cgroups = []
+        self.cg_free = []
+        self.cg_written = {}
         self.cg_seq = 0
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
 
     def cgroup_create(self, job_id, msg):
-        """Fresh per-execution cgroups (where the service delegated a subtree), limits written before use."""
-        paths = []
-        for path in self.stale_cgroups[:]:
-            try:
-                os.rmdir(path)
-                self.stale_cgroups.remove(path)
-            except OSError:
-                pass
-        for ctrl in self.cfg.get("cgroups", []):
-            self.cg_seq += 1
-            path = os.path.join(ctrl["path"], f"x{self.cg_seq}")
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                pass
+        """Per-execution cgroups (where the service delegated a subtree), limits written before use. Emptied
+        cgroups are reused: creating a memory cgroup costs more than the rest of an execution's setup."""
+        if not self.cfg.get("cgroups"):
+            return []
+        if self.cg_free:
+            paths = self.cg_free.pop()
+        else:
+            paths = []
+            for ctrl in self.cfg["cgroups"]:
+                self.cg_seq += 1
+                path = os.path.join(ctrl["path"], f"x{self.cg_seq}")
+                os.makedirs(path, exist_ok=True)
+                paths.append(path)
+        wanted = msg.get("cgroup") or {}
+        for ctrl, path in zip(self.cfg["cgroups"], paths):
             for name, key in ctrl["files"].items():
-                value = (msg.get("cgroup") or {}).get(key)
-                if value is not None:
+                value = wanted.get(key)
+                if value is not None and self.cg_written.get((path, name)) != value:
                     with open(os.path.join(path, name), "w") as fh:
                         fh.write(str(value))
-            paths.append(path)
+                    self.cg_written[(path, name)] = value
         return paths
+
+    def cgroup_release(self, paths):
+        if not paths:
+            return
+        if len(self.cg_free) < 256:
+            self.cg_free.append(paths)
+            return
+        for path in paths:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
 
     def send(self, msg):
         self.sock.send(json.dumps(msg).encode())
@@ -698,46 +737,47 @@ class Zygote:
                 {"op": "done", "id": job_id, "error": f"cgroup setup failed: {exc}", "timed_out": False}
             )
             return
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        setup_r, setup_w = os.pipe2(os.O_CLOEXEC)
+        exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+        started = time.monotonic()
         try:
             unshare(CLONE_NEWPID)
             pid = os.fork()
         except OSError as exc:
-            for fd in (*fds, status_r, status_w):
+            for fd in (*fds, setup_r, setup_w, exit_r, exit_w):
                 os.close(fd)
             setns(self.pidns_fd, CLONE_NEWPID)
+            self.cgroup_release(msg["cgroup_paths"])
             self.send({"op": "done", "id": job_id, "error": f"fork failed: {exc}", "timed_out": False})
             return
         if pid == 0:
-            init_main(self.cfg, job_id, msg, (*fds, status_w), self.code_cache)
-            os._exit(0)
+            execution_main(self.cfg, msg, (*fds, setup_w, exit_w), self.code_cache)
+            os._exit(125)
         setns(self.pidns_fd, CLONE_NEWPID)
-        for fd in (*fds, status_w):
+        for fd in (*fds, setup_w, exit_w):
             os.close(fd)
+        os.set_blocking(setup_r, False)
         pidfd = os.pidfd_open(pid)
-        job = {
+        self.jobs[job_id] = {
             "pid": pid,
             "pidfd": pidfd,
-            "status_r": status_r,
-            "status": None,
-            "buf": b"",
-            "status_open": True,
-            "deadline": time.monotonic() + float(msg["timeout"]),
+            "setup_r": setup_r,
+            "exit_r": exit_r,
+            "started": started,
+            "deadline": started + float(msg["timeout"]),
             "timed_out": False,
             "killed": False,
-            "reaped": False,
             "reported": False,
-            "cgroup_paths": msg.get("cgroup_paths", []),
+            "cgroup_paths": msg["cgroup_paths"],
         }
-        self.jobs[job_id] = job
-        self.by_fd[pidfd] = ("pid", job_id)
-        self.by_fd[status_r] = ("status", job_id)
+        self.by_fd[pidfd] = (job_id, "pid")
+        self.by_fd[exit_r] = (job_id, "exit")
         self.sel.register(pidfd, selectors.EVENT_READ)
-        self.sel.register(status_r, selectors.EVENT_READ)
+        self.sel.register(exit_r, selectors.EVENT_READ)
 
     def kill(self, job_id, timed_out=False):
         job = self.jobs.get(job_id)
-        if job is None or job["reaped"] or job["killed"]:
+        if job is None or job["killed"]:
             return
         job["timed_out"] = timed_out
         job["killed"] = True
@@ -746,61 +786,96 @@ class Zygote:
         except ProcessLookupError:
             pass
 
-    def report(self, job_id):
+    def _close_exit_pipe(self, job):
+        if job["exit_r"] is not None:
+            self.sel.unregister(job["exit_r"])
+            del self.by_fd[job["exit_r"]]
+            os.close(job["exit_r"])
+            job["exit_r"] = None
+
+    def on_exit_notice(self, job_id):
+        """The program announced its exit status on its way out: report now, then make sure it is gone."""
         job = self.jobs[job_id]
-        if job["reported"]:
+        data = os.read(job["exit_r"], 64)
+        self._close_exit_pipe(job)
+        if len(data) < 4 or job["killed"] or job["reported"]:
             return
         job["reported"] = True
-        status = job["status"] or {"error": "the execution's init died without a report"}
-        if job["killed"]:
-            status = {**status, "error": None}
         self.send(
-            {"op": "done", "id": job_id, "timed_out": job["timed_out"], "killed": job["killed"], **status}
+            {
+                "op": "done",
+                "id": job_id,
+                "timed_out": False,
+                "killed": False,
+                "exit": struct.unpack("i", data[:4])[0],
+                "signal": None,
+                "time": time.monotonic() - job["started"],
+                "cpu": None,
+                "maxrss_kb": None,
+                "error": None,
+            }
         )
-
-    def on_status(self, job_id):
-        """The init writes its report in one atomic write just before it exits: report as soon as it parses,
-        so the namespace teardown that follows is off the response's path."""
-        job = self.jobs[job_id]
-        chunk = os.read(job["status_r"], MAX_MSG)
-        if chunk:
-            job["buf"] += chunk
-            if job["status"] is None:
-                try:
-                    job["status"] = json.loads(job["buf"])
-                except ValueError:
-                    return
-                if not job["killed"]:
-                    self.report(job_id)
-            return
-        self.sel.unregister(job["status_r"])
-        del self.by_fd[job["status_r"]]
-        os.close(job["status_r"])
-        job["status_open"] = False
-        self.maybe_forget(job_id)
+        job["killed"] = True
+        try:
+            signal.pidfd_send_signal(job["pidfd"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def on_exit(self, job_id):
-        job = self.jobs[job_id]
-        try:
-            os.waitpid(job["pid"], 0)
-        except ChildProcessError:
-            pass
-        job["reaped"] = True
+        """Reap pid 1 of the execution (the kernel has killed the rest of its namespace) and report."""
+        job = self.jobs.pop(job_id)
         self.sel.unregister(job["pidfd"])
         del self.by_fd[job["pidfd"]]
         os.close(job["pidfd"])
-        for path in job["cgroup_paths"]:
+        self._close_exit_pipe(job)
+        try:
+            _, wstatus, usage = os.wait4(job["pid"], 0)
+        except ChildProcessError:
+            wstatus, usage = None, None
+        elapsed = time.monotonic() - job["started"]
+        setup = b""
+        while True:
             try:
-                os.rmdir(path)
-            except OSError:
-                self.stale_cgroups.append(path)
-        self.maybe_forget(job_id)
-
-    def maybe_forget(self, job_id):
-        job = self.jobs[job_id]
-        if job["reaped"] and not job["status_open"]:
-            self.report(job_id)
-            del self.jobs[job_id]
+                chunk = os.read(job["setup_r"], MAX_MSG)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            setup += chunk
+        os.close(job["setup_r"])
+        report = {
+            "op": "done",
+            "id": job_id,
+            "timed_out": job["timed_out"],
+            "killed": job["killed"],
+            "exit": None,
+            "signal": None,
+            "time": elapsed,
+            "cpu": 0.0,
+            "maxrss_kb": 0,
+            "error": None,
+        }
+        if usage is not None:
+            report["cpu"] = usage.ru_utime + usage.ru_stime
+            report["maxrss_kb"] = usage.ru_maxrss
+        if wstatus is not None:
+            if os.WIFSIGNALED(wstatus):
+                report["signal"] = os.WTERMSIG(wstatus)
+            else:
+                report["exit"] = os.WEXITSTATUS(wstatus)
+        if setup[:1] == b"\x01":
+            if len(setup) > 1:
+                try:
+                    extra = json.loads(setup[1:])
+                    report["files"] = extra.get("files", {})
+                    report["exit"], report["signal"] = extra.get("exit"), extra.get("signal")
+                except ValueError:
+                    pass
+        elif not job["killed"]:
+            report["error"] = "sandbox setup failed: " + (setup.decode("utf-8", "replace") or "no report")
+        self.cgroup_release(job["cgroup_paths"])
+        if not job["reported"]:
+            self.send(report)
 
     def on_ctrl(self):
         fds = array.array("i")
@@ -824,7 +899,7 @@ class Zygote:
             now = time.monotonic()
             timeout = None
             for job_id, job in list(self.jobs.items()):
-                if job["reaped"]:
+                if job["reported"]:
                     continue
                 if job["deadline"] <= now and not job["killed"]:
                     self.kill(job_id, timed_out=True)
@@ -835,11 +910,11 @@ class Zygote:
                 if key.fileobj is self.sock:
                     self.on_ctrl()
                     continue
-                kind, job_id = self.by_fd.get(key.fd, (None, None))
-                if kind == "status":
-                    self.on_status(job_id)
-                elif kind == "pid":
+                job_id, kind = self.by_fd.get(key.fd, (None, None))
+                if kind == "pid":
                     self.on_exit(job_id)
+                elif kind == "exit":
+                    self.on_exit_notice(job_id)
 
 
 def _preload(names):
@@ -862,17 +937,19 @@ def main():
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     loaded = _preload(cfg.get("preload", []))
     prog = seccomp_program() if cfg.get("seccomp", True) else None
-    cfg["seccomp_prog"] = prog
+    cfg["seccomp_compiled"] = compile_seccomp(prog) if prog else None
     zygote = Zygote(cfg)
     gc.collect()
     gc.freeze()
     gc.disable()  # no collections in the zygote: forked children would copy every page a GC pass touches
-    vm = 0
+    vm = anon = 0
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
                 if line.startswith("VmSize:"):
                     vm = int(line.split()[1]) * 1024
+                elif line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) * 1024
     except OSError:
         pass
     zygote.send(
@@ -882,6 +959,7 @@ def main():
             "preloaded": loaded,
             "seccomp": prog is not None,
             "address_space_bytes": vm,
+            "private_bytes": anon,
             "python": sys.version.split()[0],
         }
     )
