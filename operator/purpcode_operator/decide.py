@@ -619,12 +619,13 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
     attempt = max([st.attempts, *(job_attempt(j) for j in jobs)])
     if attempt > st.attempts:  # a Job created just before a crash, before the status said so
         job_name = naming.job_name(ctx.name, stage.slug, attempt)
+        first_created = _first_created(jobs) or ctx.now_s
         st.attempts = attempt
         st.job_name = job_name
         st.phase = "Running"
-        st.start_time = st.start_time or ctx.now_s
+        st.start_time = st.start_time or first_created
         st.next_retry_time = None
-        ctx.status.start_time = ctx.status.start_time or ctx.now_s
+        ctx.status.start_time = ctx.status.start_time or first_created
         total = stage.backoff_limit + 1
         ctx.event(
             "Normal",
@@ -734,6 +735,12 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         st.message = f"attempt {attempt}/{stage.backoff_limit + 1} running (job {name})"
         return "blocked"
     return _check_pending(ctx, stage, st, verdict, f"job {name}", stop_job=name)
+
+
+def _first_created(jobs: Iterable[Obj]) -> str | None:
+    """When the stage's first Job was created (the status may not have said so before a crash)."""
+    times = [t for j in jobs if (t := parse_time(j.get("metadata", {}).get("creationTimestamp")))]
+    return fmt_time(min(times)) if times else None
 
 
 def _job_active_since(job: Obj) -> str | None:

@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"purpcode-operator: {err}", file=sys.stderr)
         return 2
+    # The operator never uses the `kubernetes` client library; kopf imports it (when installed) only to recognise
+    # its model classes. Keeping it out saves ~1.5 s of start time and ~40 MiB of memory per operator process.
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[assignment]
     import kopf
 
     from . import handlers  # noqa: F401  (registers the handlers)
