@@ -70,8 +70,15 @@ def test_blocks_are_joined(runner: OracleRunner) -> None:
     assert score.reward == 1.0
 
 
-def test_timeout_scores_zero(runner: OracleRunner) -> None:
-    (score,) = runner.score_batch_sync(
+@pytest.fixture
+def quick_runner(sandbox_url: str):  # type: ignore[no-untyped-def]
+    r = OracleRunner(OracleConfig(correctness_timeout_s=1.0), sandbox_url=sandbox_url)
+    yield r
+    r.close()
+
+
+def test_timeout_scores_zero(quick_runner: OracleRunner) -> None:
+    (score,) = quick_runner.score_batch_sync(
         [sample(answer("def add(a, b):\n    while True:\n        pass"), FUNCTIONAL)]
     )
     assert score.reward == 0.0 and score.details["test"]["status"] == "timeout"
@@ -134,8 +141,8 @@ def test_identical_answers_run_once_and_are_remembered(runner: OracleRunner) -> 
     assert changed.reward == 0.0 and "cached" not in changed.details
 
 
-def test_timeouts_are_not_remembered(runner: OracleRunner) -> None:
+def test_timeouts_are_not_remembered(quick_runner: OracleRunner) -> None:
     slow = answer("def add(a, b):\n    while True:\n        pass")
-    first, second = (runner.score_batch_sync([sample(slow, FUNCTIONAL)])[0] for _ in range(2))
+    first, second = (quick_runner.score_batch_sync([sample(slow, FUNCTIONAL)])[0] for _ in range(2))
     assert first.details["test"]["status"] == second.details["test"]["status"] == "timeout"
     assert "cached" not in second.details
