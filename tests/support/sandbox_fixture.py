@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 import httpx
 import pytest
@@ -28,34 +29,49 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass
+class SandboxService:
+    """A started service: its base URL and process (tests that look for leftovers need the pid)."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log_path: str
+
+    def log_tail(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()[-4000:]
+
+
 @contextlib.contextmanager
-def running_sandbox(
-    args: Sequence[str] = (), env: Mapping[str, str] | None = None, startup_timeout_s: float = STARTUP_TIMEOUT_S
-) -> Iterator[str]:
-    """Start the service in a subprocess, wait (bounded) for /healthz, yield its base URL, stop it."""
+def sandbox_service(
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> Iterator[SandboxService]:
+    """Start the service in a subprocess, wait (bounded) for /healthz, yield it, stop it."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log", delete=False)  # noqa: SIM115
     cmd = [sys.executable, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-
-    def log_tail() -> str:
-        with open(log.name, encoding="utf-8", errors="replace") as fh:
-            return fh.read()[-4000:]
-
+    service = SandboxService(url, proc, log.name)
     try:
         deadline = time.monotonic() + startup_timeout_s
         with httpx.Client(timeout=2.0) as http:
             while True:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"sandbox service exited with {proc.returncode} during start:\n{log_tail()}")
+                    raise RuntimeError(
+                        f"sandbox service exited with {proc.returncode} during start:\n{service.log_tail()}"
+                    )
                 with contextlib.suppress(httpx.HTTPError):
                     if http.get(f"{url}/healthz").status_code == 200:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"sandbox service not healthy after {startup_timeout_s:.0f}s:\n{log_tail()}")
+                    raise RuntimeError(
+                        f"sandbox service not healthy after {startup_timeout_s:.0f}s:\n{service.log_tail()}"
+                    )
                 time.sleep(0.1)
-        yield url
+        yield service
     finally:
         proc.terminate()
         try:
@@ -65,6 +81,17 @@ def running_sandbox(
             proc.wait()
         log.close()
         os.unlink(log.name)
+
+
+@contextlib.contextmanager
+def running_sandbox(
+    args: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
+    startup_timeout_s: float = STARTUP_TIMEOUT_S,
+) -> Iterator[str]:
+    """Like `sandbox_service`, yielding only the base URL."""
+    with sandbox_service(args, env, startup_timeout_s) as service:
+        yield service.url
 
 
 @pytest.fixture(scope="session")

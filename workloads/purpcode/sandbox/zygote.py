@@ -438,6 +438,7 @@ def drop_to_sandbox_user(cfg, job):
             resource.setrlimit(_RLIMITS[key], (value, value))
     if cfg.get("seccomp_compiled"):
         install_seccomp(cfg["seccomp_compiled"])
+    prctl(PR_SET_DUMPABLE, 1)  # changing credentials cleared it; /proc/self is the program's own again
 
 
 def run_user_code(cfg, job, payload, code_path, code_obj, source, exit_fd):
@@ -560,8 +561,19 @@ def _setup_mounts(cfg, job):
     opts = f"size={size}m,nr_inodes={cfg['tmpfs_inodes']},mode=0755,uid=0,gid=0"
     mount("tmpfs", cfg["work_dir"], "tmpfs", MS_NOSUID | MS_NODEV, opts)
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts.replace("mode=0755", "mode=1777"))
+    # The jail's /dev is one tmpfs for all executions: read-only here (device nodes stay usable), with a
+    # private /dev/shm and a private devpts instance, so no file or pty is shared between executions.
+    try:
+        mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID)
+    except OSError:
+        mount(None, "/dev", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     if os.path.isdir("/dev/shm"):
         mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={min(size, 64)}m,mode=1777")
+    if os.path.isdir("/dev/pts"):
+        try:
+            mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620")
+        except OSError:
+            pass
 
 
 def _write_all(fd, data):
@@ -595,6 +607,11 @@ def execution_main(cfg, job, fds, code_cache):
         _setup_mounts(cfg, job)
         if job.get("cgroup_paths"):
             _cgroup_join(job["cgroup_paths"], cfg["cgroup_procs_file"])
+        if os.path.isdir("/cgroup"):
+            # The delegated cgroup tree is the zygote's tool, not the program's: cover it before user code.
+            mount(
+                "tmpfs", "/cgroup", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555"
+            )
         payload = json.loads(_read_all(payload_fd))
         os.close(payload_fd)
         source = _read_all(code_fd)
@@ -686,7 +703,7 @@ class Zygote:
                 os.makedirs(path, exist_ok=True)
                 paths.append(path)
         wanted = msg.get("cgroup") or {}
-        for ctrl, path in zip(self.cfg["cgroups"], paths):
+        for ctrl, path in zip(self.cfg["cgroups"], paths, strict=True):
             for name, key in ctrl["files"].items():
                 value = wanted.get(key)
                 if value is not None and self.cg_written.get((path, name)) != value:

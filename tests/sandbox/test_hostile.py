@@ -1,0 +1,397 @@
+"""Hostile code against the real service: each run is contained, the service keeps serving, nothing is left.
+
+Every test ends with `sandbox.assert_serving_and_clean()`: a trivial run still succeeds, /healthz is 200 and the
+service has no process left from the hostile run (its whole pid namespace is gone).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from sandbox_util import SECRET, Sandbox
+
+from purpcode.sandbox import server as server_module
+from purpcode.sandbox.client import SandboxClientError
+
+
+@pytest.fixture(autouse=True)
+def _after(sandbox: Sandbox):
+    yield
+    sandbox.assert_serving_and_clean()
+
+
+def test_identity_and_privileges(sandbox: Sandbox) -> None:
+    code = """
+import os
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+print(os.getuid(), os.getgid(), os.getpid(), os.getcwd())
+print(status["CapEff"].strip(), status["CapBnd"].strip(), status["NoNewPrivs"].strip(), status["Seccomp"].strip())
+print(sorted(os.listdir("/proc"))[:3], os.path.exists("/sys"), sorted(os.environ))
+"""
+    r = sandbox.run(code)
+    assert r.status == "Success", r
+    lines = r.run_result.stdout.splitlines()
+    assert lines[0] == "65534 65534 1 /sandbox"
+    assert (
+        lines[1] == "0000000000000000 0000000000000000 1 2"
+    )  # no capabilities at all, no_new_privs, seccomp filter
+    assert lines[2].startswith("['1', 'self'") or lines[2].startswith(
+        "['1', 'thread-self'"
+    )  # only its own pid ns
+    assert "False" in lines[2] and "PURPCODE_TEST_SECRET" not in lines[2]
+
+
+def test_fork_bomb(sandbox: Sandbox) -> None:
+    code = """
+import os
+n = 0
+while True:
+    try:
+        if os.fork() == 0:
+            while True:
+                pass
+        n += 1
+    except OSError:
+        pass
+"""
+    started = time.monotonic()
+    r = sandbox.run(code, run_timeout=2)
+    assert r.run_result.status == "TimeLimitExceeded"
+    assert time.monotonic() - started < 15
+
+
+def test_process_limit_is_enforced(sandbox: Sandbox) -> None:
+    code = """
+import os, time
+pids = []
+try:
+    for _ in range(200):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        pids.append(pid)
+except OSError as err:
+    print("limited", len(pids), err.errno)
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Success", r
+    assert r.run_result.stdout.startswith("limited")
+    assert int(r.run_result.stdout.split()[1]) < 32  # PURPCODE_SANDBOX_MAX_PROCESSES=32
+
+
+def test_thread_bomb(sandbox: Sandbox) -> None:
+    code = """
+import threading, time
+threads = []
+try:
+    while True:
+        t = threading.Thread(target=time.sleep, args=(30,), daemon=True)
+        t.start()
+        threads.append(t)
+except (RuntimeError, MemoryError) as err:
+    print("limited", len(threads))
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Success", r
+    assert r.run_result.stdout.startswith("limited")
+    assert int(r.run_result.stdout.split()[1]) < 32
+
+
+def test_memory_bomb(sandbox: Sandbox) -> None:
+    r = sandbox.run("x = bytearray(8 << 30)\n", run_timeout=10)
+    assert r.status == "Failed" and "MemoryError" in r.run_result.stderr
+    code = """
+chunks = []
+while True:
+    chunks.append(bytearray(16 << 20))
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Failed"
+    assert "MemoryError" in r.run_result.stderr or r.run_result.return_code == -9
+
+
+def test_disk_fill(sandbox: Sandbox) -> None:
+    code = """
+import os
+written = 0
+for target in ("big.bin", "/tmp/big.bin"):
+    try:
+        with open(target, "wb") as fh:
+            while True:
+                fh.write(b"x" * (1 << 20))
+                written += 1
+    except OSError as err:
+        print(target, "stopped", err.errno)
+print("MiB", written)
+"""
+    r = sandbox.run(code, run_timeout=20)
+    assert r.status == "Success", r
+    out = r.run_result.stdout
+    assert "big.bin stopped" in out and "/tmp/big.bin stopped" in out
+    assert int(out.split("MiB")[1]) <= 2 * 16  # tmpfs of 16 MiB each, file size limit 8 MiB
+
+
+def test_hundred_megabytes_of_output(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    r = sandbox.run(
+        "import sys\nfor _ in range(100):\n    sys.stdout.write('x' * (1 << 20))\n", run_timeout=30
+    )
+    assert r.status == "Failed"
+    assert "output limit" in r.message
+    assert len(r.run_result.stdout) == 1 << 20  # capped, never buffered beyond the limit
+    assert time.monotonic() - started < 20
+
+
+def test_infinite_loop(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    r = sandbox.run("while True:\n    pass\n", run_timeout=1)
+    assert r.status == "Failed" and r.run_result.status == "TimeLimitExceeded"
+    assert time.monotonic() - started < 10
+
+
+def test_sleep_past_the_timeout(sandbox: Sandbox) -> None:
+    started = time.monotonic()
+    r = sandbox.run("import time\nprint('before', flush=True)\ntime.sleep(60)\n", run_timeout=1)
+    assert r.run_result.status == "TimeLimitExceeded"
+    assert r.run_result.stdout == "before\n"
+    assert time.monotonic() - started < 10
+
+
+def test_sigterm_trapped(sandbox: Sandbox) -> None:
+    code = """
+import os, signal, time
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, signal.SIG_IGN)
+if os.fork() == 0:
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    while True:
+        time.sleep(0.1)
+while True:
+    time.sleep(0.1)
+"""
+    r = sandbox.run(code, run_timeout=1)
+    assert r.run_result.status == "TimeLimitExceeded"
+
+
+def test_orphans_and_zombies_are_reaped(sandbox: Sandbox) -> None:
+    code = """
+import os, time
+for _ in range(5):
+    if os.fork() == 0:          # a zombie: exits, never waited for
+        os._exit(0)
+for _ in range(3):
+    if os.fork() == 0:          # a daemon: double fork, new session, outlives its parent
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(300)
+        os._exit(0)
+time.sleep(0.2)
+print("main exits")
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Success" and r.run_result.stdout == "main exits\n"
+    # assert_serving_and_clean (autouse) checks that none of the 8 processes survives.
+
+
+def test_no_network(sandbox: Sandbox) -> None:
+    port = int(sandbox.url.rsplit(":", 1)[1])
+    code = f"""
+import socket
+for host, port in (("127.0.0.1", {port}), ("1.1.1.1", 80), ("8.8.8.8", 53)):
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((host, port))
+        print("CONNECTED", host)
+    except OSError as err:
+        print("refused", host, err.errno)
+try:
+    print("RESOLVED", socket.getaddrinfo("example.com", 80))
+except OSError as err:
+    print("no dns", type(err).__name__)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+try:
+    u.sendto(b"x", ("8.8.8.8", 53))
+    print("SENT")
+except OSError as err:
+    print("no udp", err.errno)
+import os
+print(sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else "no /sys")
+"""
+    r = sandbox.run(code, run_timeout=20)
+    assert r.status == "Success", r
+    out = r.run_result.stdout
+    assert "CONNECTED" not in out and "RESOLVED" not in out and "SENT" not in out
+    assert out.count("refused") == 3 and "no dns" in out and "no udp" in out
+
+
+def test_host_files_are_not_visible(sandbox: Sandbox, tmp_path: Path) -> None:
+    server_file = Path(server_module.__file__).resolve()
+    host_secret = tmp_path / "secret.txt"
+    host_secret.write_text(SECRET)
+    code = f"""
+import os
+paths = ["/etc/shadow", {str(server_file)!r}, {str(host_secret)!r}, "/root/.bashrc", "/proc/self/root/etc/shadow",
+         "/proc/1/root/etc/shadow", "/var/run/secrets/kubernetes.io/serviceaccount/token",
+         "/proc/1/root" + {str(server_file)!r}]
+for p in paths:
+    try:
+        with open(p) as fh:
+            print("READ", p, fh.read(40))
+    except OSError as err:
+        print("denied", p, type(err).__name__)
+env = repr(dict(os.environ))
+for p in ("/proc/1/environ", "/proc/self/environ"):
+    try:
+        env += open(p).read()
+    except OSError:
+        env += "unreadable"
+print("secret in env:", {SECRET!r} in env)
+print(sorted(os.listdir("/proc/self/root")))
+os.symlink("/etc", "etc_link")
+os.symlink({str(server_file.parent)!r}, "src_link")
+for p in ("etc_link/shadow", "src_link/server.py"):
+    try:
+        print("READ", p, open(p).read(20))
+    except OSError as err:
+        print("denied", p, type(err).__name__)
+"""
+    r = sandbox.run(code, run_timeout=10, fetch_files=["etc_link/passwd", "src_link/server.py"])
+    assert r.status == "Success", r
+    out = r.run_result.stdout
+    assert "READ" not in out, out
+    assert "secret in env: False" in out
+    assert SECRET not in out
+    assert r.files == {}  # fetch_files never follows a link out of the work dir
+    listing = out.splitlines()[-3]
+    assert "home" not in listing and "boot" not in listing
+
+
+def test_writing_outside_the_work_dir_fails(sandbox: Sandbox) -> None:
+    code = """
+import os
+import glob
+targets = ["/usr/evil", "/etc/passwd", "/evil", "/bin/evil", "/proc/sys/kernel/hostname", "/dev/evil", "/dev/shm/../evil"]
+targets += glob.glob("/cgroup/*/*/*.limit_in_bytes") + glob.glob("/cgroup/*/*/pids.max") + glob.glob("/cgroup/*/cgroup.procs")
+print("cgroup tree visible:", os.listdir("/cgroup") if os.path.isdir("/cgroup") else None)
+for p in targets:
+    try:
+        with open(p, "a") as fh:
+            fh.write("x")
+        print("WROTE", p)
+    except OSError as err:
+        print("denied", p, err.errno)
+with open("/tmp/private-marker", "w") as fh:
+    fh.write("mine")
+print("tmp ok")
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Success", r
+    assert "WROTE" not in r.run_result.stdout and "tmp ok" in r.run_result.stdout
+    assert (
+        "cgroup tree visible: []" in r.run_result.stdout or "cgroup tree visible: None" in r.run_result.stdout
+    )
+    later = sandbox.run("import os\nprint(os.listdir('/tmp'), os.listdir('.'))\n")
+    assert later.run_result.stdout == "[] ['main.py']\n"  # a fresh, private work dir and /tmp each run
+
+
+def test_killing_the_parent_and_pid_1(sandbox: Sandbox) -> None:
+    code = """
+import os, signal
+print("pid", os.getpid(), "ppid", os.getppid())
+for target in (1, os.getppid() or 1):
+    try:
+        os.kill(target, signal.SIGKILL)
+    except OSError as err:
+        print("kill failed", err.errno)
+try:
+    os.kill(-1, signal.SIGKILL)   # everything this process may signal: nothing outside its own namespace
+except OSError as err:
+    print("kill -1 failed", err.errno)
+print("still alive")
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert "still alive" in r.run_result.stdout or r.run_result.return_code == -9
+    assert r.status in ("Success", "Failed")
+
+
+def test_ptrace_and_namespace_escapes_are_refused(sandbox: Sandbox) -> None:
+    code = """
+import ctypes, os
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+child = os.fork()
+if child == 0:
+    import time
+    time.sleep(30)
+    os._exit(0)
+print("ptrace", libc.ptrace(16, child, 0, 0), ctypes.get_errno())          # PTRACE_ATTACH
+print("traceme", libc.ptrace(0, 0, 0, 0), ctypes.get_errno())               # PTRACE_TRACEME
+print("unshare", libc.unshare(0x10000000), ctypes.get_errno())              # CLONE_NEWUSER
+print("mount", libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), ctypes.get_errno())
+print("chroot", libc.chroot(b"/tmp"), ctypes.get_errno())
+os.kill(child, 9)
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Success", r
+    for line in r.run_result.stdout.splitlines():
+        name, ret, err = line.split()
+        assert ret == "-1" and err == "1", line  # EPERM from the seccomp filter
+
+
+def test_very_long_source(sandbox: Sandbox) -> None:
+    code = "s = '" + "a" * (6 << 20) + "'\nprint(len(s))\n"  # 6 MiB of source in one line
+    r = sandbox.run(code, run_timeout=60)
+    assert r.status == "Success", r.message
+    assert r.run_result.stdout == f"{6 << 20}\n"
+    code = "x = 0\n" + "x += 1\n" * 50_000 + "print(x)\n"  # 50k statements
+    r = sandbox.run(code, run_timeout=60)
+    assert r.status == "Success", r.message
+    assert r.run_result.stdout == "50000\n"
+    huge = "#" * (20 << 20)  # beyond max_payload_bytes (16 MiB): refused before anything runs
+    with pytest.raises(SandboxClientError) as err:
+        sandbox.run(huge)
+    assert err.value.status_code == 413
+
+
+def test_executions_cannot_see_each_other(sandbox: Sandbox) -> None:
+    import threading
+
+    holder = (
+        "import os, time\nopen('/tmp/held', 'w').write('x')\nopen('held', 'w').write('x')\ntime.sleep(3)\n"
+    )
+    t = threading.Thread(target=sandbox.run, args=(holder,), kwargs={"run_timeout": 10})
+    t.start()
+    time.sleep(1.0)
+    r = sandbox.run(
+        "import os\nprint(os.listdir('/tmp'), os.listdir('.'), sorted(os.listdir('/proc'))[:2])\n"
+    )
+    t.join()
+    assert r.run_result.stdout == "[] ['main.py'] ['1', 'self']\n"
+
+
+def test_sandbox_code_cannot_reach_the_host_socket(sandbox: Sandbox, tmp_path: Path) -> None:
+    path = tmp_path / "host.sock"
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(str(path))
+    srv.listen(1)
+    try:
+        code = f"""
+import socket
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect({str(path)!r})
+    print("CONNECTED")
+except OSError as err:
+    print("refused", type(err).__name__)
+"""
+        r = sandbox.run(code, run_timeout=10)
+        assert "refused" in r.run_result.stdout
+    finally:
+        srv.close()
+        os.unlink(path)
