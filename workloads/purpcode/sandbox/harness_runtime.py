@@ -328,6 +328,64 @@ def _pcH_main():
             )
         return _bool(value)
 
+    def guarded(func, where):
+        """`func` whose every return value must pass the trust check: a fake value is stopped where it leaves
+        the solution, before library code (unittest, numpy, ...) could compare it out of the rewriter's sight."""
+
+        def call(*args, **kwargs):
+            result = func(*args, **kwargs)
+            bad = untrusted(result)
+            if bad is not None:
+                raise AssertionError(
+                    f"PURPCODE_HARNESS: {where} returned {describe(bad)}, which defines its own comparison, truth "
+                    "or arithmetic"
+                )
+            return result
+
+        for attr in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
+            try:
+                setattr(call, attr, getattr(func, attr) if attr != "__wrapped__" else func)
+            except (AttributeError, TypeError):
+                pass
+        return call
+
+    def guard_module_functions(namespace, filename):
+        for name, value in list(namespace.items()):
+            code = getattr(value, "__code__", None)
+            if _isinstance(value, types.FunctionType) and code is not None and code.co_filename == filename:
+                namespace[name] = guarded(value, f"solution function {name}()")
+
+    def guard_unittest():
+        """unittest's assert* methods compare inside the library: check their operands first."""
+        import unittest
+
+        checked = [
+            "assertEqual", "assertNotEqual", "assertTrue", "assertFalse", "assertIn", "assertNotIn",
+            "assertAlmostEqual", "assertNotAlmostEqual", "assertGreater", "assertGreaterEqual", "assertLess",
+            "assertLessEqual", "assertListEqual", "assertTupleEqual", "assertSetEqual", "assertDictEqual",
+            "assertSequenceEqual", "assertCountEqual", "assertMultiLineEqual", "assertIsNone", "assertIsNotNone",
+        ]  # fmt: skip
+
+        def wrap(method, name):
+            def checked_method(self, *args, **kwargs):
+                guard()
+                for arg in args[:2]:
+                    bad = untrusted(arg)
+                    if bad is not None:
+                        raise self.failureException(
+                            f"PURPCODE_HARNESS: {name} got {describe(bad)}, which defines its own comparison"
+                        )
+                state["asserts"] += 1
+                return method(self, *args, **kwargs)
+
+            checked_method.__name__ = name
+            return checked_method
+
+        for name in checked:
+            method = getattr(unittest.TestCase, name, None)
+            if method is not None:
+                setattr(unittest.TestCase, name, wrap(method, name))
+
     # ------------------------------------------------------------------ integrity: nothing the tests use is patched
 
     watched = [
@@ -443,6 +501,8 @@ def _pcH_main():
         module = types.ModuleType("solution")
         module.__file__ = sol_path
         sys.modules["solution"] = module
+        if "unittest" in tests_src:
+            guard_unittest()
         before = snapshot()
         try:
             code = compile(sol_src, sol_path, "exec")
@@ -453,6 +513,7 @@ def _pcH_main():
         except BaseException as exc:
             fail("the solution raised while loading:\n" + tb(exc), error=True)
         ns = module.__dict__
+        guard_module_functions(ns, sol_path)
         ns["_pcH_cmp"] = cmp
         ns["_pcH_truth"] = truth
         cache_source(test_filename, tests_src)
@@ -469,7 +530,7 @@ def _pcH_main():
                     candidate = eval(compile(entry, "<entry_point>", "eval"), ns)
                 except BaseException as exc:
                     fail(f"entry point {entry!r} is not defined by the solution:\n" + tb(exc), error=True)
-                check(candidate)
+                check(guarded(candidate, f"the entry point {entry}"))
         except BaseException as exc:
             detail = f" ({state['last']})" if state["last"] else ""
             fail(f"a test failed{detail}:\n" + tb(exc))
@@ -489,9 +550,13 @@ def _pcH_main():
     test_files.add(test_path)
     required = list(meta.get("required", []))
 
+    sol_path = os.path.join(work, "solution.py")
+
     def enter():
         """First statement of the test module: keep its source for tracebacks, blank it on disk (same inode, so
-        pytest still recognises the file) before the solution is imported and could read the expected values."""
+        pytest still recognises the file) before the solution is imported and could read the expected values;
+        then import the solution once, with its functions' return values guarded (the test's own
+        `from solution import ...` gets these)."""
         try:
             with open(test_path, "r+", encoding="utf-8") as fh:
                 cache_source(test_path, fh.read())
@@ -500,10 +565,17 @@ def _pcH_main():
                 fh.write("# the test source is held by the harness\n")
         except OSError:
             pass
+        if os.path.exists(sol_path) and "solution" not in sys.modules:
+            import importlib
+
+            module = importlib.import_module("solution")
+            guard_module_functions(module.__dict__, getattr(module, "__file__", sol_path))
 
     rt = types.ModuleType("_pcH_rt")
     rt._pcH_cmp, rt._pcH_truth, rt._pcH_enter = cmp, truth, enter
     sys.modules["_pcH_rt"] = rt
+
+    guard_unittest()
 
     class Plugin:
         def __init__(self):
