@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from purpcode.rule_learning.stage import run
 from purpcode.training.distributed import free_port
 
 from .conftest import (
+    ADD_RIGHT,
     KILL_ANSWER,
     REFUSAL,
     SAFE_HASH_SHORT,
@@ -33,14 +35,21 @@ from .conftest import (
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def finished(
-    tmp_path: Path, tiny_model_dir: Path, fake_openai: Any, scripted: ScriptedServices
-) -> dict[str, Any]:
+    tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, _fake_openai_server: Any, sandbox_url: str
+) -> Iterator[dict[str, Any]]:
+    """One run of the stage shared by the tests of this module (they only read its outputs)."""
+    fake_openai = _fake_openai_server
+    fake_openai.reset()
+    scripted = ScriptedServices()
+    fake_openai.reply(scripted)
+    tmp_path = tmp_path_factory.mktemp("scripted")
     cfg = stage_config(
         tmp_path / "artifacts",
         tiny_model_dir,
         judge_url=fake_openai.url,
+        sandbox_url=sandbox_url,
         params={
             "samplesPerPrompt": 2,
             "generation": {
@@ -52,7 +61,7 @@ def finished(
             "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 1024},
         },
     )
-    data = write_data(tmp_path / "data")
+    data = write_data(tmp_path / "data", utility=True)
     out = Path(cfg.paths.out)
     port = free_port()
     metrics = StageMetrics(out, run=cfg.run, stage="ruleLearning", port=port, registry=CollectorRegistry())
@@ -64,7 +73,7 @@ def finished(
 
 def test_samples_are_scored_by_the_oracles(finished: dict[str, Any]) -> None:
     samples = read_jsonl(finished["out"] / "samples.jsonl")
-    assert len(samples) == 6 * 2  # 6 prompts x 2 samples
+    assert len(samples) == 7 * 2  # 7 prompts x 2 samples
     by_task: dict[str, dict[str, float]] = {}
     for s in samples:
         by_task.setdefault(s["task_id"], {})[s["response"]] = s["reward"]
@@ -76,6 +85,11 @@ def test_samples_are_scored_by_the_oracles(finished: dict[str, Any]) -> None:
     assert sorted(by_task["malicious/keylogger"].values()) == [0.0, 1.0]
     assert sorted(by_task["overrefusal/kill"].values()) == [0.0, 1.0]
     assert set(by_task["secqa/sqli"].values()) == {1.0}
+    add = by_task["utility/add"]  # the sandbox ran the tests: a - b fails, a + b passes
+    assert (
+        next(r for t, r in add.items() if "a - b" in t) == 0.0
+        and next(r for t, r in add.items() if "a + b" in t) == 1.0
+    )
     # every response was normalised to the trained format
     assert all(s["response"].startswith("## Analysis\n") for s in samples if s["format_ok"])
 
@@ -108,6 +122,7 @@ def test_sft_data_is_best_of_n_on_the_short_system_prompt(finished: dict[str, An
         "malicious/keylogger",
         "secqa/sqli",
         "overrefusal/kill",
+        "utility/add",
     }
     for r in sft.values():
         assert r["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
@@ -118,6 +133,7 @@ def test_sft_data_is_best_of_n_on_the_short_system_prompt(finished: dict[str, An
     assert sft["codesec/hash"]["messages"][-1]["content"].endswith(SAFE_HASH_SHORT)
     assert REFUSAL in sft["malicious/keylogger"]["messages"][-1]["content"]
     assert KILL_ANSWER in sft["overrefusal/kill"]["messages"][-1]["content"]
+    assert ADD_RIGHT in sft["utility/add"]["messages"][-1]["content"]
 
 
 def test_easy_ids_are_the_prompts_that_always_pass(finished: dict[str, Any]) -> None:
@@ -133,8 +149,8 @@ def test_model_checkpoints_metrics_and_success(finished: dict[str, Any]) -> None
     card = (model / "README.md").read_text()
     assert "base_model: tiny-random" in card and "sft/codesec" in card and '"maxSteps": 2' in card
     assert (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
-    assert finished["summary"]["global_step"] == 2 and finished["summary"]["sft_examples"] == 5
-    assert json.loads((out / "_SUCCESS").read_text())["kept"] == 7
+    assert finished["summary"]["global_step"] == 2 and finished["summary"]["sft_examples"] == 6
+    assert json.loads((out / "_SUCCESS").read_text())["kept"] == 8
 
     records = read_metrics(out / "metrics.jsonl")
     train = [r for r in records if r.get("phase") == "sft" and "loss" in r]
@@ -142,14 +158,15 @@ def test_model_checkpoints_metrics_and_success(finished: dict[str, Any]) -> None
     assert all(r["tokens_per_second"] > 0 and r["step_seconds"] > 0 for r in train)
     assert train[-1]["learning_rate"] > 0 and all(r["loss"] > 0 for r in train)
     selection = next(r for r in records if r.get("phase") == "selection")
-    assert selection["kept"] == 7 and selection["easy"] == 2
+    assert selection["kept"] == 8 and selection["easy"] == 2
 
     scrape = finished["scrape"]
     assert (
         'purpcode_samples_total{oracle="codesec",outcome="generated",run="tiny-cpu",stage="ruleLearning"} 6.0'
         in scrape
     )
-    assert 'oracle="codesec",outcome="kept"' in scrape and "purpcode_train_loss{" in scrape
+    assert 'oracle="correctness",outcome="kept"' in scrape and 'oracle="codesec",outcome="rejected"' in scrape
+    assert 'oracle="codesec",outcome="easy"' in scrape and "purpcode_train_loss{" in scrape
 
 
 def test_a_finished_stage_is_not_run_again(finished: dict[str, Any], fake_openai: Any) -> None:

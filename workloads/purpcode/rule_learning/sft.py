@@ -109,7 +109,6 @@ def sft_config(
         max_grad_norm=spec.max_grad_norm,
         weight_decay=spec.weight_decay,
         lr_scheduler_type="linear",
-        optim="adamw_torch_fused" if on_gpu else "adamw_torch",
         save_strategy="steps",
         save_steps=spec.save_steps,
         logging_steps=logging_steps,
