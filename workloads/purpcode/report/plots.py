@@ -34,6 +34,13 @@ def _plt() -> Any:
     return plt
 
 
+def _integer_steps(*axes: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def _save(fig: Any, out: Path, name: str) -> str:
     fig.tight_layout()
     tmp = out / f".{name}.tmp.png"
@@ -101,6 +108,7 @@ def plot_sft_loss(doc: dict[str, Any], out: Path) -> str | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     ax.plot([p[0] for p in loss], [p[1] for p in loss], marker="o", ms=3, color=TRAINED_COLOR)
+    _integer_steps(ax)
     ax.set_title("Rule learning: SFT loss")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
@@ -128,6 +136,7 @@ def plot_rl(doc: dict[str, Any], out: Path) -> str | None:
     if rl["reward_mean"]:
         s = rl["reward_mean"]
         ax1.plot([p[0] for p in s], [p[1] for p in s], ls="--", color="black", lw=1, label="all")
+    _integer_steps(ax1, ax2)
     ax1.set_ylim(-0.05, 1.05)
     ax1.set_title("RL: mean reward per oracle")
     ax1.set_xlabel("step")
@@ -176,7 +185,8 @@ def plot_evaluation(doc: dict[str, Any], out: Path) -> str | None:
         if d is not None:
             better = abs(d) < 1e-12 or (d < 0) == bool(s["lower_is_better"])
             color = "#555555" if abs(d) < 1e-12 else ("#2e8b57" if better else "#c0392b")
-            ax.text(103, y, f"Δ {d * 100:+.1f} pp", va="center", fontsize=9, color=color, fontweight="bold")
+            label = "Δ ±0.0 pp" if abs(d) < 1e-12 else f"Δ {d * 100:+.1f} pp"
+            ax.text(103, y, label, va="center", fontsize=9, color=color, fontweight="bold")
     ticks = [
         f"{s['suite']}\n{s['metric_label']} ({'lower' if s['lower_is_better'] else 'higher'} is better)"
         for s in suites
@@ -187,6 +197,16 @@ def plot_evaluation(doc: dict[str, Any], out: Path) -> str | None:
     ax.set_xlabel("%")
     ax.grid(axis="y", visible=False)
     ax.set_title("Evaluation: base vs trained")
+    if any(r.get("value") is None for s in suites for r in s["results"].values()):
+        fig.text(
+            0.01,
+            0.01,
+            "n/a: no answer got a verdict (e.g. the judge's replies could not be parsed)",
+            ha="left",
+            va="bottom",
+            fontsize=7,
+            color="#666666",
+        )
     ax.legend(
         loc="upper center",
         bbox_to_anchor=(0.45, -0.07 - 0.25 / len(suites)),
