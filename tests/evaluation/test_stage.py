@@ -135,3 +135,42 @@ def test_main_entry_point_reads_the_config(tmp_path: Path, tiny_model_dir: Path,
     metrics = list(iter_jsonl(Path(cfg.paths.out) / "metrics.jsonl"))
     assert metrics[-1]["phase"] == "done"
     assert any(r.get("phase") == "generate" and r["total"] == 1 for r in metrics)
+
+
+def test_stage_with_utility_and_benchmarks(
+    tmp_path: Path, tiny_model_dir: Path, fake_openai: Any, sandbox_url: str
+) -> None:
+    """Coding tasks run in the real sandbox; benchmark files (absolute or artifacts-relative) become suites."""
+    from .test_benchmarks import HUMANEVAL_PLUS, XSTEST_V1
+
+    script_judge(fake_openai)
+    art = tmp_path / "artifacts"
+    (art / "bench").mkdir(parents=True)
+    (art / "bench" / "xstest.csv").write_text(XSTEST_V1)
+    he = tmp_path / "HumanEvalPlus.jsonl"
+    he.write_text(json.dumps(HUMANEVAL_PLUS) + "\n")
+    cfg = eval_config(
+        art,
+        judge_url=fake_openai.url,
+        sandbox_url=sandbox_url,
+        rule_learning=False,
+        evaluation={
+            "suites": ["utility"],
+            "maxPerSuite": 2,
+            "benchmarks": [
+                {"kind": "xstest", "path": "bench/xstest.csv"},
+                {"kind": "humaneval-plus", "path": str(he), "limit": 1},
+            ],
+        },
+    )
+    write_held_out(Path(cfg.paths.data), n=2, utility=True)
+    results = _run(cfg, tiny_model_dir, tiny_model_dir)
+    suites = {s["suite"]: s for s in results["suites"]}
+    assert list(suites) == ["utility", "xstest", "humaneval-plus"]
+    assert suites["xstest"]["source"] == "benchmark:xstest" and suites["xstest"]["n"] == 2
+    assert suites["xstest"]["metric"] == "over_refusal_rate"
+    assert suites["humaneval-plus"]["metric"] == "pass_at_1" and suites["humaneval-plus"]["n"] == 1
+    # A random model writes no working code: every coding answer got a verdict (ran or had no code), none passed.
+    for name in ("utility", "humaneval-plus"):
+        r = suites[name]["results"]["base"]
+        assert (r["value"], r["judged"]) == (0.0, suites[name]["n"])
