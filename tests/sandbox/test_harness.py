@@ -149,11 +149,48 @@ class Solution:
     assert not (await outcome(client, good.replace("return prev", "return head"), spec)).passed
 
 
+async def test_honest_solution_with_its_own_classes(client: AsyncSandboxClient) -> None:
+    spec = TestSpec(
+        kind="functional",
+        test="""
+def check(candidate):
+    node = candidate([3, 1, 2])
+    assert node.val == 1 and node.next.val == 2 and node.next.next.val == 3
+    assert [p.x for p in candidate.__self__.points(2)] == [0, 1]
+""",
+        entry_point="Solution().sorted_list",
+    )
+    good = """
+from dataclasses import dataclass
+
+class Node:
+    def __init__(self, val, next=None):
+        self.val, self.next = val, next
+    def __repr__(self):
+        return f"Node({self.val})"
+
+@dataclass
+class Point:
+    x: int
+
+class Solution:
+    def sorted_list(self, values):
+        head = None
+        for v in sorted(values, reverse=True):
+            head = Node(v, head)
+        return head
+    def points(self, n):
+        return [Point(i) for i in range(n)]
+"""
+    result = await outcome(client, good, spec)
+    assert result.passed, result.details
+
+
 async def test_truthiness_checks(client: AsyncSandboxClient) -> None:
     assert (await outcome(client, "def is_even(n):\n    return n % 2 == 0\n", TRUTHY)).passed
     hack = "class Yes:\n    def __bool__(self):\n        return True\ndef is_even(n):\n    return Yes()\n"
     result = await outcome(client, hack, TRUTHY)
-    assert not result.passed and "untrusted" in result.details
+    assert not result.passed and "defines its own" in result.details
 
 
 # ------------------------------------------------------------------------------------------- hacks: functional

@@ -328,7 +328,7 @@ def build_functional_check(
 ) -> tuple[RunCodeRequest, Verifier]:
     """A program running `solution`, then the (rewritten) test code, then `check(<entry_point>)` if defined."""
     test_filename = f"<tests-{secrets.token_hex(8)}>"
-    meta = {"entry_point": entry_point, "test_filename": test_filename}
+    meta: dict[str, object] = {"entry_point": entry_point, "test_filename": test_filename}
     return _program(
         "functional", meta, {SOLUTION_FILE: solution, TESTS_FILE: rewrite_tests(test_code)}, timeout_s
     )
@@ -341,7 +341,7 @@ def build_pytest_check(
     tree = ast.parse(test_code)
     test_file = f"test_{secrets.token_hex(6)}.py"
     header = f"from {RUNTIME_MODULE} import {CMP_HELPER}, {TRUTH_HELPER}, {ENTER_HELPER}\n{ENTER_HELPER}()\n"
-    meta = {"test_file": test_file, "required": _pytest_test_names(tree)}
+    meta: dict[str, object] = {"test_file": test_file, "required": _pytest_test_names(tree)}
     return _program(
         "pytest",
         meta,

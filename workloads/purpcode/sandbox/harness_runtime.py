@@ -3,6 +3,8 @@
 # and the (trust-rewritten) tests, checks that nothing the tests rely on was patched, and only then prints the
 # HMAC proof and leaves with os._exit(0). Any other way out (exception, sys.exit, os._exit, kill) has no proof.
 # ruff: noqa
+# mypy: ignore-errors
+# (A standalone program for the jail's interpreter: closures over private interpreter hooks, not a typed module.)
 
 
 def _pcH_main():
@@ -150,7 +152,7 @@ def _pcH_main():
             for p in [os.path.dirname(os.__file__), *[q for q in sys.path if q.endswith("-packages")]]
         }
     )
-    guarded = {
+    guarded_dunders = {
         "__eq__",
         "__ne__",
         "__lt__",
@@ -230,7 +232,7 @@ def _pcH_main():
             if klass is object or klass in safe_types or klass in container_types or klass in trusted_classes:
                 continue
             attrs = klass.__dict__
-            for name in guarded:
+            for name in guarded_dunders:
                 if name in attrs and not method_ok(attrs[name]):
                     return False
         return True
@@ -328,26 +330,35 @@ def _pcH_main():
             )
         return _bool(value)
 
-    def guarded(func, where):
+    class Guarded:
         """`func` whose every return value must pass the trust check: a fake value is stopped where it leaves
-        the solution, before library code (unittest, numpy, ...) could compare it out of the rewriter's sight."""
+        the solution, before library code (unittest, numpy, ...) could compare it out of the rewriter's sight.
+        Other attributes (`__self__`, `__name__`, ...) are the function's own."""
 
-        def call(*args, **kwargs):
-            result = func(*args, **kwargs)
+        __slots__ = ("__wrapped__", "_where")
+
+        def __init__(self, func, where):
+            object.__setattr__(self, "__wrapped__", func)
+            object.__setattr__(self, "_where", where)
+
+        def __call__(self, *args, **kwargs):
+            result = self.__wrapped__(*args, **kwargs)
             bad = untrusted(result)
             if bad is not None:
                 raise AssertionError(
-                    f"PURPCODE_HARNESS: {where} returned {describe(bad)}, which defines its own comparison, truth "
-                    "or arithmetic"
+                    f"PURPCODE_HARNESS: {self._where} returned {describe(bad)}, which defines its own "
+                    "comparison, truth or arithmetic"
                 )
             return result
 
-        for attr in ("__name__", "__qualname__", "__doc__", "__module__", "__wrapped__"):
-            try:
-                setattr(call, attr, getattr(func, attr) if attr != "__wrapped__" else func)
-            except (AttributeError, TypeError):
-                pass
-        return call
+        def __getattr__(self, name):
+            return getattr(self.__wrapped__, name)
+
+        def __get__(self, obj, objtype=None):
+            return self if obj is None else Guarded(self.__wrapped__.__get__(obj, objtype), self._where)
+
+    def guarded(func, where):
+        return Guarded(func, where)
 
     def guard_module_functions(namespace, filename):
         for name, value in list(namespace.items()):

@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# (Runs as a standalone program with the jail's interpreter; it rebinds interpreter internals on purpose.)
 """The warm fork-server that runs inside the bubblewrap jail (stdlib only, Linux only).
 
 It is *not* imported by the service: `jail.py` reads this file and runs it with the jail's interpreter as
