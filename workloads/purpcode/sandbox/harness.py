@@ -309,7 +309,7 @@ def _program(
     kind: TestKind, meta: dict[str, object], files: dict[str, str], timeout_s: float
 ) -> tuple[RunCodeRequest, Verifier]:
     nonce = secrets.token_bytes(32)
-    payload = {
+    payload: dict[str, str | None] = {
         NONCE_FILE: _b64(nonce.hex()),
         META_FILE: _b64(json.dumps({"kind": kind, **meta})),
         **{name: _b64(text) for name, text in files.items()},
