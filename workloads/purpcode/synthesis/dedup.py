@@ -62,7 +62,9 @@ def dedup(
             "after": len(unique),
         }
 
-    lsh_by_group: dict[str, Any] = {}
+    # One LSH index for all groups (building one computes its band layout, which is not free); candidates from
+    # other groups are ignored by their key prefix.
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
     hashes: dict[str, Any] = {}
     kept: list[T] = []
     counter: dict[str, int] = defaultdict(int)
@@ -77,14 +79,13 @@ def dedup(
         )
         m.update_batch([g.encode("utf-8") for g in grams])
         g_key = group(it)
-        lsh = lsh_by_group.get(g_key)
-        if lsh is None:
-            lsh = lsh_by_group[g_key] = MinHashLSH(threshold=threshold, num_perm=num_perm)
         # LSH proposes candidates; the estimated Jaccard decides (LSH alone has false positives).
-        if grams and any(hashes[k].jaccard(m) >= threshold for k in lsh.query(m)):
+        if grams and any(
+            k.rsplit("\0", 1)[0] == g_key and hashes[k].jaccard(m) >= threshold for k in lsh.query(m)
+        ):
             continue
         counter[g_key] += 1
-        key = f"{g_key}#{counter[g_key]}"
+        key = f"{g_key}\0{counter[g_key]}"
         lsh.insert(key, m)
         hashes[key] = m
         kept.append(it)
