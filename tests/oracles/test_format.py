@@ -126,3 +126,22 @@ def test_indented_fence_is_dedented() -> None:
 def test_no_blocks_runs_nothing() -> None:
     assert extract_code_blocks("just prose") == []
     assert code_to_run("just prose") == ""
+
+
+def test_fast_repetition_check_matches_the_plain_definition() -> None:
+    """The numpy rolling-hash path agrees with the literal rule (count every 32-char window) on random texts."""
+    import random
+
+    from purpcode.oracles.format import _has_repetition_py
+
+    rng = random.Random(3)
+    for trial in range(200):
+        n = rng.randint(0, 2500)
+        alphabet = "ab" if trial % 3 == 0 else "abcdefgh \n"
+        text = "".join(rng.choice(alphabet) for _ in range(n))
+        if trial % 5 == 0:
+            text = text[: n // 2] + "xyz" * rng.randint(5, 120) + text[n // 2 :]
+        fast, plain = has_repetition(text), _has_repetition_py(text, 32, 8)
+        assert (fast is None) == (plain is None), (trial, fast, plain)
+        if fast is not None:
+            assert text.count(fast) >= 1 and sum(text.startswith(fast, i) for i in range(len(text))) >= 8

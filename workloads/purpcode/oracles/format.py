@@ -74,12 +74,13 @@ def has_repetition(text: str, length: int = 32, max_count: int = 8) -> str | Non
     with np.errstate(over="ignore"):
         for j in range(length):
             h = h * base + codes[j : j + windows]
-    uniq, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
-    hot = np.nonzero(counts >= max_count)[0]
-    if hot.size == 0:
+    ordered = np.sort(h)
+    # a value seen max_count+ times spans max_count equal neighbours once sorted
+    runs = np.nonzero(ordered[max_count - 1 :] == ordered[: windows - max_count + 1])[0]
+    if runs.size == 0:
         return None
-    for u in hot:
-        positions = np.nonzero(inverse == u)[0]
+    for value in np.unique(ordered[runs]):
+        positions = np.nonzero(h == value)[0]
         seen: dict[str, int] = {}
         for p in positions.tolist():
             sub = text[p : p + length]
