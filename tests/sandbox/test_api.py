@@ -206,3 +206,19 @@ def test_settings_from_environment() -> None:
         SandboxSettings.from_env({"PURPCODE_SANDBOX_ZYGOTES": "0"})
     with pytest.raises(ValueError, match="PRELOAD"):
         SandboxSettings.from_env({"PURPCODE_SANDBOX_PRELOAD": "json"})
+    # The names the operator renders into the sandbox Deployment.
+    operator_env = {
+        "PURPCODE_SANDBOX_CONCURRENCY": "6",
+        "PURPCODE_SANDBOX_RUN_TIMEOUT_SECONDS": "15.0",
+        "PURPCODE_SANDBOX_MEMORY_LIMIT_MB": "2048",
+        "PURPCODE_SANDBOX_MAX_PROCESSES": "64",
+        "PURPCODE_SANDBOX_MAX_OUTPUT_BYTES": "1048576",
+    }
+    s = SandboxSettings.from_env(operator_env)
+    assert (s.concurrency, s.max_run_timeout_s, s.default_run_timeout_s) == (6, 15.0, 10.0)
+    assert (s.default_memory_mb, s.max_memory_mb, s.max_processes, s.max_output_bytes) == (
+        2048,
+        2048,
+        64,
+        1 << 20,
+    )

@@ -203,8 +203,15 @@ class Zygote:
         except (TimeoutError, ZygoteDied) as err:
             tail = getattr(self, "_stderr_tail", "")
             await self.stop()
+            hint = ""
+            if "mount proc" in tail or "uid map" in tail or "No permissions to create" in tail:
+                hint = (
+                    " -- the pod must allow unprivileged user namespaces and an unmasked /proc "
+                    "(seccompProfile Unconfined or a profile allowing unshare/mount/pivot_root, appArmorProfile "
+                    "Unconfined, procMount: Unmasked with hostUsers: false; see docs/sandbox.md)"
+                )
             raise JailError(
-                f"the sandbox zygote did not start: {err or 'timeout'}; stderr: {tail[-2000:]}"
+                f"the sandbox zygote did not start: {err or 'timeout'}; stderr: {tail[-2000:]}{hint}"
             ) from err
         self.alive = True
 

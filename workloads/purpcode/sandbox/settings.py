@@ -6,12 +6,21 @@ Read from `PURPCODE_SANDBOX_<FIELD>` environment variables (JSON for lists) or t
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+LOG = logging.getLogger(__name__)
 ENV_PREFIX = "PURPCODE_SANDBOX_"
+# Names the operator sets (operator/purpcode_operator/render.py sandbox_env) -> the settings they feed.
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "CONCURRENCY": ("max_concurrency",),
+    "RUN_TIMEOUT_SECONDS": ("max_run_timeout_s",),
+    "MEMORY_LIMIT_MB": ("default_memory_mb", "max_memory_mb"),
+}
 # Imported once in the zygote so executions that use them start warm. Each preloaded module also makes every
 # fork and exit dearer (the zygote's private pages are copied-on-write and unmapped per execution), so the
 # default zygote keeps to small, near-universal modules and a second zygote flavour holds pytest (~14 MiB).
@@ -91,10 +100,28 @@ class SandboxSettings(BaseModel):
         return self.max_concurrency or max(4, 2 * (os.cpu_count() or 1))
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> SandboxSettings:
-        """Settings from PURPCODE_SANDBOX_* variables, then `overrides` (e.g. from the CLI)."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SandboxSettings:
+        """Settings from PURPCODE_SANDBOX_* variables, then `overrides` (e.g. from the CLI).
+
+        The operator's names (PurpCodeRun `spec.services.sandbox.limits`) are accepted too: CONCURRENCY,
+        RUN_TIMEOUT_SECONDS (the longest run allowed), MEMORY_LIMIT_MB (default and maximum per run)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        for alias, fields in _ALIASES.items():
+            raw_alias = env.get(ENV_PREFIX + alias)
+            if raw_alias is not None:
+                for name in fields:
+                    values[name] = raw_alias
+        if "max_run_timeout_s" in values and ENV_PREFIX + "DEFAULT_RUN_TIMEOUT_S" not in env:
+            try:
+                values["default_run_timeout_s"] = min(10.0, float(values["max_run_timeout_s"]))
+            except ValueError:
+                pass  # validation below names the field
+        known = {ENV_PREFIX + name.upper() for name in cls.model_fields} | {ENV_PREFIX + a for a in _ALIASES}
+        known.add(ENV_PREFIX + "SETTINGS_JSON")
+        for key in env:
+            if key.startswith(ENV_PREFIX) and key not in known:
+                LOG.warning("ignoring unknown setting %s (known: %s)", key, ", ".join(sorted(known)))
         for name, field in cls.model_fields.items():
             raw = env.get(ENV_PREFIX + name.upper())
             if raw is None:
