@@ -46,12 +46,12 @@ class OracleConfig(BaseModel):
     # correctness
     correctness_timeout_s: float = Field(default=15.0, gt=0, le=600)
     correctness_concurrency: int = Field(
-        default=64,
+        default=32,
         ge=1,
-        description="Sandbox requests in flight from this process. The service itself runs about 2 x its CPUs at "
-        "once (the recipe's ~1.5 x CPU) and queues the rest, so this only needs to keep its queue fed.",
+        description="Sandbox requests in flight from this process. The service runs about 2 x its CPUs at once (the "
+        "recipe's ~1.5 x CPU) and queues the rest, so this only has to keep its queue fed: about 2 x the sandbox's "
+        "total execution slots (more in flight only costs client CPU).",
     )
-
     correctness_cache_size: int = Field(
         default=100_000,
         ge=0,
