@@ -75,19 +75,14 @@ def test_operator_killed_at_20_random_points(
     operator.start()
     cluster.create_run(tiny_run(name))
     points: list[str] = []
+    starting = False  # the operator was just started without waiting for it to be ready
     while len(points) < KILLS:
         assert not _finished(cluster, name), f"the run finished after only {len(points)} kills: {points}"
-        # Spread the kill points over the whole run: when the run got ahead of them (Jobs keep running while
-        # the operator is down), kill the next operator while it is still starting (listing, indexing).
-        ahead = _jobs_done(cluster, name) > len(points) * JOBS / KILLS
-        if ahead:
-            operator.kill()
-            operator.start(wait_ready=False)
+        if starting:
             time.sleep(rng.uniform(0.2, 1.5))
             points.append("during start-up")
         elif rng.random() < 0.5:
-            nth = rng.randint(1, 4)
-            hook = KillAfterWrites(operator.pid, nth)
+            hook = KillAfterWrites(operator.pid, rng.randint(1, 4))
             cluster.call(cluster.emulator.request_hooks.append, hook)
             if not hook.fired.wait(30):
                 run = cluster.get_run(name) or {}
@@ -97,16 +92,19 @@ def test_operator_killed_at_20_random_points(
                     f"\n{operator.logs()[-4000:]}"
                 )
             cluster.call(cluster.emulator.request_hooks.remove, hook)
-            points.append(f"after write #{nth}")
+            points.append(f"after write #{hook.nth}")
         else:
             delay = rng.uniform(0.05, 1.0)
             time.sleep(delay)
             points.append(f"{delay:.2f}s after ready")
         operator.kill()
-        operator.start()
+        # Spread the kill points over the whole run: Jobs keep running while the operator is down, so when the
+        # run got ahead of the kill points, kill the next operator while it is still starting (listing, indexing).
+        starting = _jobs_done(cluster, name) > len(points) * JOBS / KILLS
+        operator.start(wait_ready=not starting)
 
     run = cluster.wait_phase(name, "Succeeded", timeout=120)
-    assert operator.kills >= KILLS
+    assert len(points) == KILLS and operator.starts == KILLS + 1, points
 
     # Never a duplicate Job: every Job name was created exactly once, and exactly the expected ones.
     creates = Counter(c.name for c in cluster.job_creates())

@@ -1,0 +1,393 @@
+"""Renderers: golden objects, Kubernetes OpenAPI validation (offline, strict), and the rules each object follows.
+
+Regenerate the golden files after an intended change: `PURPCODE_UPDATE_GOLDEN=1 pytest tests/operator/test_render.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.k8s_schema import validate
+from support.run_specs import load_sample
+
+from purpcode_operator import naming, render
+from purpcode_operator.api import PurpCodeRun
+from purpcode_operator.decide import Settings, owner_of, prepare
+from purpcode_operator.plan import RunPlan, StageConfig
+
+GOLDEN = Path(__file__).parent / "golden"
+UID = "6f0c1f3e-0000-4000-8000-000000000001"
+K8S_VERSIONS = (
+    "1.30.0",
+    "1.37.0",
+)  # oldest supported (appArmorProfile, podFailurePolicy GA) and newest schemas
+
+
+def body(sample: str, **meta: Any) -> dict[str, Any]:
+    doc = load_sample(sample)
+    doc["metadata"].update(namespace="ml", uid=UID, generation=1, **meta)
+    return doc
+
+
+def prepared(doc: dict[str, Any]) -> tuple[PurpCodeRun, RunPlan]:
+    return prepare(doc, Settings())
+
+
+def render_all(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every object the operator can create for a run (attempt 1 of each stage, both services)."""
+    run, plan = prepared(doc)
+    owner = owner_of(doc)
+    objs: list[dict[str, Any]] = []
+    pvc = render.build_pvc(run, owner)
+    if pvc is not None:
+        objs.append(pvc)
+    for stage in plan.stages:
+        objs.append(render.build_stage_config_map(run, stage, owner))
+        if stage.distributed and stage.resources.nodes > 1:
+            objs.append(render.build_rendezvous_service(run, stage, owner))
+        objs.append(render.build_stage_job(run, plan, stage, 1, owner))
+    objs += [
+        render.build_sandbox_network_policy(run, owner),
+        render.build_sandbox_service(run, owner),
+        render.build_sandbox_deployment(run, plan, plan.sandbox.replicas, owner),
+    ]
+    if plan.judge.deploy:
+        objs += [render.build_judge_service(run, owner), render.build_judge_deployment(run, plan, 1, owner)]
+    objs.append(
+        render.build_event(
+            doc,
+            etype="Normal",
+            reason="StageStarted",
+            message="m",
+            key="k",
+            timestamp="2026-01-01T00:00:00Z",
+            instance="op-0",
+        )
+    )
+    return objs
+
+
+def _without_config_data(obj: dict[str, Any]) -> dict[str, Any]:
+    """The ConfigMap payload is the plan's StageConfig (pinned by the plan's own tests); keep golden files stable."""
+    if obj["kind"] == "ConfigMap":
+        return {**obj, "data": {k: "<StageConfig JSON>" for k in obj["data"]}}
+    return obj
+
+
+SAMPLES = ["tiny-cpu", "qwen2.5-14b", "qwen2.5-32b"]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_golden_objects(sample: str) -> None:
+    objs = [_without_config_data(o) for o in render_all(body(sample))]
+    path = GOLDEN / f"{sample}.json"
+    text = json.dumps(objs, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("PURPCODE_UPDATE_GOLDEN"):
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"missing golden file {path}: run with PURPCODE_UPDATE_GOLDEN=1"
+    assert json.loads(text) == json.loads(path.read_text()), f"{sample}: rendered objects differ from {path}"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_every_object_is_valid_kubernetes(sample: str, version: str) -> None:
+    objs = render_all(body(sample))
+    variants = render_all(body(sample, name="queued")) + _variants(sample)
+    for obj in objs + variants:
+        validate(obj, version)
+
+
+def _variants(sample: str) -> list[dict[str, Any]]:
+    """Option combinations the samples do not cover: queue, existing claim, secrets, scheduling, runtime class."""
+    doc = body(sample)
+    spec = doc["spec"]
+    spec.update(queueName="team-a", imagePullSecrets=["regcred"], serviceAccountName="trainer")
+    spec["storage"] = {"existingClaim": "shared-rwx", "accessMode": "ReadWriteMany"}
+    spec["model"]["tokenSecretRef"] = {"name": "hf", "key": "token"}
+    spec["services"]["sandbox"]["runtimeClassName"] = "gvisor"
+    spec["services"]["judge"] = {"url": "https://judge.example/v1", "apiKeySecretRef": {"name": "judge-key"}}
+    spec["stages"]["rl"].update(
+        nodeSelector={"gpu": "h100"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        priorityClassName="training",
+        activeDeadlineSeconds=3600,
+    )
+    return render_all(doc)
+
+
+def test_every_child_has_fixed_name_labels_and_owner() -> None:
+    for obj in render_all(body("qwen2.5-32b")):
+        meta = obj["metadata"]
+        if obj["kind"] == "Event":
+            assert meta["name"].startswith("qwen25-32b.") and obj["involvedObject"]["uid"] == UID
+            continue
+        assert meta["namespace"] == "ml"
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "purpcode.dev/v1alpha1",
+                "kind": "PurpCodeRun",
+                "name": "qwen25-32b",
+                "uid": UID,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        labels = meta["labels"]
+        for key in (
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/part-of",
+            "app.kubernetes.io/managed-by",
+            "purpcode.dev/run",
+            "purpcode.dev/role",
+        ):
+            assert key in labels, (obj["kind"], meta["name"], key)
+        assert labels["purpcode.dev/run"] == "qwen25-32b"
+        assert meta["name"].startswith("qwen25-32b-")
+
+
+def test_single_node_stage_job() -> None:
+    doc = body("tiny-cpu")
+    run, plan = prepared(doc)
+    stage = plan.stage("rl")
+    job = render.build_stage_job(run, plan, stage, 2, owner_of(doc))
+    assert job["metadata"]["name"] == "tiny-cpu-rl-2"
+    assert job["metadata"]["labels"]["purpcode.dev/attempt"] == "2"
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0 and "completionMode" not in spec and "suspend" not in spec
+    assert spec["podFailurePolicy"]["rules"][0] == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["command"] == [
+        "python",
+        "-m",
+        "purpcode.rl",
+        "--config",
+        "/etc/purpcode/config.json",
+        *stage.args,
+    ]
+    assert c["ports"] == [{"name": "metrics", "containerPort": 9400, "protocol": "TCP"}]
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
+    assert (
+        set(mounts) == {"/artifacts", "/etc/purpcode", "/tmp", "/dev/shm"}
+        and mounts["/etc/purpcode"]["readOnly"]
+    )
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["artifacts"]["persistentVolumeClaim"] == {"claimName": "tiny-cpu-artifacts"}
+    assert volumes["config"]["configMap"] == {"name": "tiny-cpu-rl-config"}
+    env = {e["name"]: e for e in c["env"]}
+    assert (
+        env["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in env
+    )  # only the initializer hits the hub
+    assert env["HF_HOME"]["value"] == "/artifacts/.cache/huggingface"
+    assert c["resources"] == {"requests": {"cpu": "2", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels["purpcode.dev/role"] == "stage" and labels["purpcode.dev/stage"] == "rl"
+
+
+def test_config_map_holds_the_stage_config() -> None:
+    doc = body("tiny-cpu")
+    run, plan = prepared(doc)
+    cm = render.build_stage_config_map(run, plan.stage("ruleLearning"), owner_of(doc))
+    assert cm["metadata"]["name"] == "tiny-cpu-rule-learning-config"
+    config = StageConfig.model_validate_json(cm["data"]["config.json"])
+    assert config.stage == "ruleLearning" and config.run == "tiny-cpu"
+    assert config.services.judge_url == "http://tiny-cpu-judge.ml.svc:8000/v1"
+
+
+def test_multi_node_stage_is_an_indexed_job_with_torchrun_over_a_headless_service() -> None:
+    doc = body("qwen2.5-32b")
+    run, plan = prepared(doc)
+    stage = plan.stage("ruleLearning")
+    nodes, gpus = stage.resources.nodes, stage.resources.gpus_per_node
+    assert nodes > 1
+    job = render.build_stage_job(run, plan, stage, 1, owner_of(doc))
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == nodes
+    pod = spec["template"]["spec"]
+    svc = render.build_rendezvous_service(run, stage, owner_of(doc))
+    assert pod["subdomain"] == svc["metadata"]["name"] == "qwen25-32b-rule-learning"
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    assert svc["spec"]["selector"] == {
+        "purpcode.dev/run": "qwen25-32b",
+        "purpcode.dev/role": "stage",
+        "purpcode.dev/stage": "rule-learning",
+    }
+    (c,) = pod["containers"]
+    assert c["command"][:6] == [
+        "torchrun",
+        f"--nnodes={nodes}",
+        f"--nproc-per-node={gpus}",
+        "--node-rank=$(NODE_RANK)",
+        "--master-addr=qwen25-32b-rule-learning-1-0.qwen25-32b-rule-learning",
+        "--master-port=29500",
+    ]
+    assert c["command"][6:9] == ["-m", "purpcode.rule_learning", "--config"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+    )
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == str(gpus)
+    assert c["resources"]["requests"]["nvidia.com/gpu"] == str(gpus)
+
+
+def test_single_node_multi_gpu_uses_torchrun_standalone() -> None:
+    doc = body("qwen2.5-14b")
+    run, plan = prepared(doc)
+    stage = plan.stage("rl")
+    assert stage.distributed and stage.resources.nodes == 1
+    cmd = render.build_stage_job(run, plan, stage, 1)["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert cmd[:4] == [
+        "torchrun",
+        "--standalone",
+        "--nnodes=1",
+        f"--nproc-per-node={stage.resources.gpus_per_node}",
+    ]
+
+
+def test_queue_secrets_and_existing_claim() -> None:
+    doc = body("tiny-cpu")
+    doc["spec"].update(queueName="team-a", imagePullSecrets=["regcred"])
+    doc["spec"]["storage"] = {"existingClaim": "shared"}
+    doc["spec"]["model"]["tokenSecretRef"] = {"name": "hf"}
+    doc["spec"]["services"]["judge"] = {
+        "url": "https://j.example/v1",
+        "apiKeySecretRef": {"name": "jk", "key": "k"},
+    }
+    run, plan = prepared(doc)
+    assert render.build_pvc(run) is None and render.claim_name(run) == "shared"
+    init = render.build_stage_job(run, plan, plan.stage("initialize"), 1)
+    synth = render.build_stage_job(run, plan, plan.stage("synthesis"), 1)
+    for job in (init, synth):
+        assert job["spec"]["suspend"] is True
+        assert job["metadata"]["labels"][naming.KUEUE_QUEUE_LABEL] == "team-a"
+        assert job["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+        vols = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+        assert vols["artifacts"]["persistentVolumeClaim"]["claimName"] == "shared"
+    init_env = {e["name"]: e for e in init["spec"]["template"]["spec"]["containers"][0]["env"]}
+    synth_env = {e["name"]: e for e in synth["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert init_env["HF_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "hf",
+        "key": "token",
+        "optional": False,
+    }
+    assert "HF_HUB_OFFLINE" not in init_env and "PURPCODE_JUDGE_API_KEY" not in init_env
+    assert synth_env["PURPCODE_JUDGE_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "jk"
+    assert "HF_TOKEN" not in synth_env
+
+
+def test_sandbox_is_isolated() -> None:
+    doc = body("tiny-cpu")
+    run, plan = prepared(doc)
+    policy = render.build_sandbox_network_policy(run)
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["egress"] == []
+    assert policy["spec"]["podSelector"]["matchLabels"] == {
+        "purpcode.dev/run": "tiny-cpu",
+        "purpcode.dev/role": "sandbox",
+    }
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"purpcode.dev/run": "tiny-cpu", "purpcode.dev/role": "stage"}}}
+    ]
+    dep = render.build_sandbox_deployment(run, plan, 3)
+    assert dep["spec"]["replicas"] == 3
+    pod = dep["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["command"] == ["purpcode", "sandbox", "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["automountServiceAccountToken"] is False
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False and c["securityContext"][
+        "capabilities"
+    ] == {"drop": ["ALL"]}
+    svc = render.build_sandbox_service(run)
+    assert svc["metadata"]["name"] == "tiny-cpu-sandbox" and svc["spec"]["ports"][0]["port"] == 8080
+
+
+def test_judge_vllm_on_gpus_and_small_server_on_cpu() -> None:
+    doc = body("qwen2.5-32b")
+    run, plan = prepared(doc)
+    dep = render.build_judge_deployment(run, plan, 1)
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    judge = plan.judge
+    assert c["command"][:3] == ["vllm", "serve", judge.model]
+    assert c["command"][c["command"].index("--tensor-parallel-size") + 1] == str(judge.tensor_parallel_size)
+    assert c["command"][c["command"].index("--max-model-len") + 1] == str(judge.max_model_len)
+    assert (
+        run.spec.services.judge.model_name() in c["command"][c["command"].index("--served-model-name") + 1 :]
+    )
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == str(judge.gpus)
+    assert c["readinessProbe"]["httpGet"]["path"] == "/health" and c["startupProbe"]["failureThreshold"] >= 60
+
+    tiny = body("tiny-cpu")
+    run, plan = prepared(tiny)
+    (c,) = render.build_judge_deployment(run, plan, 1)["spec"]["template"]["spec"]["containers"]
+    assert c["command"][:5] == ["purpcode", "judge", "serve", "--model", "tiny-random"]
+    assert "nvidia.com/gpu" not in c["resources"]["limits"]
+    svc = render.build_judge_service(run)
+    assert svc["metadata"]["name"] == "tiny-cpu-judge" and svc["spec"]["ports"][0]["port"] == 8000
+
+
+def test_the_validator_rejects_what_the_api_server_would() -> None:
+    import jsonschema
+
+    job = render_all(body("tiny-cpu"))[2]
+    assert job["kind"] == "Job"
+    bad = {
+        **job,
+        "spec": {**job["spec"], "backofLimit": 0},
+    }  # a typo the API server rejects (strict decoding)
+    with pytest.raises(jsonschema.ValidationError):
+        validate(bad, "1.30.0")
+
+
+def test_rendering_is_deterministic() -> None:
+    assert render_all(body("qwen2.5-32b")) == render_all(body("qwen2.5-32b"))
+
+
+def test_event_names_are_deterministic_per_transition() -> None:
+    a = render.build_event(
+        body("tiny-cpu"),
+        etype="Normal",
+        reason="R",
+        message="m",
+        key="StageStarted/rl/1",
+        timestamp="t",
+        instance="i",
+    )
+    b = render.build_event(
+        body("tiny-cpu"),
+        etype="Normal",
+        reason="R",
+        message="other",
+        key="StageStarted/rl/1",
+        timestamp="t2",
+        instance="j",
+    )
+    c = render.build_event(
+        body("tiny-cpu"),
+        etype="Normal",
+        reason="R",
+        message="m",
+        key="StageStarted/rl/2",
+        timestamp="t",
+        instance="i",
+    )
+    assert a["metadata"]["name"] == b["metadata"]["name"] != c["metadata"]["name"]
