@@ -130,7 +130,7 @@ class Sandbox:
         return {
             "mode": self.settings.isolation,
             "warm": self.settings.warm,
-            "namespaces": ["user", "pid", "mount", "ipc", "uts", "cgroup"]
+            "namespaces": ["user", "pid", "mount", "ipc", "uts (jail-wide)", "cgroup (jail-wide)"]
             + (["net (per execution)"] if self.settings.netns_per_exec else ["net (jail-wide, empty)"]),
             "seccomp": bool(z and z.features.get("seccomp")),
             "cgroups": {

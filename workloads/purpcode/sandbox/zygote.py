@@ -10,7 +10,7 @@ execution is one forked process:
 
     zygote (jail: user ns A where it is uid 0 with capabilities in A only; no network; read-only root)
       └─ execution = pid 1 of a fresh pid namespace (fork after unshare(CLONE_NEWPID))
-           1. with the jail's capabilities: unshare(mount, ipc, uts[, net]); /proc of its own pid namespace
+           1. with the jail's capabilities: unshare(mount, ipc[, net]); /proc of its own pid namespace
               only (subset=pid); private tmpfs work dir, /tmp and /dev/shm; its own cgroup where delegated;
               writes the request's files
            2. unshare(user): uid 65534 in a fresh user ns B; every capability dropped; no_new_privs; seccomp;
@@ -544,7 +544,7 @@ def _fetch(work_dir, paths, budget):
 
 
 def _setup_mounts(cfg, job):
-    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS
+    flags = CLONE_NEWNS | CLONE_NEWIPC  # (no uts: the jail's hostname cannot be changed without capabilities)
     if cfg.get("netns_per_exec"):
         flags |= CLONE_NEWNET
     unshare(flags)
