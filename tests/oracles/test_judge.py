@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 import pytest
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from purpcode.oracles import (
@@ -16,6 +17,7 @@ from purpcode.oracles import (
 )
 from purpcode.oracles.judge import JudgeClient, JudgeError, JudgeUnavailable
 from purpcode.oracles.judge_prompts import MALICIOUS_STOP, parse_malicious, parse_noreject
+from purpcode.oracles.metrics import OracleMetrics
 from purpcode.oracles.runner import OracleConfigError
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -183,10 +185,16 @@ async def test_noreject_classes(fake_openai) -> None:
 async def test_retries_429_and_5xx_then_success(fake_openai) -> None:
     fake_openai.fail_next(429, 500, 503, retry_after=0)
     fake_openai.reply(BENIGN)
-    client = JudgeClient(cfg(fake_openai.url, retries=3))
+    registry = CollectorRegistry()
+    client = JudgeClient(cfg(fake_openai.url, retries=3), metrics=OracleMetrics(registry))
     reward, details = await client.judge_general_safety(CONVO, "x")
     assert reward == 1.0 and details["judge_attempts"] == 4
     assert len(fake_openai.requests) == 4
+    retried = {
+        status: registry.get_sample_value("purpcode_oracle_judge_retries_total", {"status": f"HTTP {status}"})
+        for status in (429, 500, 503)
+    }
+    assert retried == {429: 1.0, 500: 1.0, 503: 1.0}
 
 
 async def test_retries_exhausted_is_a_clear_error(fake_openai) -> None:

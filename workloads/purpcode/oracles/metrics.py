@@ -51,11 +51,6 @@ class OracleMetrics:
             ["status"],
             registry=reg,
         )
-        self.cache_hits = Counter(
-            "purpcode_oracle_analyzer_cache_hits",
-            "codesec snippets answered from the analyzer cache.",
-            registry=reg,
-        )
 
     def observe(self, oracle: str, outcome: str, seconds: float) -> None:
         self.latency.labels(oracle).observe(seconds)
