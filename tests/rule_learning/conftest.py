@@ -196,7 +196,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def presampled(out: Path, cfg: StageConfig, *, copies: int = 6) -> None:
+def presampled(out: Path, cfg: StageConfig, *, copies: int = 6, reward: float = 1.0) -> None:
     """Write prompts/samples/marker as a finished sampling phase would, so a test starts at selection + SFT."""
     from purpcode.data.schema import write_json_atomic
     from purpcode.rule_learning import sampling
@@ -219,8 +219,8 @@ def presampled(out: Path, cfg: StageConfig, *, copies: int = 6) -> None:
                             "set": set_name,
                             "oracle": r2.oracle,
                             "index": i,
-                            "reward": 1.0,
-                            "kept": True,
+                            "reward": reward,
+                            "kept": reward >= spec.rejection_threshold,
                             "format_ok": True,
                             "response": normalize_teacher_response(text),
                             "raw": text,

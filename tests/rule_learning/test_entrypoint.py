@@ -170,3 +170,19 @@ def test_deepspeed_zero3_step_on_cpu(tmp_path: Path, tiny_model_dir: Path) -> No
     ).stat().st_size > 100_000  # gathered 16-bit weights, not a stub
     train = [r for r in read_metrics(out / "metrics.jsonl") if r.get("phase") == "sft" and "loss" in r]
     assert [r["step"] for r in train] == [1, 2] and all(r["loss"] > 0 for r in train)
+
+
+def test_nothing_kept_fails_naming_the_threshold(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from purpcode.metrics import StageMetrics
+    from purpcode.rule_learning.stage import run
+
+    cfg = stage_config(tmp_path / "artifacts", tiny_model_dir)
+    out = Path(cfg.paths.out)
+    presampled(out, cfg, copies=1, reward=0.0)
+    metrics = StageMetrics(out, run=cfg.run, stage="ruleLearning", registry=CollectorRegistry())
+    with pytest.raises(ValueError, match="rejectionThreshold=0.5"):
+        run(cfg, metrics=metrics)
+    assert read_jsonl(out / "sft.jsonl") == [] and not (out / "_SUCCESS").exists()
+    assert json.loads((out / "easy_ids.json").read_text())["task_ids"] == []

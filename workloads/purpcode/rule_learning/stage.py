@@ -151,7 +151,7 @@ def wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
 
 def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetrics | None) -> dict[str, Any]:
     """Pick the prompts, sample N answers each with the teacher prompt, score them. Main rank only."""
-    from purpcode.generation import get_backend
+    from purpcode.generation import get_backend, resolve_backend
     from purpcode.oracles import score_for_rejection
 
     spec = cfg.rule_learning()
@@ -165,7 +165,12 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     log.info("prompt mix: %s (of %s)", mix.chosen, mix.available)
     sampling.write_prompts(out, mix.rows)
     gen = spec.generation
-    done_prompts = 0
+    # Prompts finished before a restart count as done for progress (metrics.jsonl prompts_done / prompts).
+    done_prompts = len(
+        sampling.done_task_ids(sampling.read_records(out / sampling.PARTIAL), spec.samples_per_prompt)
+    )
+    # vLLM and remote servers batch across the whole chunk: bigger chunks keep them busy; resume granularity is a chunk.
+    chunk = 1024 if resolve_backend(gen.backend, cfg.gpus_per_node) in ("vllm", "openai") else 256
 
     def on_chunk(records: list[dict[str, Any]]) -> None:
         nonlocal done_prompts
@@ -202,6 +207,7 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
                     threshold=spec.rejection_threshold,
                     rule_source=default_rule_source(),
                     on_chunk=on_chunk,
+                    chunk_prompts=chunk,
                 )
             finally:
                 backend.close()
@@ -302,7 +308,7 @@ def run_sft(
     spec = cfg.rule_learning()
     records = sampling.read_records(out / SFT_FILE)
     if not records:
-        raise RuntimeError(
+        raise ValueError(
             f"no sample reached rejectionThreshold={spec.rejection_threshold} (see {out / sampling.SAMPLES}): "
             "check the judge and sandbox, raise samplesPerPrompt, or lower rejectionThreshold"
         )
@@ -396,6 +402,12 @@ def run(
         else:
             log.info("samples complete (%s): skipping sampling", out / sampling.MARKER)
             marker = _read_json(out / sampling.MARKER)
+            if metrics is not None:  # a fresh process: its counters start from the finished sampling's totals
+                for oracle, n in marker.get("generated", {}).items():
+                    kept = int(marker.get("kept", {}).get(oracle, 0))
+                    metrics.count(oracle, "generated", int(n))
+                    metrics.count(oracle, "kept", kept)
+                    metrics.count(oracle, "rejected", int(n) - kept)
         counts = run_selection(cfg, out, metrics)
     else:
         wait_for(out / SFT_FILE, "rank 0's sampling and selection")
