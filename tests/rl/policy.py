@@ -69,13 +69,24 @@ def build_formatted_policy(
     labels[torch.tensor([m + [0] * (width - len(m)) for m in masks]) == 0] = -100
     optim = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on a shared CPU: one thread beats two contended ones
+    try:
+        _train(model, optim, steps, prefix, input_ids, attention, labels)
+    finally:
+        torch.set_num_threads(threads)
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+def _train(model, optim, steps, prefix, input_ids, attention, labels) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
     for _ in range(steps):
         with torch.no_grad():
             cache = model(input_ids=prefix, use_cache=True).cache
-        cache.batch_repeat_interleave(len(seqs))
+        cache.batch_repeat_interleave(input_ids.shape[0])
         loss = model(input_ids=input_ids, attention_mask=attention, labels=labels, cache=cache).loss
         loss.backward()
         optim.step()
         optim.zero_grad()
-    model.save_pretrained(out, safe_serialization=True)
-    return out

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _env() -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env["OMP_NUM_THREADS"] = "1"  # tiny model on a shared CPU: one thread per process beats contention
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "workloads"), str(ROOT / "operator"), env.get("PYTHONPATH", "")])
     return env
 

@@ -110,6 +110,7 @@ def build_grpo_config(
         max_grad_norm=1.0,
         beta=spec.kl_coef,
         epsilon=spec.clip_ratio,
+        epsilon_high=spec.clip_ratio,  # symmetric clipping, as the recipe (no clip-higher)
         entropy_coef=spec.entropy_coef,
         loss_type="dapo",
         scale_rewards="group",
