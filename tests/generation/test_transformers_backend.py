@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,32 @@ CONVS = [
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model_dir: Path) -> TransformersBackend:
+def backend(tiny_model_dir: Path) -> Iterator[TransformersBackend]:
+    import torch
+
+    threads = torch.get_num_threads()
     spec = GenerationSpec(backend="transformers", max_new_tokens=8, batch_size=2, temperature=1.0)
     b = get_backend(spec, str(tiny_model_dir), seed=7)
     assert isinstance(b, TransformersBackend)
-    return b
+    yield b
+    torch.set_num_threads(threads)  # the backend's thread policy is process-wide: leave other tests as found
+
+
+def test_small_model_on_cpu_uses_one_thread(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        torch.set_num_threads(2)
+        get_backend(GenerationSpec(backend="transformers"), str(tiny_model_dir), seed=1)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an explicit setting wins
+        get_backend(GenerationSpec(backend="transformers"), str(tiny_model_dir), seed=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_returns_n_completions_per_conversation_in_order(backend: TransformersBackend) -> None:
