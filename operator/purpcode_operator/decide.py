@@ -715,6 +715,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         st.pending_since = None
         st.message = f"suspended (attempt {attempt}, job {name})"
         return "blocked"
+    _services_ready(ctx, stage, st, gate=False)  # keep them up (recreate or scale them back after a resume)
     if suspended:
         if spec.queue_name:
             st.phase = "Pending"
@@ -726,7 +727,6 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         st.pending_since = None
         st.message = f"resumed (attempt {attempt}, job {name})"
         return "blocked"
-    _services_ready(ctx, stage, st, gate=False)  # keep them up (and recreate them if they went missing)
     fallback = _job_active_since(job)
     verdict = pending_verdict(pods, fallback)
     st.phase = "Running"

@@ -7,9 +7,11 @@ the runs, and the operator's state is the cluster's. Deleting a run needs no ope
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import kopf
 
 from . import api, naming
@@ -33,6 +35,7 @@ class OperatorState:
         self.controller: Controller | None = None
         self.health: HealthServer | None = None
         self.client: KubeClient | None = None
+        self.probe: asyncio.Task[None] | None = None
         self.api_reachable = False
 
 
@@ -62,6 +65,8 @@ async def startup(**kwargs: Any) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = config.api_timeout_seconds
+    if STATE.controller is not None:
+        return  # a retried start-up (kopf retries failed activities): everything below is already running
     client = KubeClient(login(logger), timeout=config.api_timeout_seconds, relogin=lambda: login(logger))
     controller = Controller(
         client,
@@ -71,27 +76,41 @@ async def startup(**kwargs: Any) -> None:
         pods=kwargs["purpcode_pods"],
         deployments=kwargs["purpcode_deployments"],
     )
-    STATE.client, STATE.controller = client, controller
-    STATE.health = HealthServer(
+    health = HealthServer(
         metrics,
         alive=controller.alive,
         ready=lambda: STATE.api_reachable and controller.alive(),
         host=config.metrics_host,
         port=config.metrics_port,
     )
-    await STATE.health.start()
+    await health.start()
     await controller.start()
-    try:
-        await client.request("GET", f"/apis/{api.API_VERSION}", what="discover the PurpCodeRun API")
-        STATE.api_reachable = True
-    except ApiError as err:
-        logger.error("the PurpCodeRun API is not served (is the CRD installed?): %s", err)
+    STATE.client, STATE.controller, STATE.health = client, controller, health
+    STATE.probe = asyncio.create_task(_probe_api(client, logger), name="purpcode-api-probe")
     logger.info("purpcode operator started: %d workers, metrics on :%d", config.workers, config.metrics_port)
+
+
+async def _probe_api(client: KubeClient, logger: logging.Logger) -> None:
+    """Readiness: the API server answers and serves the PurpCodeRun API (the CRD is installed)."""
+    delay = 0.5
+    while not STATE.api_reachable:
+        try:
+            await client.request("GET", f"/apis/{api.API_VERSION}", what="discover the PurpCodeRun API")
+            STATE.api_reachable = True
+        except ApiError as err:
+            logger.error("the PurpCodeRun API is not served (is the CRD installed?): %s", err)
+        except (TimeoutError, aiohttp.ClientError) as err:
+            logger.warning("the API server is not reachable yet: %r", err)
+        if not STATE.api_reachable:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
 
 @kopf.on.cleanup()
 async def cleanup(**kwargs: Any) -> None:
     logger: logging.Logger = kwargs["logger"]
+    if STATE.probe is not None:
+        STATE.probe.cancel()
     if STATE.controller is not None:
         await STATE.controller.stop()
     if STATE.health is not None:

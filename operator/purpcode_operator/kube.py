@@ -277,7 +277,7 @@ async def gather_errors(coros: list[Any]) -> list[ApiError]:
     for result in results:
         if isinstance(result, ApiError):
             errors.append(result)
-        elif isinstance(result, aiohttp.ClientError | asyncio.TimeoutError):
+        elif isinstance(result, aiohttp.ClientError | TimeoutError):
             errors.append(ApiError(0, type(result).__name__, str(result)))
         elif isinstance(result, BaseException):
             raise result

@@ -85,11 +85,13 @@ class OperatorProcess:
             self.wait_ready()
         return self
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the operator exited with {self.proc.returncode}:\n{self.logs()[-3000:]}")
+                raise RuntimeError(
+                    f"the operator exited with {self.proc.returncode}:\n{self.last_log()[-6000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as resp:
                     if resp.status == 200:
@@ -97,7 +99,7 @@ class OperatorProcess:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.05)
-        raise TimeoutError(f"the operator was not ready in {timeout}s:\n{self.logs()[-3000:]}")
+        raise TimeoutError(f"the operator was not ready in {timeout}s:\n{self.last_log()[-6000:]}")
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, no graceful shutdown (a crash, an OOM kill, a node loss)."""
@@ -124,6 +126,10 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
             return str(resp.read().decode())
+
+    def last_log(self) -> str:
+        path = self.log_dir / f"operator-{self.starts}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("operator-*.log")))

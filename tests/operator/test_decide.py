@@ -1,0 +1,473 @@
+"""The pure reconcile decision: every path from (run, observed children, now) to actions and status."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+from typing import Any
+
+import pytest
+from support.run_specs import tiny_run
+
+from purpcode_operator.api import PurpCodeRunStatus
+from purpcode_operator.decide import Decision, Observed, Settings, decide, fmt_time, parse_time
+
+T0 = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.UTC)
+SETTINGS = Settings(retry_backoff_seconds=10, retry_backoff_max_seconds=100)
+UID = "11111111-2222-4333-8444-555555555555"
+
+
+def at(seconds: float) -> datetime.datetime:
+    return T0 + datetime.timedelta(seconds=seconds)
+
+
+def ts(seconds: float) -> str:
+    return at(seconds).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_body(name: str = "r", status: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
+    doc = tiny_run(name, **spec)
+    doc["metadata"].update(
+        namespace="ns", uid=UID, generation=1, resourceVersion="10", creationTimestamp=ts(0)
+    )
+    if status is not None:
+        doc["status"] = status
+    return doc
+
+
+def job(
+    run: str,
+    slug: str,
+    attempt: int,
+    *,
+    state: str = "active",
+    created: float = 0,
+    suspend: bool = False,
+    reason: str = "BackoffLimitExceeded",
+    uid: str | None = None,
+) -> dict[str, Any]:
+    conditions: list[dict[str, Any]] = []
+    status: dict[str, Any] = {}
+    if state == "complete":
+        conditions = [{"type": "Complete", "status": "True", "lastTransitionTime": ts(created + 5)}]
+        status["completionTime"] = ts(created + 5)
+    elif state == "failed":
+        conditions = [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": reason,
+                "message": "Job failed",
+                "lastTransitionTime": ts(created + 5),
+            }
+        ]
+    elif state == "active":
+        status["active"] = 1
+        status["startTime"] = ts(created)
+    status["conditions"] = conditions
+    return {
+        "metadata": {
+            "name": f"{run}-{slug}-{attempt}",
+            "uid": uid or f"job-{slug}-{attempt}",
+            "creationTimestamp": ts(created),
+            "labels": {
+                "purpcode.dev/run": run,
+                "purpcode.dev/stage": slug,
+                "purpcode.dev/attempt": str(attempt),
+            },
+            "ownerReferences": [{"uid": UID}],
+        },
+        "spec": {"suspend": suspend},
+        "status": status,
+    }
+
+
+def pod(
+    job_obj: dict[str, Any],
+    *,
+    phase: str = "Running",
+    created: float = 0,
+    waiting: str | None = None,
+    unschedulable: bool = False,
+    terminated: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    cs: dict[str, Any] = {"name": "stage", "state": {}}
+    if waiting:
+        cs["state"] = {"waiting": {"reason": waiting, "message": 'Back-off pulling image "x"'}}
+    if terminated:
+        cs["state"] = {"terminated": terminated}
+    conds = []
+    if unschedulable:
+        conds.append(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+            }
+        )
+    labels = dict(job_obj["metadata"]["labels"])
+    labels["batch.kubernetes.io/controller-uid"] = job_obj["metadata"]["uid"]
+    labels["purpcode.dev/role"] = "stage"
+    return {
+        "metadata": {
+            "name": job_obj["metadata"]["name"] + "-abcde",
+            "labels": labels,
+            "creationTimestamp": ts(created),
+        },
+        "status": {"phase": phase, "conditions": conds, "containerStatuses": [cs]},
+    }
+
+
+def deployment(run: str, role: str, available: int = 1, replicas: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": f"{run}-{role}",
+            "uid": f"dep-{role}",
+            "ownerReferences": [{"uid": UID}],
+            "labels": {"purpcode.dev/run": run, "purpcode.dev/role": role},
+        },
+        "spec": {"replicas": replicas},
+        "status": {"availableReplicas": available},
+    }
+
+
+def apply(body: dict[str, Any], decision: Decision) -> dict[str, Any]:
+    """The run as it is after the decision's status was written."""
+    new = copy.deepcopy(body)
+    new["status"] = decision.status
+    return new
+
+
+def created(decision: Decision) -> list[tuple[str, str]]:
+    return [(c.obj["kind"], c.obj["metadata"]["name"]) for c in decision.creates]
+
+
+def status_of(decision: Decision) -> PurpCodeRunStatus:
+    return PurpCodeRunStatus.model_validate(decision.status, by_alias=True, by_name=False)
+
+
+def conds(decision: Decision) -> dict[str, Any]:
+    return {c["type"]: c for c in (decision.status or {})["conditions"]}
+
+
+def services_up(run: str = "r") -> dict[str, dict[str, Any]]:
+    return {f"{run}-sandbox": deployment(run, "sandbox"), f"{run}-judge": deployment(run, "judge")}
+
+
+# --------------------------------------------------------------------------------------------- tests
+
+
+def test_a_new_run_starts_its_first_stage() -> None:
+    d = decide(run_body(), Observed(), T0, SETTINGS)
+    assert created(d) == [
+        ("PersistentVolumeClaim", "r-artifacts"),
+        ("ConfigMap", "r-init-config"),
+        ("Job", "r-init-1"),
+    ]
+    st = status_of(d)
+    assert st.phase == "Running" and st.current_stage == "initialize" and st.start_time == fmt_time(T0)
+    init = st.stages["initialize"]
+    assert (init.phase, init.attempts, init.job_name) == ("Running", 1, "r-init-1")
+    assert [s for s in st.stages] == ["initialize", "synthesis", "ruleLearning", "rl", "evaluation", "report"]
+    assert {e.reason for e in d.events} == {"StageStarted", "Running"}
+    assert conds(d)["Running"]["status"] == "True" and conds(d)["Ready"]["status"] == "True"
+    assert st.observed_generation == 1
+    assert d.requeue_after is None and not d.deletes and not d.patches
+
+
+def test_the_decision_is_a_pure_function() -> None:
+    body = run_body()
+    observed = Observed(jobs={"r-init-1": job("r", "init", 1, state="complete")})
+    assert decide(body, observed, T0, SETTINGS) == decide(copy.deepcopy(body), observed, T0, SETTINGS)
+
+
+def test_stage_waits_for_its_services_then_starts() -> None:
+    body = apply(run_body(), decide(run_body(), Observed(), T0, SETTINGS))
+    done = {"r-init-1": job("r", "init", 1, state="complete")}
+    d = decide(body, Observed(jobs=done), at(10), SETTINGS)
+    names = created(d)
+    assert ("Deployment", "r-sandbox") in names and ("Deployment", "r-judge") in names
+    assert ("NetworkPolicy", "r-sandbox") in names and ("Service", "r-judge") in names
+    assert not any(kind == "Job" for kind, _ in names)  # the Job waits for ready services
+    st = status_of(d)
+    assert st.stages["initialize"].phase == "Succeeded" and st.stages["synthesis"].phase == "Pending"
+    assert conds(d)["Ready"]["reason"] == "ServicesNotReady"
+    assert d.finished and d.finished[0].stage == "initialize" and d.finished[0].result == "succeeded"
+
+    body = apply(body, d)
+    d = decide(body, Observed(jobs=done, deployments=services_up()), at(20), SETTINGS)
+    assert ("Job", "r-synthesis-1") in created(d) and ("ConfigMap", "r-synthesis-config") in created(d)
+    assert status_of(d).stages["synthesis"].phase == "Running"
+
+
+def test_failed_attempt_is_retried_after_backoff() -> None:
+    body = run_body()
+    jobs = {"r-init-1": job("r", "init", 1, state="failed")}
+    failing = pod(
+        jobs["r-init-1"],
+        phase="Failed",
+        terminated={"exitCode": 2, "reason": "Error", "message": "a\nb\nOSError: hub unreachable"},
+    )
+    body["status"] = {
+        "stages": {
+            "initialize": {
+                "phase": "Running",
+                "attempts": 1,
+                "jobName": "r-init-1",
+                "startTime": fmt_time(T0),
+            }
+        },
+        "phase": "Running",
+    }
+    d = decide(body, Observed(jobs=jobs, pods=[failing]), at(10), SETTINGS)
+    init = status_of(d).stages["initialize"]
+    assert init.attempts == 1 and init.next_retry_time == fmt_time(at(20))  # 10 s backoff after attempt 1
+    assert "OSError: hub unreachable" in (init.message or "") and "exit code 2" in (init.message or "")
+    assert d.requeue_after == pytest.approx(10)
+    assert not any(kind == "Job" for kind, _ in created(d))
+    (ev,) = [e for e in d.events if e.reason == "StageAttemptFailed"]
+    assert ev.type == "Warning" and "OSError: hub unreachable" in ev.message
+
+    body = apply(body, d)
+    d = decide(body, Observed(jobs=jobs, pods=[failing]), at(15), SETTINGS)
+    assert d.requeue_after == pytest.approx(5) and not created(d)
+    d = decide(body, Observed(jobs=jobs, pods=[failing]), at(21), SETTINGS)
+    assert ("Job", "r-init-2") in created(d)
+    init = status_of(d).stages["initialize"]
+    assert init.attempts == 2 and init.next_retry_time is None and init.job_name == "r-init-2"
+    assert d.retried == ["initialize"]
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [SETTINGS.backoff(n) for n in (1, 2, 3, 4, 5)] == [10, 20, 40, 80, 100]
+
+
+def test_last_attempt_fails_the_run_with_the_reason_and_the_message_tail() -> None:
+    body = run_body()
+    body["spec"]["stages"]["synthesis"]["backoffLimit"] = 0
+    jobs = {
+        "r-init-1": job("r", "init", 1, state="complete"),
+        "r-synthesis-1": job("r", "synthesis", 1, state="failed", reason="DeadlineExceeded"),
+    }
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {"phase": "Succeeded", "attempts": 1},
+            "synthesis": {"phase": "Running", "attempts": 1, "startTime": fmt_time(T0)},
+        },
+    }
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(100), SETTINGS)
+    st = status_of(d)
+    assert st.phase == "Failed" and st.stages["synthesis"].phase == "Failed"
+    failed = conds(d)["Failed"]
+    assert failed["status"] == "True" and failed["reason"] == "DeadlineExceeded"
+    assert "stage synthesis failed after 1 attempt(s)" in failed["message"]
+    assert conds(d)["Ready"]["status"] == "False" and conds(d)["Running"]["status"] == "False"
+    deleted = {(x.kind, x.name) for x in d.deletes}
+    assert ("Deployment", "r-sandbox") in deleted and ("Deployment", "r-judge") in deleted
+    assert ("NetworkPolicy", "r-sandbox") in deleted
+    assert {e.reason for e in d.events} >= {"StageFailed", "Failed"}
+    assert d.finished[-1].result == "failed" and d.finished[-1].seconds == pytest.approx(100)
+
+
+@pytest.mark.parametrize(
+    ("pod_kwargs", "reason"),
+    [
+        ({"phase": "Pending", "waiting": "ImagePullBackOff"}, "ImagePullBackOff"),
+        ({"phase": "Pending", "unschedulable": True}, "Unschedulable"),
+    ],
+)
+def test_pods_pending_too_long_fail_the_stage(pod_kwargs: dict[str, Any], reason: str) -> None:
+    body = run_body(pendingTimeoutSeconds=60)
+    j = job("r", "init", 1, created=0)
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    p = pod(j, created=0, **pod_kwargs)
+    d = decide(body, Observed(jobs={"r-init-1": j}, pods=[p]), at(45), SETTINGS)
+    st = status_of(d)
+    assert st.phase == "Running" and st.stages["initialize"].pending_since == fmt_time(T0)
+    assert d.requeue_after == pytest.approx(15)
+    assert conds(d)["Ready"]["reason"] == "PodsPending"
+
+    d = decide(apply(body, d), Observed(jobs={"r-init-1": j}, pods=[p]), at(61), SETTINGS)
+    st = status_of(d)
+    assert st.phase == "Failed"
+    failed = conds(d)["Failed"]
+    assert failed["reason"] == reason and "pendingTimeoutSeconds 60" in failed["message"]
+    assert [(x.kind, x.name, x.body) for x in d.patches] == [("Job", "r-init-1", {"spec": {"suspend": True}})]
+
+
+def test_running_pods_are_not_pending() -> None:
+    body = run_body(pendingTimeoutSeconds=60)
+    j = job("r", "init", 1)
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    d = decide(body, Observed(jobs={"r-init-1": j}, pods=[pod(j)]), at(1000), SETTINGS)
+    assert status_of(d).phase == "Running" and d.requeue_after is None and not d.patches
+
+
+def test_suspend_stops_the_job_and_scales_services_to_zero_then_resume() -> None:
+    body = run_body(suspend=True)
+    jobs = {"r-init-1": job("r", "init", 1, state="complete"), "r-synthesis-1": job("r", "synthesis", 1)}
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {"phase": "Succeeded", "attempts": 1},
+            "synthesis": {"phase": "Running", "attempts": 1},
+        },
+    }
+    observed = Observed(jobs=jobs, deployments=services_up())
+    d = decide(body, observed, at(5), SETTINGS)
+    assert status_of(d).phase == "Suspended" and status_of(d).stages["synthesis"].phase == "Suspended"
+    patches = {(p.kind, p.name): p.body for p in d.patches}
+    assert patches[("Job", "r-synthesis-1")] == {"spec": {"suspend": True}}
+    assert patches[("Deployment", "r-sandbox")] == {"spec": {"replicas": 0}}
+    assert patches[("Deployment", "r-judge")] == {"spec": {"replicas": 0}}
+    assert conds(d)["Suspended"]["status"] == "True"
+    assert [e.reason for e in d.events] == ["Suspended"]
+
+    suspended = apply(body, d)
+    suspended["spec"]["suspend"] = False
+    jobs["r-synthesis-1"] = job("r", "synthesis", 1, suspend=True)
+    down = {k: deployment("r", k.split("-")[1], available=0, replicas=0) for k in services_up()}
+    d = decide(suspended, Observed(jobs=jobs, deployments=down), at(50), SETTINGS)
+    patches = {(p.kind, p.name): p.body for p in d.patches}
+    assert patches[("Job", "r-synthesis-1")] == {"spec": {"suspend": False}}
+    assert patches[("Deployment", "r-sandbox")] == {"spec": {"replicas": 1}}
+    assert status_of(d).phase == "Running" and "Resumed" in [e.reason for e in d.events]
+    assert not created(d)  # the same Job continues
+
+
+def test_kueue_jobs_are_created_suspended_and_wait_for_admission() -> None:
+    body = run_body(queueName="team-a")
+    d = decide(body, Observed(), T0, SETTINGS)
+    (jobobj,) = [c.obj for c in d.creates if c.obj["kind"] == "Job"]
+    assert jobobj["spec"]["suspend"] is True
+    assert jobobj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+    d = decide(
+        apply(body, d), Observed(jobs={"r-init-1": job("r", "init", 1, suspend=True)}), at(5), SETTINGS
+    )
+    assert not d.patches  # never unsuspends a queued Job itself: Kueue does
+    assert status_of(d).phase == "Pending" and conds(d)["Ready"]["reason"] == "WaitingForAdmission"
+
+
+def test_invalid_spec_fails_with_one_line_per_problem_and_creates_nothing() -> None:
+    body = run_body()
+    body["spec"]["seed"] = -1
+    body["spec"]["stages"]["rl"]["bogusField"] = True
+    d = decide(body, Observed(), T0, SETTINGS)
+    assert not d.creates
+    st = status_of(d)
+    assert st.phase == "Failed"
+    failed = conds(d)["Failed"]
+    assert failed["reason"] == "InvalidSpec"
+    assert "spec.seed: must be >= 0, got -1" in failed["message"]
+    assert "spec.stages.rl.bogusField: unknown field" in failed["message"]
+    assert [e.reason for e in d.events] == ["InvalidSpec"]
+
+
+def test_deleted_run_does_nothing() -> None:
+    body = run_body()
+    body["metadata"]["deletionTimestamp"] = ts(1)
+    d = decide(body, Observed(jobs={"r-init-1": job("r", "init", 1)}), T0, SETTINGS)
+    assert d.status is None and not d.creates and not d.patches and not d.deletes
+
+
+def test_restart_finds_a_job_the_status_does_not_know_yet() -> None:
+    """Killed after creating attempt 2 but before writing the status: no attempt is created twice."""
+    body = run_body()
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {
+                "phase": "Running",
+                "attempts": 1,
+                "nextRetryTime": fmt_time(at(20)),
+                "startTime": fmt_time(T0),
+            }
+        },
+    }
+    jobs = {"r-init-1": job("r", "init", 1, state="failed"), "r-init-2": job("r", "init", 2, created=21)}
+    d = decide(body, Observed(jobs=jobs), at(25), SETTINGS)
+    assert not any(kind == "Job" for kind, _ in created(d))
+    init = status_of(d).stages["initialize"]
+    assert init.attempts == 2 and init.next_retry_time is None and init.job_name == "r-init-2"
+    assert [e.key for e in d.events if e.reason == "StageStarted"] == ["StageStarted/initialize/2"]
+
+
+def test_a_status_ahead_of_the_index_recreates_the_same_job_name() -> None:
+    """Status written, Job not seen yet (or lost): the same name is created again (409 if it exists)."""
+    body = run_body()
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    d = decide(body, Observed(), T0, SETTINGS)
+    assert ("Job", "r-init-1") in created(d) and not d.events
+
+
+def test_jobs_of_another_stage_label_do_not_count() -> None:
+    body = run_body()
+    d = decide(body, Observed(jobs={"r-rl-3": job("r", "rl", 3)}), T0, SETTINGS)
+    assert ("Job", "r-init-1") in created(d)
+
+
+def test_success_runs_to_the_end_and_ttl_deletes_later() -> None:
+    body = run_body(ttlSecondsAfterFinished=30)
+    slugs = ["init", "synthesis", "rule-learning", "rl", "evaluation", "report"]
+    names = ["initialize", "synthesis", "ruleLearning", "rl", "evaluation", "report"]
+    jobs = {f"r-{s}-1": job("r", s, 1, state="complete") for s in slugs}
+    body["status"] = {"phase": "Running", "stages": {n: {"phase": "Running", "attempts": 1} for n in names}}
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(100), SETTINGS)
+    st = status_of(d)
+    assert st.phase == "Succeeded" and st.completion_time == fmt_time(at(100)) and st.current_stage is None
+    assert conds(d)["Succeeded"]["status"] == "True"
+    assert {(x.kind, x.name) for x in d.deletes} >= {("Deployment", "r-sandbox"), ("Deployment", "r-judge")}
+    assert d.requeue_after == pytest.approx(30) and not d.delete_run
+
+    done = apply(body, d)
+    d = decide(done, Observed(jobs=jobs), at(120), SETTINGS)
+    assert d.requeue_after == pytest.approx(10) and not d.delete_run and d.status == done["status"]
+    d = decide(done, Observed(jobs=jobs), at(131), SETTINGS)
+    assert d.delete_run and [e.reason for e in d.events] == ["Expired"]
+
+
+def test_conditions_keep_their_transition_time_while_unchanged() -> None:
+    body = run_body()
+    d1 = decide(body, Observed(), T0, SETTINGS)
+    body2 = apply(body, d1)
+    j = job("r", "init", 1)
+    d2 = decide(body2, Observed(jobs={"r-init-1": j}, pods=[pod(j)]), at(30), SETTINGS)
+    t1 = {c["type"]: c["lastTransitionTime"] for c in d1.status["conditions"]}  # type: ignore[index]
+    t2 = {c["type"]: c["lastTransitionTime"] for c in d2.status["conditions"]}  # type: ignore[index]
+    assert t1 == t2
+    assert parse_time(t1["Running"]) == T0
+
+
+def test_a_stage_disabled_mid_run_is_skipped() -> None:
+    body = run_body()
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {"phase": "Succeeded", "attempts": 1},
+            "synthesis": {"phase": "Pending", "attempts": 0},
+            "ruleLearning": {"phase": "Pending", "attempts": 0},
+        },
+    }
+    body["spec"]["stages"]["synthesis"]["enabled"] = False
+    d = decide(
+        body,
+        Observed(jobs={"r-init-1": job("r", "init", 1, state="complete")}, deployments=services_up()),
+        at(5),
+        SETTINGS,
+    )
+    st = status_of(d)
+    assert st.stages["synthesis"].phase == "Skipped" and st.current_stage == "ruleLearning"
+    assert ("Job", "r-rule-learning-1") in created(d)
+
+
+def test_stage_summary_comes_from_the_termination_message() -> None:
+    body = run_body()
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    j = job("r", "init", 1, state="complete")
+    p = pod(
+        j, phase="Succeeded", terminated={"exitCode": 0, "message": '{"summary": {"rows": 12, "bad": "x"}}'}
+    )
+    d = decide(body, Observed(jobs={"r-init-1": j}, pods=[p], deployments=services_up()), at(9), SETTINGS)
+    assert status_of(d).stages["initialize"].summary == {"rows": 12.0}
