@@ -7,7 +7,6 @@ most `max_output_bytes` of memory; past the cap the whole execution is killed, n
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -398,7 +397,3 @@ def _memfd(name: str, data: bytes) -> int:
     while view:
         view = view[os.write(fd, view) :]
     return fd
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")

@@ -214,6 +214,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker mode: settings come as JSON in the environment."""
+    if not logging.getLogger().handlers:  # a uvicorn worker process: log like the parent
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raw = os.environ.get(SETTINGS_ENV)
     settings = SandboxSettings.model_validate_json(raw) if raw else SandboxSettings.from_env()
     return create_app(settings)
