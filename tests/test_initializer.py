@@ -96,3 +96,22 @@ def test_module_runs_as_a_process(init_config: StageConfig, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (Path(init_config.paths.out) / SUCCESS_MARKER).is_file()
     assert "base model: built" in proc.stderr
+
+
+def test_released_sets_in_params_are_fetched_once(
+    tmp_path: Path, init_config: StageConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from purpcode.data.released import COMPLETE_MARKER, released_dir
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = init_config.model_copy(
+        update={"params": {"importDatasets": ["rl-secqa-11k"], "importOrg": "purpcode"}}
+    )
+    path = tmp_path / "init.json"
+    path.write_text(cfg.to_json())
+    assert main(["--config", str(path)]) == 1  # no hub here: a clear error, no _SUCCESS
+    assert not (Path(cfg.paths.out) / SUCCESS_MARKER).exists()
+    folder = released_dir(cfg.paths.artifacts, "rl-secqa-11k")
+    (folder / COMPLETE_MARKER).write_text("ok\n")  # pre-loaded on the volume
+    assert main(["--config", str(path)]) == 0
+    assert json.loads((Path(cfg.paths.out) / SUCCESS_MARKER).read_text())["imports"] == ["rl-secqa-11k"]

@@ -184,3 +184,17 @@ def test_import_mode_run_covers_sets_and_synthesises_the_rest(tmp_path: Path, ma
     assert manifest["generator"] is None  # import mode never loads the generator
     rows = read_rows(tmp_path / "out" / "utility.train.jsonl")
     assert all(r.source == "import:code-r1-46k-leetcode2k-kodcode" for r in rows)
+
+
+def test_fetch_without_hub_access_names_the_set_and_the_fixes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from purpcode.data.released import fetch_released_set
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(RuntimeError, match=r"purpcode/rl-secqa-11k.*pre-load the files.*source: generate"):
+        fetch_released_set("purpcode", "rl-secqa-11k", tmp_path / "rl-secqa-11k")
+    assert not (tmp_path / "rl-secqa-11k" / COMPLETE_MARKER).exists()
+    # Pre-loaded files with the marker are used as they are (no hub call).
+    put(tmp_path, "rl-secqa-11k", [verl_row("What is CSRF?", "noreject")])
+    assert fetch_released_set("purpcode", "rl-secqa-11k", released_dir(tmp_path, "rl-secqa-11k")).is_dir()
