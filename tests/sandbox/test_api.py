@@ -222,3 +222,36 @@ def test_settings_from_environment() -> None:
         64,
         1 << 20,
     )
+
+
+def test_a_dead_zygote_is_replaced() -> None:
+    import os
+    import signal
+    import time
+
+    from sandbox_util import descendants
+    from support.sandbox_fixture import sandbox_service
+
+    with sandbox_service() as service, SandboxClient(service.url) as client:
+        zygotes = []
+        for pid in descendants(service.proc.pid):
+            try:
+                cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            except OSError:
+                continue
+            if b"ctrl_fd" in cmdline and not cmdline.startswith(b"bwrap"):
+                zygotes.append(pid)
+        assert len(zygotes) == 2  # one per flavour
+        for pid in zygotes:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while True:
+            health = httpx.get(f"{service.url}/healthz", timeout=10)
+            if health.status_code == 200 and health.json()["zygotes_alive"] == 2:
+                break
+            assert time.monotonic() < deadline, health.text
+            time.sleep(0.2)
+        r = client.run_code(RunCodeRequest(code="print('back')", language="python"))
+        assert r.status == "Success" and r.run_result.stdout == "back\n"
+        metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
+        assert "purpcode_sandbox_zygote_restarts 2.0" in metrics

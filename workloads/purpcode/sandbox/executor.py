@@ -96,6 +96,8 @@ class Sandbox:
         self.zygotes = [Zygote(self.jail_cfg, i, "python", s.preload) for i in range(s.zygotes)] + [
             Zygote(self.jail_cfg, s.zygotes + i, "pytest", pytest_preload) for i in range(s.zygotes)
         ]
+        for z in self.zygotes:
+            z.on_death = self._schedule_restart
         await asyncio.gather(*(z.start() for z in self.zygotes))
         features = self.zygotes[0].features
         LOG.info(
@@ -179,6 +181,7 @@ class Sandbox:
                 while not self._stopping:
                     await z.stop()
                     fresh = Zygote(self.jail_cfg, z.index, z.flavour, z.preload)
+                    fresh.on_death = self._schedule_restart
                     try:
                         await fresh.start()
                     except JailError as err:

@@ -18,7 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -141,6 +141,7 @@ class Zygote:
         self._stderr_task: asyncio.Task[None] | None = None
         self.alive = False
         self.code_seen: dict[str, int] = {}
+        self.on_death: Callable[[Zygote], None] | None = None
         self.code_cached: set[str] = set()
 
     @property
@@ -256,12 +257,16 @@ class Zygote:
             self.sock.close()
             self.sock = None
         err = ZygoteDied(f"sandbox zygote {self.index} exited")
+        was_ready = self._ready is not None and self._ready.done()
         if self._ready is not None and not self._ready.done():
             self._ready.set_exception(err)
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(err)
         self._pending.clear()
+        if was_ready and self.on_death is not None:
+            LOG.error("sandbox zygote %d (%s) exited; restarting it", self.index, self.flavour)
+            self.on_death(self)
 
     async def _send(self, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
         if self.sock is None:
