@@ -41,22 +41,42 @@ class CgroupPlan:
     def zygote_config(self) -> list[dict[str, object]]:
         return [{"path": c.jail_path, "files": c.files} for c in self.controllers]
 
-    def cleanup(self) -> None:
-        """Remove the per-zygote parents (children are removed by the zygote after each execution)."""
-        for ctrl in self.controllers:
-            _rmtree_cgroup(ctrl.host_path)
+    def cleanup(self, *, warn: bool = True) -> bool:
+        """Remove the per-zygote parents and the (reused) per-execution children; False while some are busy
+        (processes of a just-killed zygote still exiting)."""
+        return all([_rmtree_cgroup(ctrl.host_path, warn=warn) for ctrl in self.controllers])
 
 
-def _rmtree_cgroup(path: Path) -> None:
+def _rmtree_cgroup(path: Path, *, warn: bool = True) -> bool:
     if not path.is_dir():
-        return
-    for child in path.iterdir():
-        if child.is_dir():
-            _rmtree_cgroup(child)
+        return True
+    done = all([_rmtree_cgroup(child, warn=warn) for child in path.iterdir() if child.is_dir()])
     try:
         path.rmdir()
     except OSError as err:
-        LOG.warning("could not remove cgroup %s: %s", path, err)
+        if warn:
+            LOG.warning("could not remove cgroup %s: %s", path, err)
+        return False
+    return done
+
+
+def remove_stale(prefix: str) -> None:
+    """Parents left by services that died without cleaning up (named `<prefix><pid>-...`, pid not running)."""
+    try:
+        own = _own_cgroups()
+    except OSError:
+        return
+    roots = [CGROUP_ROOT / ctrl / own.get(ctrl, "/").lstrip("/") for ctrl in ("memory", "pids")]
+    roots.append(CGROUP_ROOT / own.get("", "/").lstrip("/"))
+    for root in roots:
+        try:
+            entries = list(root.glob(prefix + "*"))
+        except OSError:
+            continue
+        for entry in entries:
+            pid = entry.name[len(prefix) :].split("-", 1)[0]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                _rmtree_cgroup(entry, warn=False)
 
 
 def _own_cgroups() -> dict[str, str]:

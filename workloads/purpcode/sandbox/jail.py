@@ -24,10 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from purpcode.sandbox.cgroups import CgroupPlan, plan_cgroups, zygote_leaf
+from purpcode.sandbox.cgroups import CgroupPlan, plan_cgroups, remove_stale, zygote_leaf
 
 LOG = logging.getLogger(__name__)
 WORK_DIR = "/sandbox"
+CGROUP_PREFIX = "purpcode-sandbox-"
 MAX_MSG = 1 << 16
 _ETC_PASSWD = (
     "root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:{uid}:{uid}:sandbox:/sandbox:/usr/sbin/nologin\n"
@@ -153,8 +154,10 @@ class Zygote:
         if shutil.which(cfg.bwrap) is None:
             raise JailError(f"bubblewrap ({cfg.bwrap!r}) is not installed: apt-get install bubblewrap")
         loop = asyncio.get_running_loop()
+        if cfg.cgroups != "off":
+            remove_stale(CGROUP_PREFIX)
         self.cgroups = plan_cgroups(
-            f"purpcode-sandbox-{os.getpid()}-{self.flavour}-{self.index}",
+            f"{CGROUP_PREFIX}{os.getpid()}-{self.flavour}-{self.index}",
             mode=cfg.cgroups,
             owner_uid=cfg.host_uid,
         )
@@ -328,7 +331,13 @@ class Zygote:
             if not fut.done():
                 fut.set_exception(ZygoteDied("sandbox stopped"))
         self._pending.clear()
-        self.cgroups.cleanup()
+        # The jail's processes are gone or going (SIGKILL, PDEATHSIG): retry briefly while they finish exiting.
+        for _ in range(60):
+            if self.cgroups.cleanup(warn=False):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            self.cgroups.cleanup(warn=True)
 
 
 def default_python() -> str:
