@@ -40,7 +40,12 @@ def build_formatted_policy(
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
-    build_tiny_model(out, TinyModelConfig(hidden_size=64, num_heads=2, intermediate_size=128, seed=seed))
+    build_tiny_model(
+        out,
+        TinyModelConfig.model_validate(
+            {"hiddenSize": 64, "numHeads": 2, "intermediateSize": 128, "seed": seed}
+        ),
+    )
     tok = AutoTokenizer.from_pretrained(str(out))
     model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
     torch.manual_seed(seed)

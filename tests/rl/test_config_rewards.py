@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from purpcode_operator.api import RLSpec
 
 from purpcode.rl.config import build_grpo_config, plan_max_steps
 from purpcode.rl.rewards import build_runner, check_services, oracle_config, reward_function
 from purpcode.rl.trainer import LIVE_KEY, split_micro_batches
+from purpcode_operator.api import RLSpec
 
 from .conftest import rl_config
 from .policy import ANSWERS
@@ -39,9 +39,16 @@ def test_recipe_defaults_map_onto_grpo_config(tmp_path: Path) -> None:
 def test_vllm_settings_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = rl_config(tmp_path)
     with pytest.raises(ValueError, match="no GPU"):
-        build_grpo_config(cfg, RLSpec(use_vllm=True, resources={"gpusPerNode": 1}), tmp_path, max_steps=1,
-                          on_gpu=False)
-    spec = RLSpec(use_vllm=True, resources={"gpusPerNode": 2}, vllm={"mode": "server"})
+        build_grpo_config(
+            cfg,
+            RLSpec.model_validate({"useVllm": True, "resources": {"gpusPerNode": 1}}),
+            tmp_path,
+            max_steps=1,
+            on_gpu=False,
+        )
+    spec = RLSpec.model_validate(
+        {"useVllm": True, "resources": {"gpusPerNode": 2}, "vllm": {"mode": "server"}}
+    )
     monkeypatch.delenv("PURPCODE_VLLM_SERVER_URL", raising=False)
     with pytest.raises(ValueError, match="PURPCODE_VLLM_SERVER_URL"):
         build_grpo_config(cfg, spec, tmp_path, max_steps=1, on_gpu=True)
@@ -81,8 +88,12 @@ def test_hard_codesec_ablation_changes_only_the_no_code_reward(tmp_path: Path) -
 def test_hard_codesec_is_applied_by_the_plan_and_by_the_stage(tmp_path: Path) -> None:
     hard = rl_config(tmp_path, rl={"hardCodesecReward": True})
     assert hard.oracles.codesec_no_code_reward == 0.0  # the plan
-    hand_written = hard.model_copy(update={"oracles": hard.oracles.model_copy(update={"codesec_no_code_reward": 0.8})})
-    assert oracle_config(hand_written, hand_written.rl()).codesec_no_code_reward == 0.0  # the stage, regardless
+    hand_written = hard.model_copy(
+        update={"oracles": hard.oracles.model_copy(update={"codesec_no_code_reward": 0.8})}
+    )
+    assert (
+        oracle_config(hand_written, hand_written.rl()).codesec_no_code_reward == 0.0
+    )  # the stage, regardless
     assert oracle_config(rl_config(tmp_path), RLSpec()).codesec_no_code_reward == 0.8
 
 

@@ -24,9 +24,16 @@ def _row(set_name: str, oracle: str, i: int, turns: int = 1) -> TaskRow:
 
 
 def _write_sets(root: Path, n_train: int = 6, n_held: int = 5) -> None:
-    for name, oracle in (("utility", "correctness"), ("codesec", "codesec"), ("secqa", "noreject"),
-                         ("malicious", "general-safety"), ("overrefusal", "noreject")):
-        train = [_row(name, oracle, i, turns=3 if (name == "malicious" and i == 0) else 1) for i in range(n_train)]
+    for name, oracle in (
+        ("utility", "correctness"),
+        ("codesec", "codesec"),
+        ("secqa", "noreject"),
+        ("malicious", "general-safety"),
+        ("overrefusal", "noreject"),
+    ):
+        train = [
+            _row(name, oracle, i, turns=3 if (name == "malicious" and i == 0) else 1) for i in range(n_train)
+        ]
         held = [_row(name, oracle, 100 + i) for i in range(n_held)]
         write_jsonl_atomic(root / f"{name}.train.jsonl", train)
         write_jsonl_atomic(root / f"{name}.heldout.jsonl", held)
@@ -34,15 +41,20 @@ def _write_sets(root: Path, n_train: int = 6, n_held: int = 5) -> None:
 
 def test_load_removes_easy_ids_caps_validation_and_keeps_multi_turn(tmp_path: Path) -> None:
     _write_sets(tmp_path)
-    data = load_rl_data(tmp_path, easy_ids={"codesec/1", "utility/2", "secqa/100"}, held_out_per_set=3, seed=666)
+    data = load_rl_data(
+        tmp_path, easy_ids={"codesec/1", "utility/2", "secqa/100"}, held_out_per_set=3, seed=666
+    )
     ids = [e.task_id for e in data.train]
     assert len(ids) == 4 * 6 - 2  # the RL sets only (no overrefusal), two easy ids gone
     assert "codesec/1" not in ids and "utility/2" not in ids
     assert not any(i.startswith("overrefusal/") for i in ids)
     assert data.summary.easy_removed == {"codesec": 1, "utility": 1}
     assert data.summary.validation == {"utility": 3, "codesec": 3, "secqa": 3, "malicious": 3}
-    assert [e.task_id for e in data.validation if e.set_name == "utility"] == ["utility/100", "utility/101",
-                                                                              "utility/102"]
+    assert [e.task_id for e in data.validation if e.set_name == "utility"] == [
+        "utility/100",
+        "utility/101",
+        "utility/102",
+    ]
     # Multi-turn prompt kept whole, led by the short system prompt.
     multi = next(e for e in data.train if e.task_id == "malicious/0")
     assert [m["role"] for m in multi.prompt] == ["system", "user", "assistant", "user", "assistant", "user"]
@@ -50,8 +62,12 @@ def test_load_removes_easy_ids_caps_validation_and_keeps_multi_turn(tmp_path: Pa
     assert data.summary.multi_turn == {"malicious": 1}
     assert multi.oracle == "general-safety"
     # Shuffled with the seed: same seed same order, another seed another order.
-    assert [e.task_id for e in load_rl_data(tmp_path, easy_ids={"codesec/1", "utility/2"}, seed=666).train] == ids
-    assert [e.task_id for e in load_rl_data(tmp_path, easy_ids={"codesec/1", "utility/2"}, seed=1).train] != ids
+    assert [
+        e.task_id for e in load_rl_data(tmp_path, easy_ids={"codesec/1", "utility/2"}, seed=666).train
+    ] == ids
+    assert [
+        e.task_id for e in load_rl_data(tmp_path, easy_ids={"codesec/1", "utility/2"}, seed=1).train
+    ] != ids
 
 
 def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:

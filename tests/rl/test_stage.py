@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def _env() -> dict[str, str]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     env["OMP_NUM_THREADS"] = "1"  # tiny model on a shared CPU: one thread per process beats contention
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "workloads"), str(ROOT / "operator"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "workloads"), str(ROOT / "operator"), env.get("PYTHONPATH", "")]
+    )
     return env
 
 
@@ -36,8 +38,19 @@ def _launch(config: Any, tmp: Path, model: Path, log_name: str) -> tuple[subproc
     cfg_path = tmp / "rl-config.json"
     cfg_path.write_text(config.to_json(), encoding="utf-8")
     log = tmp / log_name
-    cmd = [sys.executable, "-m", "purpcode.rl", "--config", str(cfg_path), "--data", config.paths.data,
-           "--model", str(model), "--out", config.paths.out]
+    cmd = [
+        sys.executable,
+        "-m",
+        "purpcode.rl",
+        "--config",
+        str(cfg_path),
+        "--data",
+        config.paths.data,
+        "--model",
+        str(model),
+        "--out",
+        config.paths.out,
+    ]
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_env(), cwd=ROOT)
     return proc, log
@@ -102,8 +115,19 @@ def test_rl_stage_end_to_end_with_real_oracles(
     train = [r for r in records if r.get("phase") == "train" and "groups_kept" in r]
     assert [r["step"] for r in train] == [1, 2, 3]
     for r in train:
-        for key in ("loss", "kl", "entropy", "response_length", "tokens_per_second", "step_seconds",
-                    "reward_seconds", "groups_dropped_fraction", "reward_mean", "groups_dropped", "wasted_samples"):
+        for key in (
+            "loss",
+            "kl",
+            "entropy",
+            "response_length",
+            "tokens_per_second",
+            "step_seconds",
+            "reward_seconds",
+            "groups_dropped_fraction",
+            "reward_mean",
+            "groups_dropped",
+            "wasted_samples",
+        ):
             assert key in r, (key, r)
         assert r["groups_kept"] + r["groups_dropped"] == r["prompts_generated"]
         assert r["wasted_samples"] == r["groups_dropped"] * 4
@@ -129,14 +153,25 @@ def test_rl_stage_end_to_end_with_real_oracles(
     assert [r for r in records if r.get("phase") == "validation"]
 
     # Prometheus: the stage served its gauges and counters while it ran.
-    assert any("purpcode_rl_groups_total" in s and "purpcode_rl_reward_mean_all" in s for s in scrapes), scrapes[-1:]
+    assert any("purpcode_rl_groups_total" in s and "purpcode_rl_reward_mean_all" in s for s in scrapes), (
+        scrapes[-1:]
+    )
 
 
 @pytest.mark.slow
 def test_rl_stage_resumes_after_kill(tmp_path: Path, formatted_policy: Path) -> None:
     artifacts = tmp_path / "artifacts"
-    config = rl_config(artifacts, rl={"maxSteps": 5, "saveSteps": 2, "evalSteps": 100, "maxCompletionLength": 24, "maxPromptLength": 512,
-                                      "dynamicSampling": "none"})
+    config = rl_config(
+        artifacts,
+        rl={
+            "maxSteps": 5,
+            "saveSteps": 2,
+            "evalSteps": 100,
+            "maxCompletionLength": 24,
+            "maxPromptLength": 512,
+            "dynamicSampling": "none",
+        },
+    )
     data = Path(config.paths.data)
     data.mkdir(parents=True)
     write_rl_sets(data)
@@ -169,7 +204,11 @@ def test_rl_stage_resumes_after_kill(tmp_path: Path, formatted_policy: Path) -> 
     assert success["steps"] == 5
     # The restored sampling state continued: 5 steps counted in total, 2 prompts per step drawn, none twice.
     assert success["sampling"]["steps"] == 5 and success["stream"]["cursor"] == 10
-    steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if r.get("phase") == "train" and "groups_kept" in r]
+    steps = [
+        r["step"]
+        for r in read_metrics(out / "metrics.jsonl")
+        if r.get("phase") == "train" and "groups_kept" in r
+    ]
     assert steps == [1, 2, 3, 4, 5]
     summary = json.loads((out / "data_summary.json").read_text())
     assert summary["easy_removed"] == {"codesec": 1} and summary["train"] == {"codesec": 3}

@@ -18,13 +18,19 @@ from purpcode.rl.trainer import LIVE_KEY, ROW_KEY, PurpCodeGRPOTrainer
 from .conftest import rl_config
 
 EXAMPLES = [
-    RLExample(f"{'var' if i % 2 == 0 else 'const'}/{i}", "codesec", "codesec",
-              [{"role": "user", "content": f"prompt {i}"}])
+    RLExample(
+        f"{'var' if i % 2 == 0 else 'const'}/{i}",
+        "codesec",
+        "codesec",
+        [{"role": "user", "content": f"prompt {i}"}],
+    )
     for i in range(8)
 ]
 
 
-def constructed_reward(prompts: list[Any], completions: list[Any], task_id: list[str], **_: Any) -> list[float]:
+def constructed_reward(
+    prompts: list[Any], completions: list[Any], task_id: list[str], **_: Any
+) -> list[float]:
     return [float(j % 2) if t.startswith("var") else 0.5 for j, t in enumerate(task_id)]
 
 
@@ -34,7 +40,9 @@ class SpyTrainer(PurpCodeGRPOTrainer):
         self.loss_rows: list[list[int]] = []
         self.loss_advantages: list[torch.Tensor] = []
 
-    def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None):
+    def compute_loss(
+        self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+    ):
         live = inputs[LIVE_KEY].bool()
         self.loss_rows.append(inputs[ROW_KEY][live].tolist())
         self.loss_advantages.append(inputs["advantages"][live].detach().clone())
@@ -47,8 +55,9 @@ def make_trainer(tmp_path: Path, model_dir: Path, mode: str, steps: int = 2) -> 
 
     from purpcode.rl.config import build_grpo_config
 
-    cfg = rl_config(tmp_path, rl={"dynamicSampling": mode, "maxSteps": steps, "maxCompletionLength": 8,
-                                  "saveSteps": 100})
+    cfg = rl_config(
+        tmp_path, rl={"dynamicSampling": mode, "maxSteps": steps, "maxCompletionLength": 8, "saveSteps": 100}
+    )
     spec = cfg.rl()
     args = build_grpo_config(cfg, spec, tmp_path / "out", max_steps=steps, on_gpu=False)
     tok = AutoTokenizer.from_pretrained(str(model_dir), padding_side="left")
@@ -68,9 +77,9 @@ def make_trainer(tmp_path: Path, model_dir: Path, mode: str, steps: int = 2) -> 
 
 def test_single_step_trains_only_groups_with_variance(tmp_path: Path, tiny_model_dir: Path) -> None:
     trainer = make_trainer(tmp_path, tiny_model_dir, "single-step")
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters()}
     trainer.train()
-    assert any(not torch.equal(before[n], p.detach()) for n, p in trainer.model.named_parameters())
+    assert any(not torch.equal(before[n], p.detach()) for n, p in trainer.policy.named_parameters())
     assert trainer.state.global_step == 2
     seen = [r for rows in trainer.loss_rows for r in rows]
     # Step 1: 2 prompts (no history) -> 1 group with variance. Step 2: 2 / 0.5 = 4 prompts -> 2 groups.
@@ -107,11 +116,14 @@ def test_refill_collects_a_full_batch(tmp_path: Path, tiny_model_dir: Path) -> N
 @pytest.mark.parametrize("mode", ["single-step"])
 def test_all_groups_dropped_leaves_weights_unchanged(tmp_path: Path, tiny_model_dir: Path, mode: str) -> None:
     trainer = make_trainer(tmp_path, tiny_model_dir, mode, steps=1)
-    trainer.reward_funcs[0] = lambda prompts, completions, **_: [0.5] * len(prompts)  # no variance anywhere
-    trainer.reward_funcs[0].__name__ = "flat"
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+
+    def flat(prompts: list[Any], completions: list[Any], **_: Any) -> list[float]:
+        return [0.5] * len(prompts)  # no variance anywhere
+
+    trainer.reward_funcs[0] = flat  # type: ignore[assignment]
+    before = {n: p.detach().clone() for n, p in trainer.policy.named_parameters()}
     trainer.train()
     assert trainer.trained_rows == 0 and trainer.loss_rows == []
     assert trainer.sampling.groups_kept == 0 and trainer.sampling.last_ratio == 0.0
-    for n, p in trainer.model.named_parameters():
+    for n, p in trainer.policy.named_parameters():
         assert torch.equal(before[n], p.detach()), n

@@ -9,14 +9,19 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m purpcode.rl", description=__doc__)
-    parser.add_argument("--config", required=True, help="stage config JSON (purpcode_operator.plan.StageConfig)")
-    parser.add_argument("--data", help="synthesis output: <set>.train.jsonl / <set>.heldout.jsonl (default: config)")
+    parser.add_argument(
+        "--config", required=True, help="stage config JSON (purpcode_operator.plan.StageConfig)"
+    )
+    parser.add_argument(
+        "--data", help="synthesis output: <set>.train.jsonl / <set>.heldout.jsonl (default: config)"
+    )
     parser.add_argument("--model", help="model to start from (default: the config's paths.model)")
     parser.add_argument("--out", help="stage output directory (default: the config's paths.out)")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from pydantic import ValidationError
+
     from purpcode_operator.plan import StageConfig
 
     try:
@@ -32,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from purpcode.rl.stage import run_stage
 
-    run_stage(config, data_dir=ns.data or config.paths.data, model_dir=model, out_dir=ns.out or config.paths.out)
+    run_stage(
+        config, data_dir=ns.data or config.paths.data, model_dir=model, out_dir=ns.out or config.paths.out
+    )
     return 0
 
 

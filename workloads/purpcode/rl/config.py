@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from trl import GRPOConfig
+
     from purpcode_operator.api import RLSpec
     from purpcode_operator.plan import StageConfig
-    from trl import GRPOConfig
 
 VLLM_SERVER_URL_ENV = "PURPCODE_VLLM_SERVER_URL"
 
@@ -53,7 +54,9 @@ def use_vllm(cfg: StageConfig, spec: RLSpec, on_gpu: bool) -> bool:
     """vLLM rollouts: the spec's choice, by default on when the stage has GPUs."""
     wanted = spec.use_vllm if spec.use_vllm is not None else cfg.gpus_per_node > 0
     if wanted and not on_gpu:
-        raise ValueError("useVllm is on but no GPU is visible: vLLM rollouts need GPUs (set useVllm: false on CPU)")
+        raise ValueError(
+            "useVllm is on but no GPU is visible: vLLM rollouts need GPUs (set useVllm: false on CPU)"
+        )
     return wanted
 
 

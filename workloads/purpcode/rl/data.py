@@ -96,7 +96,9 @@ def load_easy_ids(path: str | os.PathLike[str] | None) -> set[str]:
                 data = data[key]
                 break
         else:
-            raise ValueError(f"easy ids file {p}: expected a list or an object with key 'easy' (got {sorted(data)})")
+            raise ValueError(
+                f"easy ids file {p}: expected a list or an object with key 'easy' (got {sorted(data)})"
+            )
     if isinstance(data, dict):
         return {str(k) for k in data}
     if not isinstance(data, list):

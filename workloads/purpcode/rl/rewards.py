@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 from purpcode.oracles.config import JudgeConfig, OracleConfig
 
 if TYPE_CHECKING:
+    from purpcode.oracles.runner import OracleRunner
     from purpcode_operator.api import RLSpec
     from purpcode_operator.plan import StageConfig
-
-    from purpcode.oracles.runner import OracleRunner
 
 JUDGE_ORACLES = ("general-safety", "noreject")
 

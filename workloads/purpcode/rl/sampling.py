@@ -99,7 +99,9 @@ class StepSelection(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kept: list[list[GroupRef]] = Field(description="Per rank: (round, group) pairs to train on, same count per rank.")
+    kept: list[list[GroupRef]] = Field(
+        description="Per rank: (round, group) pairs to train on, same count per rank."
+    )
     groups_generated: int
     groups_kept: int
     groups_dropped: int = Field(description="Generated groups not trained on (zero variance or surplus).")

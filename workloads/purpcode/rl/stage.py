@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from purpcode_operator.layout import SUCCESS_MARKER
-from purpcode_operator.plan import StageConfig
-
 from purpcode.data.schema import write_json_atomic
 from purpcode.rl.data import PromptStream, chat_token_counter, load_easy_ids, load_rl_data
 from purpcode.rl.rewards import build_runner, check_services, last_scores, reward_function
+from purpcode_operator.layout import SUCCESS_MARKER
+from purpcode_operator.plan import StageConfig
 
 log = logging.getLogger("purpcode.rl")
 
@@ -78,13 +77,21 @@ def run_stage(
         count_tokens=chat_token_counter(tokenizer),
         max_prompt_length=spec.max_prompt_length,
     )
-    check_services(config, {e.oracle for e in (*data.train, *data.validation)})
+    check_services(config, sorted({e.oracle for e in (*data.train, *data.validation)}))
     log.info("RL data: %s", data.summary.model_dump_json())
     max_steps, budget = plan_max_steps(spec, len(data.train), env.world_size)
 
-    metrics = StageMetrics(
-        out, run=config.run, stage="rl", port=config.metrics_port if env.is_main else None, registry=registry
-    ) if env.is_main else None
+    metrics = (
+        StageMetrics(
+            out,
+            run=config.run,
+            stage="rl",
+            port=config.metrics_port if env.is_main else None,
+            registry=registry,
+        )
+        if env.is_main
+        else None
+    )
     args = build_grpo_config(config, spec, out, max_steps=max_steps, on_gpu=on_gpu, deepspeed=deepspeed)
 
     ckpt_dir = out / "checkpoints"

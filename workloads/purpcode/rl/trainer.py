@@ -39,7 +39,14 @@ from trl.trainer.utils import shuffle_sequence_dict
 from purpcode.data.schema import write_json_atomic
 from purpcode.metrics import StageMetrics
 from purpcode.rl.data import PromptStream, RLExample
-from purpcode.rl.sampling import GroupSelection, Mode, SamplingState, filter_groups, plan_prompt_count, refill_done
+from purpcode.rl.sampling import (
+    GroupSelection,
+    Mode,
+    SamplingState,
+    filter_groups,
+    plan_prompt_count,
+    refill_done,
+)
 from purpcode.rl.sampling import select_step as select_groups
 
 log = logging.getLogger(__name__)
@@ -159,9 +166,19 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ sizes
 
     @property
+    def group_size(self) -> int:
+        return int(self.num_generations or 0)
+
+    @property
+    def policy(self) -> Any:
+        """The model being trained (typed loosely: the Trainer's attribute may be a wrapper)."""
+        return self.model
+
+    @property
     def prompts_per_step(self) -> int:
         """Prompts per rank per optimizer step (the recipe's batch, before dynamic sampling)."""
-        return (self.args.per_device_train_batch_size * self.args.steps_per_generation) // self.num_generations
+        args: Any = self.args
+        return int(args.per_device_train_batch_size * args.steps_per_generation) // self.group_size
 
     # ------------------------------------------------------------------ TRL hooks
 
@@ -171,24 +188,27 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
             return tuple(cached)
         return super()._generate(prompts)
 
-    def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
+    def _calculate_rewards(
+        self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any
+    ) -> Any:
         if self._cached_rewards is not None:
             cached, self._cached_rewards = self._cached_rewards, None
             return cached
         return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
     def _prepare_inputs(self, generation_batch: Any) -> dict[str, Any]:
-        if not self.model.training:
+        if not self.policy.training:
             return super()._prepare_inputs(generation_batch)  # type: ignore[no-any-return]
         # HF's training_step calls this again after our own training_step did: same step, same micro-batch.
         if self._prepared is not None and self._prepared[0] == self._step:
             return self._prepared[1]
-        spg = self.args.steps_per_generation
-        if self._step % spg == 0 or self._buffered_inputs is None:
-            batch = self._dynamic_step()
-            batch = shuffle_sequence_dict(batch)
-            self._buffered_inputs = split_micro_batches(batch, spg)
-        inputs = self._buffered_inputs[self._step % spg]
+        spg = int(getattr(self.args, "steps_per_generation", 1))
+        buffered: Any = self._buffered_inputs
+        if self._step % spg == 0 or buffered is None:
+            batch = shuffle_sequence_dict(self._dynamic_step())
+            buffered = split_micro_batches(batch, spg)
+            self._buffered_inputs = buffered
+        inputs = buffered[self._step % spg]
         self._prepared = (self._step, inputs)
         return inputs  # type: ignore[no-any-return]
 
@@ -213,7 +233,7 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         if per == 0:
             return None
         mine = drawn[rank * per : (rank + 1) * per]
-        g = self.num_generations
+        g = self.group_size
         inputs = [self.examples[i].reward_row() for i in mine for _ in range(g)]
         prompts = [x["prompt"] for x in inputs]
 
@@ -229,7 +249,8 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         total = self._total_reward(rewards_all)
         rows = per * g
         selections = [
-            filter_groups(total[k * rows : (k + 1) * rows].tolist(), g, self.zero_variance_std) for k in range(world)
+            filter_groups(total[k * rows : (k + 1) * rows].tolist(), g, self.zero_variance_std)
+            for k in range(world)
         ]
         self._round_metrics(inputs, completion_ids, total, scores, gen_seconds, reward_seconds)
         return _Round(mine, inputs, generation, rewards_all, per, selections, scores)
@@ -242,7 +263,7 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
 
     def _dynamic_step(self) -> dict[str, Any]:
         batch = self.prompts_per_step
-        g = self.num_generations
+        g = self.group_size
         if self.sampling_mode == "single-step":
             first = plan_prompt_count(batch, self.sampling.last_ratio, self.max_oversample)
         else:
@@ -329,7 +350,8 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         oracle_idx = torch.tensor([ORACLE_IDS.index(x["oracle"]) for x in inputs], device=device)
         lengths = torch.tensor([len(c) for c in completion_ids], dtype=torch.float32, device=device)
         fmt = torch.tensor(
-            [1.0 if getattr(s, "format_ok", False) else 0.0 for s in scores] if len(scores) == len(inputs)
+            [1.0 if getattr(s, "format_ok", False) else 0.0 for s in scores]
+            if len(scores) == len(inputs)
             else [math.nan] * len(inputs),
             device=device,
         )
@@ -360,7 +382,9 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         m["groups_kept"].append(float(sel.groups_kept))
         m["groups_dropped"].append(float(sel.groups_dropped))
         m["zero_variance_groups"].append(float(sel.zero_variance_groups))
-        m["groups_dropped_fraction"].append(sel.groups_dropped / sel.groups_generated if sel.groups_generated else 0.0)
+        m["groups_dropped_fraction"].append(
+            sel.groups_dropped / sel.groups_generated if sel.groups_generated else 0.0
+        )
         m["wasted_samples"].append(float(sel.samples_wasted))
         m["generation_rounds"].append(float(sel.rounds))
         m["variance_ratio"].append(sel.variance_ratio)
@@ -378,7 +402,7 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
             sm.wasted.labels(sm.run, sm.stage).inc(sel.samples_wasted)
             for rnd in rounds:
                 for ex in rnd.examples:
-                    sm.count(self.examples[ex].oracle, "generated", self.num_generations)
+                    sm.count(self.examples[ex].oracle, "generated", self.group_size)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -388,7 +412,9 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         if self.args.should_save:
             from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-            out = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            out = (
+                Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            )
             write_json_atomic(out / STATE_FILE, self.rl_state())
         super()._save_checkpoint(model, trial)
 
@@ -428,7 +454,12 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         cfg.do_sample, cfg.temperature, cfg.top_p, cfg.top_k, cfg.min_p = False, None, None, None, None
         self.generation_config = cfg
         self.generation_kwargs = {
-            **old_kwargs, "do_sample": False, "temperature": None, "top_p": None, "top_k": None, "min_p": None
+            **old_kwargs,
+            "do_sample": False,
+            "temperature": None,
+            "top_p": None,
+            "top_k": None,
+            "min_p": None,
         }
         try:
             yield
@@ -447,8 +478,8 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         real = len(idx)
         while len(idx) < share:
             idx.append(len(examples) - 1)
-        was_training = self.model.training
-        self.model.eval()
+        was_training = self.policy.training
+        self.policy.eval()
         out: list[tuple[int, str]] = []
         try:
             with self.greedy(), torch.no_grad():
@@ -462,7 +493,7 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         finally:
             self._metrics["eval"].clear()
             if was_training:
-                self.model.train()
+                self.policy.train()
         return out
 
 

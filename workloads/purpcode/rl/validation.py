@@ -124,7 +124,11 @@ class ValidationCallback(TrainerCallback):
         summary = summarize(records)
         summary["val_seconds"] = time.perf_counter() - started
         write_jsonl_atomic(self.out / "validation" / f"step-{step:06d}.jsonl", records)
-        history = list(iter_jsonl(self.out / "validation.jsonl")) if (self.out / "validation.jsonl").is_file() else []
+        history = (
+            list(iter_jsonl(self.out / "validation.jsonl"))
+            if (self.out / "validation.jsonl").is_file()
+            else []
+        )
         write_jsonl_atomic(self.out / "validation.jsonl", [*history, {"step": step, **summary}])
         if self.metrics is not None:
             self.metrics.log(step, phase="validation", **summary)
