@@ -10,11 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import eval_only_spec, live_group_members, run_cli, state, wait_for, write_codesec_heldout
 
 STEPS = ["initialize", "evaluation", "report"]
 
 
+@pytest.mark.slow  # a whole run of real processes: ~20-90 s on a busy 2-core machine
 def test_run_then_resume_skips_finished_stages(tmp_path: Path) -> None:
     spec = eval_only_spec(tmp_path / "spec.yaml")
     workdir = tmp_path / "work"
@@ -52,6 +55,7 @@ def test_run_then_resume_skips_finished_stages(tmp_path: Path) -> None:
     assert (workdir / "logs" / "sandbox.log").read_text() == sandbox_log  # no service started for nothing
 
 
+@pytest.mark.slow  # a whole run of real processes: ~20-90 s on a busy 2-core machine
 def test_failing_stage_stops_the_run_and_names_its_log(tmp_path: Path) -> None:
     spec = eval_only_spec(
         tmp_path / "spec.yaml",
@@ -72,6 +76,7 @@ def test_failing_stage_stops_the_run_and_names_its_log(tmp_path: Path) -> None:
         assert live_group_members(svc["pid"]) == []
 
 
+@pytest.mark.slow  # a whole run of real processes: ~20-90 s on a busy 2-core machine
 def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> None:
     spec = eval_only_spec(
         tmp_path / "spec.yaml",
@@ -82,7 +87,7 @@ def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> No
         },
     )
     workdir = tmp_path / "work"
-    write_codesec_heldout(workdir, 64)
+    write_codesec_heldout(workdir, 32)
     metrics = workdir / "artifacts" / "evaluation" / "metrics.jsonl"
     proc = subprocess.Popen(
         [sys.executable, "-m", "purpcode.cli", "run", str(spec), "--workdir", str(workdir), "--plain"],
@@ -117,9 +122,10 @@ def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> No
     assert again.returncode == 0, again.stdout + again.stderr
     assert "3 steps, 1 already done" in again.stdout  # initialize skipped; evaluation and report run
     results = json.loads((workdir / "artifacts" / "evaluation" / "results.json").read_text())
-    assert results["suites"][0]["results"]["base"]["n"] == 64
+    assert results["suites"][0]["results"]["base"]["n"] == 32
 
 
+@pytest.mark.slow  # a whole run of real processes: ~20-90 s on a busy 2-core machine
 def test_rerun_resets_a_stage_and_the_ones_after_it(tmp_path: Path) -> None:
     spec = eval_only_spec(tmp_path / "spec.yaml", name="rerun")
     workdir = tmp_path / "work"

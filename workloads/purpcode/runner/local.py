@@ -287,11 +287,18 @@ class LocalRun:
                 self.display.refresh(self._summary(plan, view))
                 dead = [s for s in needed if not s.alive()]
                 if dead:
-                    stop_process_group(proc)
                     raise StageFailed(
                         f"service {dead[0].name} died while {stage.name} ran (log {dead[0].log_path}):\n"
                         f"{log_tail(dead[0].log_path, 1500)}"
                     )
+        except BaseException:
+            # Ctrl-C, SIGTERM or a dead service: the stage's whole process group goes before anything else.
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                stop_process_group(proc)
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            raise
         finally:
             self.current = None
         view.ended = time.monotonic()
