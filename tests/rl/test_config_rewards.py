@@ -135,3 +135,23 @@ def test_micro_batches_pad_with_masked_fillers_first() -> None:
     assert [int(c[LIVE_KEY].sum()) for c in chunks] == [0, 0, 1, 1]  # the last (syncing) micro-step is real
     assert int(chunks[0]["completion_mask"].sum()) == 0 and float(chunks[0]["advantages"].abs().sum()) == 0.0
     assert [c["advantages"].tolist() for c in chunks[2:]] == [[1.0], [2.0]]
+
+
+def test_entry_point_errors_and_finished_stage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from purpcode.rl.__main__ import main
+
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"run": "x"}')
+    assert main(["--config", str(bad)]) == 2
+    assert "--config" in capsys.readouterr().err
+    cfg = rl_config(tmp_path / "artifacts")
+    good = tmp_path / "rl.json"
+    good.write_text(cfg.to_json())
+    out = Path(cfg.paths.out)
+    out.mkdir(parents=True)
+    (out / "_SUCCESS").write_text("{}")
+    # A finished stage returns at once: no data, no model, nothing loaded.
+    assert (
+        main(["--config", str(good), "--data", str(tmp_path / "nope"), "--model", str(tmp_path / "nope")])
+        == 0
+    )

@@ -31,6 +31,11 @@ def run_stage(
     registry: Any = None,
 ) -> Path:
     """Train and return the final model directory. Safe to re-run: resumes, or returns at once when done."""
+    out = Path(out_dir)
+    final_dir = out / "model"
+    if (out / SUCCESS_MARKER).is_file():
+        log.info("%s exists: the RL stage already finished; nothing to do", out / SUCCESS_MARKER)
+        return final_dir
     import torch
     from datasets import Dataset
     from transformers import AutoTokenizer
@@ -50,11 +55,6 @@ def run_stage(
     from purpcode.training.model_card import write_model_card
 
     spec = config.rl()
-    out = Path(out_dir)
-    final_dir = out / "model"
-    if (out / SUCCESS_MARKER).is_file():
-        log.info("%s exists: the RL stage already finished; nothing to do", out / SUCCESS_MARKER)
-        return final_dir
     env = dist_env()
     on_gpu = torch.cuda.is_available() and config.gpus_per_node > 0
     deepspeed = None
