@@ -153,7 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (alternating)")
     parser.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing in both runs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0 = torch's default); 1 steadies a shared CPU",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="bench-sft-") as tmp:
         work = Path(tmp)
@@ -177,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(
                 {
                     "model": args.model or "tiny-random",
+                    "threads": args.threads or None,
                     "device": runs["ours"][0]["device"],
                     "median_tokens_per_second": med,
                     "ratio_ours_over_plain": round(ratio, 3),
