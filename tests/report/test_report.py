@@ -145,3 +145,29 @@ def test_rerender_rejects_a_directory_without_stage_output(
     (tmp_path / "x").mkdir()
     assert report.cli([str(tmp_path / "x")]) == 2
     assert "no stage output" in capsys.readouterr().err
+
+
+def test_all_zero_rewards_are_explained(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from purpcode.metrics import StageMetrics
+
+    root = tmp_path / "artifacts"
+    build_artifacts(root, rl=False, evaluation=False)
+    m = StageMetrics(root / "rl", run="t", stage="rl", registry=CollectorRegistry())
+    for step in (1, 2):
+        m.log(
+            step,
+            **{
+                "reward/codesec": 0.0,
+                "reward_mean": 0.0,
+                "format_pass_rate": 0.0,
+                "groups_dropped_fraction": 1.0,
+            },
+        )
+    doc = write_report(root, root / "report", RunInfo(run="zero"))
+    assert doc["rl"]["format_pass_rate"] == [[1.0, 0.0], [2.0, 0.0]]
+    md = (root / "report" / "report.md").read_text()
+    assert "Every reward was 0 (best format-gate pass rate 0%)" in md
+    assert "mean 100.0% per step" in md
+    _png_ok(root / "report" / "rl_rewards.png")

@@ -133,6 +133,7 @@ def collect_rl(root: Path) -> dict[str, Any]:
         "reward": reward,
         "reward_mean": _series(records, "reward_mean"),
         "groups_dropped_fraction": dropped,
+        "format_pass_rate": _series(records, "format_pass_rate"),
         "final": final,
         "steps": steps,
         "data_summary": summary if isinstance(summary, dict) else None,

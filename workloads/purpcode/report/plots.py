@@ -143,6 +143,19 @@ def plot_rl(doc: dict[str, Any], out: Path) -> str | None:
     ax1.set_ylabel("reward")
     if rewards or rl["reward_mean"]:
         ax1.legend(fontsize=8, loc="best")
+    values = [p[1] for series in rewards.values() for p in series]
+    if values and max(values) == 0:
+        fmt = rl.get("format_pass_rate") or []
+        why = f" (format gate passed: {max(p[1] for p in fmt) * 100:.0f}% at best)" if fmt else ""
+        ax1.text(
+            0.5,
+            0.55,
+            f"every reward is 0{why}",
+            ha="center",
+            transform=ax1.transAxes,
+            fontsize=9,
+            color="#666666",
+        )
     if dropped:
         ax2.bar([p[0] for p in dropped], [p[1] for p in dropped], color=PALETTE[1], width=0.6)
     else:

@@ -116,6 +116,14 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, str | None]) -> str:
             + ".",
             "",
         ]
+        rewards = [p[1] for series in rl["reward"].values() for p in series]
+        if rewards and max(rewards) == 0:
+            fmt = rl.get("format_pass_rate") or []
+            gate = f" (best format-gate pass rate {max(p[1] for p in fmt) * 100:.0f}%)" if fmt else ""
+            lines += [
+                f"Every reward was 0{gate}: every group had zero reward variance.",
+                "",
+            ]
         if rl["groups_dropped_fraction"]:
             values = [p[1] for p in rl["groups_dropped_fraction"]]
             lines += [
