@@ -169,7 +169,9 @@ def test_cli_serves_tiny_random_and_stops_on_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "purpcode.judge_server",
+            "purpcode.cli",  # `purpcode judge serve`, the command the operator's judge Deployment runs
+            "judge",
+            "serve",
             "--model",
             "tiny-random",
             "--host",

@@ -63,9 +63,10 @@ def infer_progress(record: dict[str, Any] | None, max_steps: int | None) -> tupl
     if frac is None and max_steps and isinstance(step, int) and step > 0:
         frac = min(1.0, step / max_steps)
     parts = []
+    training = "loss" in record or "reward_mean" in record
     for key in SHOWN_KEYS:
         v = record.get(key)
-        if v is None or (key == "step" and not v):
+        if v is None or (key == "step" and (not v or not (training or max_steps))):
             continue
         if key == "step" and max_steps:
             parts.append(f"step {v}/{max_steps}")
