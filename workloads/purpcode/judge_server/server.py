@@ -305,8 +305,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--max-model-len", type=int, default=None, help="Context cap (default: the model's).")
     p.add_argument(
         "--truncate-long-prompts",
-        action="store_true",
-        help="Cut a prompt longer than the context in the middle instead of answering 400 (vLLM's behaviour).",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Cut a prompt longer than the context in its middle (default), or with --no-truncate-long-prompts "
+        "answer 400 as vLLM does. Small CPU judges have short contexts; one long prompt must not fail a stage.",
     )
     p.add_argument("--max-batch-size", type=int, default=16, help="Requests per generate call.")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
