@@ -150,7 +150,9 @@ def generate(
         for lo in range(0, total, gen.batch_size):
             chunk = todo[lo : lo + gen.batch_size]
             convs = [with_system_prompt([m.model_dump() for m in r.messages]) for _, r in chunk]
-            outs = backend.generate(convs, n=1, temperature=gen.temperature, max_new_tokens=gen.max_new_tokens)
+            outs = backend.generate(
+                convs, n=1, temperature=gen.temperature, max_new_tokens=gen.max_new_tokens
+            )
             for (suite_name, row), texts in zip(chunk, outs, strict=True):
                 responses[_key(suite_name, row.task_id)] = texts[0]
             metrics.log(len(responses), phase="generate", model=label, done=len(responses), total=total)
