@@ -10,7 +10,6 @@ patches, deletes, Events, then the status (the commit). Nothing that matters liv
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import hashlib
 import logging
@@ -58,14 +57,15 @@ def _owned_by(obj: Obj, uid: str) -> bool:
 
 
 def trim_job(body: Mapping[str, Any]) -> Obj:
+    """What decisions read from a Job (index entries stay small; the parsed dicts are shared, never mutated)."""
     meta = body.get("metadata", {})
     return {
         "metadata": {
-            k: copy.deepcopy(meta.get(k))
+            k: meta.get(k)
             for k in ("name", "namespace", "uid", "labels", "creationTimestamp", "ownerReferences")
         },
         "spec": {k: body.get("spec", {}).get(k) for k in ("suspend", "completions", "parallelism")},
-        "status": copy.deepcopy(dict(body.get("status") or {})),
+        "status": body.get("status") or {},
     }
 
 
@@ -73,17 +73,17 @@ def trim_pod(body: Mapping[str, Any]) -> Obj:
     meta = body.get("metadata", {})
     status = body.get("status") or {}
     return {
-        "metadata": {k: copy.deepcopy(meta.get(k)) for k in ("name", "uid", "labels", "creationTimestamp")},
-        "status": {k: copy.deepcopy(status.get(k)) for k in ("phase", "conditions", "containerStatuses")},
+        "metadata": {k: meta.get(k) for k in ("name", "uid", "labels", "creationTimestamp")},
+        "status": {k: status.get(k) for k in ("phase", "conditions", "containerStatuses")},
     }
 
 
 def trim_deployment(body: Mapping[str, Any]) -> Obj:
     meta = body.get("metadata", {})
     return {
-        "metadata": {k: copy.deepcopy(meta.get(k)) for k in ("name", "uid", "labels", "ownerReferences")},
+        "metadata": {k: meta.get(k) for k in ("name", "uid", "labels", "ownerReferences")},
         "spec": {"replicas": body.get("spec", {}).get("replicas")},
-        "status": copy.deepcopy(dict(body.get("status") or {})),
+        "status": body.get("status") or {},
     }
 
 
@@ -128,7 +128,8 @@ class Controller:
             self.queue.forget(key)
             self.metrics.forget_run(*key)
             return
-        self._remember(key, copy.deepcopy(dict(body)))
+        # kopf never mutates an event's parsed body (only daemons' live bodies), and neither do we: keep it.
+        self._remember(key, dict(body))
         self.queue.add(key)
 
     def child_event(self, namespace: str | None, run: str | None) -> None:

@@ -396,7 +396,7 @@ def decide(
     if meta.get("deletionTimestamp"):
         return Decision(status=None)  # garbage collection removes the children
     old = parse_status(body.get("status"))
-    status = old.model_copy(deep=True)
+    status = parse_status(body.get("status"))  # a second parse is cheaper than a deep copy
     generation = meta.get("generation")
     decision = Decision(status=None)
     now_s = fmt_time(now)

@@ -42,6 +42,15 @@ class OperatorState:
 STATE = OperatorState()
 
 
+class EssenceFreeDiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf builds each object's "essence" (a deep copy of the body) on every watch event for change-detecting
+    handlers (on.create/on.update/on.field). This operator has none: it reconciles from the cluster's state. An
+    empty essence saves that copy (the largest CPU cost per event at hundreds of runs)."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return {}
+
+
 @kopf.on.login()
 def login_handler(**kwargs: Any) -> kopf.ConnectionInfo:
     return login(kwargs.get("logger"))
@@ -56,7 +65,7 @@ async def startup(**kwargs: Any) -> None:
     metrics: OperatorMetrics = memo.get("metrics") or OperatorMetrics()
     # kopf keeps nothing in the run's status (its schema is strict): annotations, if it ever needs to.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="purpcode.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    settings.persistence.diffbase_storage = EssenceFreeDiffBaseStorage(
         prefix="purpcode.dev", key="last-handled-configuration"
     )
     settings.persistence.finalizer = "purpcode.dev/operator"

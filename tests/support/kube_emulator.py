@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import copy
 import datetime
+import json
+import random
 import re
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -56,6 +56,15 @@ _STATUS_REASONS = {
     415: "UnsupportedMediaType",
     422: "Invalid",
 }
+
+
+def _clone(obj: Any) -> Any:
+    """A deep copy of JSON data (several times faster than copy.deepcopy)."""
+    return json.loads(json.dumps(obj))
+
+
+def _uid() -> str:
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def now_rfc3339(offset_seconds: float = 0.0) -> str:
@@ -215,6 +224,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     _log: collections.deque[tuple[int, Resource, Obj]] = attrs.field(init=False)
     _watchers: list[_Watcher] = attrs.field(factory=list, init=False)
     _uids: dict[str, tuple[Resource, str | None, str]] = attrs.field(factory=dict, init=False)
+    _builtin_reactions: int = attrs.field(default=0, init=False)
     creates: list[CreateRecord] = attrs.field(factory=list, init=False)
     listeners: list[Listener] = attrs.field(factory=list, init=False)
     request_hooks: list[RequestHook] = attrs.field(factory=list, init=False)
@@ -222,6 +232,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._log = collections.deque(maxlen=self.log_limit)
+        self._builtin_reactions = len(self._payloads)
 
     # ----------------------------------------------------------------------------- resource metadata
 
@@ -309,7 +320,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     ) -> Obj:
         """Create an object; 409 if it exists. `created_ago` backdates creationTimestamp (simulated age)."""
         info = self._info(res)
-        obj = copy.deepcopy(body)
+        obj = _clone(body)
         meta = obj.setdefault("metadata", {})
         if info.namespaced:
             namespace = namespace or meta.get("namespace")
@@ -324,7 +335,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if not meta.get("name"):
             if not meta.get("generateName"):
                 raise api_error(422, "name or generateName is required")
-            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+            meta["name"] = meta["generateName"] + "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
         name = meta["name"]
         if len(name) > 253 or not _NAME_RE.match(name):
             raise api_error(
@@ -338,7 +349,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         obj.setdefault("kind", info.kind)
         if self._has_status(res) and not keep_status:
             obj.pop("status", None)
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = _uid()
         meta["resourceVersion"] = self._next_rv()
         meta["generation"] = 1
         meta["creationTimestamp"] = now_rfc3339(-created_ago)
@@ -381,12 +392,11 @@ class KubeEmulator(kmock.KubernetesEmulator):
         stored = self._objects._objects.get(key)
         if stored is None or stored.deleted:
             raise api_error(404, f'{res.plural} "{name}" not found')
-        old = copy.deepcopy(stored.raw)
+        old = _clone(stored.raw)  # private: the patched candidate may share unchanged parts with it
         try:
             candidate: Obj = dict(kdicts.patch_dict(old, patch))
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as err:
             raise api_error(422, f"the patch cannot be applied: {err}") from None
-        candidate = copy.deepcopy(candidate)
         want_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
         if want_rv is not None and str(want_rv) != old["metadata"]["resourceVersion"]:
             raise api_error(
@@ -403,9 +413,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         stored = self._objects._objects.get(key)
         if stored is None or stored.deleted:
             raise api_error(404, f'{res.plural} "{name}" not found')
-        old = copy.deepcopy(stored.raw)
-        candidate = copy.deepcopy(old)
-        candidate["status"] = copy.deepcopy(status)
+        old = _clone(stored.raw)
+        candidate = dict(old)
+        candidate["status"] = _clone(status)
         return self._store_update(res, key, old, candidate, subresource="status")
 
     def _store_update(
@@ -418,7 +428,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         subresource: str | None,
     ) -> Obj:
         if subresource == "status":
-            new = copy.deepcopy(old)
+            new = dict(old)
             if candidate.get("status") is None:
                 new.pop("status", None)
             else:
@@ -432,7 +442,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     new["status"] = old["status"]
                 else:
                     new.pop("status", None)
-        meta, old_meta = new.setdefault("metadata", {}), old["metadata"]
+        new["metadata"] = dict(new.get("metadata") or {})
+        meta, old_meta = new["metadata"], old["metadata"]
         for fixed in ("uid", "name", "namespace", "creationTimestamp", "generation", "deletionTimestamp"):
             if fixed in old_meta:
                 meta[fixed] = old_meta[fixed]
@@ -462,7 +473,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         stored = self._objects._objects.get(key)
         if stored is None or stored.deleted:
             raise api_error(404, f'{res.plural} "{name}" not found')
-        obj = copy.deepcopy(stored.raw)
+        obj = _clone(stored.raw)
         meta = obj["metadata"]
         uid = meta["uid"]
         if propagation == "Orphan":
@@ -487,7 +498,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return obj
 
     def _remove(self, res: Resource, key: tuple[Resource, str | None, str], obj: Obj) -> None:
-        final = copy.deepcopy(obj)
+        final = _clone(obj)
         final["metadata"]["resourceVersion"] = self._next_rv()
         self._objects._objects[key].delete()
         self._uids.pop(final["metadata"]["uid"], None)
@@ -536,12 +547,32 @@ class KubeEmulator(kmock.KubernetesEmulator):
     # ----------------------------------------------------------------------------- HTTP side
 
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
-        # Skip kmock's own mutation prelude: the fallbacks below do everything (user reactions still win).
-        response = await kmock.KubernetesScaffold._handle(self, request)
+        # Skip kmock's own mutation prelude: the fallbacks below do everything. kmock matches reactions by
+        # filtering its whole request history (O(requests) per request); with no user reactions registered,
+        # resource requests go straight to the fallbacks, so thousands of requests stay fast.
+        plural = request.resource.plural if request.resource is not None else None
+        serve = self._FAST.get(request.action) if plural else None  # not discovery (/apis/<group>/<version>)
+        if serve is not None and len(self._payloads) == self._builtin_reactions:
+            handler = getattr(self, serve)
+            if serve == "_serve_watch":
+                response = await rendering.Response(payload=handler)(request)
+            else:
+                response = aiohttp.web.json_response(await handler(request))
+        else:
+            response = await kmock.KubernetesScaffold._handle(self, request)
         if request.action in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
             for hook in list(self.request_hooks):
                 hook(request, response.status)
         return response
+
+    _FAST = {
+        kmock.action.LIST: "_serve_list",
+        kmock.action.WATCH: "_serve_watch",
+        kmock.action.FETCH: "_serve_fetch",
+        kmock.action.CREATE: "_serve_create",
+        kmock.action.UPDATE: "_serve_update",
+        kmock.action.DELETE: "_serve_delete",
+    }
 
     async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
         if isinstance(exc, kmock.KubernetesError):
