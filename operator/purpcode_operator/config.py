@@ -43,6 +43,10 @@ class OperatorConfig:
     peering: str | None = None  # None: standalone (no kopf peering objects needed)
     api_timeout_seconds: float = 30.0
     defaults: PlanDefaults = field(default_factory=PlanDefaults)
+    judge_url: str | None = None
+    judge_model: str | None = None
+    judge_api_key_secret: str | None = None
+    sandbox_runtime_class_name: str | None = None
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -61,4 +65,8 @@ class OperatorConfig:
             peering=os.environ.get("PURPCODE_PEERING") or None,
             api_timeout_seconds=_env_float("PURPCODE_API_TIMEOUT_SECONDS", 30.0),
             defaults=PlanDefaults.from_env(),
+            judge_url=os.environ.get("PURPCODE_JUDGE_URL") or None,
+            judge_model=os.environ.get("PURPCODE_JUDGE_MODEL") or None,
+            judge_api_key_secret=os.environ.get("PURPCODE_JUDGE_API_KEY_SECRET") or None,
+            sandbox_runtime_class_name=os.environ.get("PURPCODE_SANDBOX_RUNTIME_CLASS_NAME") or None,
         )

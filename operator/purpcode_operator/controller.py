@@ -106,6 +106,10 @@ class Controller:
             retry_backoff_seconds=config.retry_backoff_seconds,
             retry_backoff_max_seconds=config.retry_backoff_max_seconds,
             defaults=config.defaults,
+            judge_url=config.judge_url,
+            judge_model=config.judge_model,
+            judge_api_key_secret=config.judge_api_key_secret,
+            sandbox_runtime_class_name=config.sandbox_runtime_class_name,
         )
         self.jobs, self.pods, self.deployments = jobs, pods, deployments
         self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)

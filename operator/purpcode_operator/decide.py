@@ -45,6 +45,11 @@ class Settings:
     retry_backoff_seconds: float = 10.0
     retry_backoff_max_seconds: float = 600.0
     defaults: PlanDefaults = field(default_factory=PlanDefaults)
+    # Cluster-wide defaults (Helm values) for runs whose spec leaves these out:
+    judge_url: str | None = None  # a shared OpenAI-compatible judge instead of one deployed per run
+    judge_model: str | None = None
+    judge_api_key_secret: str | None = None  # Secret in the run's namespace, key "api-key"
+    sandbox_runtime_class_name: str | None = None
 
     def backoff(self, failed_attempt: int) -> float:
         """Delay before the attempt after `failed_attempt` (1-based): base * 2^(n-1), capped."""
@@ -357,6 +362,25 @@ class _Ctx:
         self.decision.events.append(EventSpec(etype, reason, message[:1024], key))
 
 
+def apply_cluster_defaults(spec: Any, settings: Settings) -> Any:
+    """The operator-wide defaults for what a spec leaves out: a shared judge URL, the sandbox RuntimeClass."""
+    if not isinstance(spec, dict) or not (settings.judge_url or settings.sandbox_runtime_class_name):
+        return spec
+    services = dict(spec.get("services") or {})
+    if settings.judge_url and not services.get("judge"):
+        judge: Obj = {"url": settings.judge_url}
+        if settings.judge_model:
+            judge["model"] = settings.judge_model
+        if settings.judge_api_key_secret:
+            judge["apiKeySecretRef"] = {"name": settings.judge_api_key_secret, "key": "api-key"}
+        services["judge"] = judge
+    sandbox = dict(services.get("sandbox") or {})
+    if settings.sandbox_runtime_class_name and not sandbox.get("runtimeClassName"):
+        sandbox["runtimeClassName"] = settings.sandbox_runtime_class_name
+        services["sandbox"] = sandbox
+    return {**spec, "services": services}
+
+
 def prepare(body: Obj, settings: Settings) -> tuple[PurpCodeRun, RunPlan]:
     """Validate the run and build its plan (raises SpecError). Cacheable per (uid, generation)."""
     meta = body.get("metadata", {})
@@ -366,7 +390,7 @@ def prepare(body: Obj, settings: Settings) -> tuple[PurpCodeRun, RunPlan]:
         "metadata": {
             k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k) is not None
         },
-        "spec": body.get("spec"),
+        "spec": apply_cluster_defaults(body.get("spec"), settings),
     }
     run = validate_run(doc)
     return run, build_plan(run, defaults=settings.defaults)

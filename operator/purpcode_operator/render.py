@@ -362,8 +362,10 @@ def build_stage_job(
 
 # --------------------------------------------------------------------------------------------- sandbox
 
-# What the sandbox's bubblewrap jail needs from its pod (docs/sandbox.md): unprivileged user namespaces, which the
-# container runtime's default seccomp profile refuses, and no extra privileges otherwise.
+# What the sandbox's bubblewrap jail needs from its pod (docs/sandbox.md "What the pod needs"): unprivileged user
+# namespaces and mounts, which the runtime's default seccomp and AppArmor profiles refuse; an unmasked /proc (a
+# new proc mount is refused under a partly masked one), which Kubernetes allows only in user-namespaced pods
+# (hostUsers: false); no capability, no privilege escalation, read-only root.
 SANDBOX_POD_SECURITY: Obj = {
     "runAsNonRoot": True,
     "runAsUser": RUN_AS_USER,
@@ -376,6 +378,7 @@ SANDBOX_CONTAINER_SECURITY: Obj = {
     "runAsNonRoot": True,
     "capabilities": {"drop": ["ALL"]},
     "appArmorProfile": {"type": "Unconfined"},
+    "procMount": "Unmasked",
 }
 
 
@@ -416,6 +419,7 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
     pod_spec: Obj = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "hostUsers": False,
         "securityContext": SANDBOX_POD_SECURITY,
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],

@@ -10,7 +10,7 @@ import pytest
 from support.run_specs import tiny_run
 
 from purpcode_operator.api import PurpCodeRunStatus
-from purpcode_operator.decide import Decision, Observed, Settings, decide, fmt_time, parse_time
+from purpcode_operator.decide import Decision, Observed, Settings, decide, fmt_time, parse_time, prepare
 
 T0 = datetime.datetime(2026, 11, 25, 12, 0, 0, tzinfo=datetime.UTC)
 SETTINGS = Settings(retry_backoff_seconds=10, retry_backoff_max_seconds=100)
@@ -471,3 +471,27 @@ def test_stage_summary_comes_from_the_termination_message() -> None:
     )
     d = decide(body, Observed(jobs={"r-init-1": j}, pods=[p], deployments=services_up()), at(9), SETTINGS)
     assert status_of(d).stages["initialize"].summary == {"rows": 12.0}
+
+
+def test_cluster_defaults_fill_what_the_spec_leaves_out() -> None:
+    shared = Settings(
+        judge_url="http://judge.shared:8000/v1",
+        judge_model="qwen-judge",
+        judge_api_key_secret="judge-key",
+        sandbox_runtime_class_name="gvisor",
+    )
+    body = run_body()
+    del body["spec"]["services"]["judge"]
+    run, plan = prepare(body, shared)
+    assert run.spec.services.judge.url == "http://judge.shared:8000/v1" and not plan.judge.deploy
+    assert run.spec.services.judge.model_name() == "qwen-judge"
+    assert run.spec.services.judge.api_key_secret_ref is not None
+    assert run.spec.services.judge.api_key_secret_ref.key == "api-key"
+    assert run.spec.services.sandbox.runtime_class_name == "gvisor"
+    stage = plan.stage("synthesis")
+    assert stage.config.services.judge_url == "http://judge.shared:8000/v1"
+    d = decide(body, Observed(jobs={"r-init-1": job("r", "init", 1, state="complete")}), at(1), shared)
+    assert ("Deployment", "r-judge") not in created(d)  # no judge of its own
+    # A spec that names its judge keeps it.
+    run, plan = prepare(run_body(), shared)
+    assert plan.judge.deploy and run.spec.services.sandbox.runtime_class_name == "gvisor"

@@ -22,6 +22,10 @@ def test_environment_then_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.namespaces == ["x", "y"] and config.metrics_port == 8081 and config.workers == 4
     assert build_config(parse_args(["-A"])).namespaces == []
     assert build_config(parse_args(["--peering", "purpcode"])).peering == "purpcode"
+    monkeypatch.setenv("PURPCODE_JUDGE_URL", "http://j/v1")
+    monkeypatch.setenv("PURPCODE_SANDBOX_RUNTIME_CLASS_NAME", "gvisor")
+    config = build_config(parse_args([]))
+    assert config.judge_url == "http://j/v1" and config.sandbox_runtime_class_name == "gvisor"
 
 
 def test_defaults() -> None:

@@ -314,6 +314,14 @@ def test_sandbox_is_isolated() -> None:
     assert c["command"] == ["purpcode", "sandbox", "serve", "--host", "0.0.0.0", "--port", "8080"]
     assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["automountServiceAccountToken"] is False
+    # docs/sandbox.md: user namespaces + mounts (seccomp/AppArmor unconfined), an unmasked /proc in a user-namespaced pod
+    assert pod["hostUsers"] is False and c["securityContext"]["procMount"] == "Unmasked"
+    assert pod["securityContext"]["seccompProfile"] == {"type": "Unconfined"}
+    assert c["securityContext"]["appArmorProfile"] == {"type": "Unconfined"}
+    assert (
+        pod["securityContext"]["runAsNonRoot"] is True
+        and c["securityContext"]["readOnlyRootFilesystem"] is True
+    )
     assert c["securityContext"]["allowPrivilegeEscalation"] is False and c["securityContext"][
         "capabilities"
     ] == {"drop": ["ALL"]}
