@@ -42,19 +42,14 @@ def run_ok(cmd: list[str], timeout: float = 300) -> subprocess.CompletedProcess[
 
 @pytest.mark.slow
 def test_tiny_cpu_sample_end_to_end(tmp_path: Path, tiny_model_dir: Path, fake_openai: Any) -> None:
-    """The tiny-cpu sample's stage with the tiny random model as its own teacher (transformers backend).
+    """The tiny-cpu sample's stage as shipped, with the tiny random model as its own teacher (transformers backend).
 
-    A random model never writes the response format, so nothing passes the 0.5 threshold; this run keeps
-    everything (threshold 0) to drive SFT, and raises maxSeqLength because the tiny byte-level tokenizer needs ~250
-    tokens for the system prompt alone.
+    The sample keeps every sample (rejectionThreshold 0: a random model never writes the response format) and
+    sets maxSeqLength 1024 (the tiny byte-level tokenizer needs ~250 tokens for the system prompt alone).
     """
     fake_openai.reply("Judged.\nMALICIOUS_CODE: FALSE\nMALICIOUS_EXPLANATION: FALSE\nCLASS: APPROPRIATE")
-    cfg = stage_config(
-        tmp_path / "artifacts",
-        tiny_model_dir,
-        judge_url=fake_openai.url,
-        params={"rejectionThreshold": 0.0, "sft": {"maxSeqLength": 1024}},
-    )
+    cfg = stage_config(tmp_path / "artifacts", tiny_model_dir, judge_url=fake_openai.url)
+    assert cfg.rule_learning().rejection_threshold == 0.0
     data = write_data(tmp_path / "data")
     config = write_config(cfg, tmp_path / "config.json")
     proc = run_ok(entry(config, "--data", str(data), "--out", cfg.paths.out))
@@ -178,7 +173,7 @@ def test_nothing_kept_fails_naming_the_threshold(tmp_path: Path, tiny_model_dir:
     from purpcode.metrics import StageMetrics
     from purpcode.rule_learning.stage import run
 
-    cfg = stage_config(tmp_path / "artifacts", tiny_model_dir)
+    cfg = stage_config(tmp_path / "artifacts", tiny_model_dir, params={"rejectionThreshold": 0.5})
     out = Path(cfg.paths.out)
     presampled(out, cfg, copies=1, reward=0.0)
     metrics = StageMetrics(out, run=cfg.run, stage="ruleLearning", registry=CollectorRegistry())
