@@ -398,7 +398,7 @@ def sandbox_env(run: PurpCodeRun) -> list[Obj]:
 
 
 def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, owner: Obj | None = None) -> Obj:
-    """The code-execution sandbox: `purpcode sandbox serve` behind readiness on /healthz."""
+    """The code-execution sandbox: `purpcode sandbox serve` (the image's entrypoint) behind readiness on /healthz."""
     name = run.metadata.name
     sb = plan.sandbox
     probe = {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 3}
@@ -406,7 +406,8 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "name": "sandbox",
         "image": plan.sandbox_image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["purpcode", "sandbox", "serve", "--host", "0.0.0.0", "--port", str(SANDBOX_PORT)],
+        # Arguments only: the image's ENTRYPOINT (`tini -- purpcode`) stays PID 1 and reaps what jailed code leaves.
+        "args": ["sandbox", "serve", "--host", "0.0.0.0", "--port", str(SANDBOX_PORT)],
         "env": sandbox_env(run),
         "ports": [{"name": "http", "containerPort": SANDBOX_PORT, "protocol": "TCP"}],
         "readinessProbe": {**probe, "failureThreshold": 3},

@@ -311,7 +311,8 @@ def test_sandbox_is_isolated() -> None:
     assert dep["spec"]["replicas"] == 3
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
-    assert c["command"] == ["purpcode", "sandbox", "serve", "--host", "0.0.0.0", "--port", "8080"]
+    assert "command" not in c  # the image's ENTRYPOINT is `tini -- purpcode` (images/sandbox/Dockerfile)
+    assert c["args"] == ["sandbox", "serve", "--host", "0.0.0.0", "--port", "8080"]
     assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
     assert pod["automountServiceAccountToken"] is False
     # docs/sandbox.md: user namespaces + mounts (seccomp/AppArmor unconfined), an unmasked /proc in a user-namespaced pod
