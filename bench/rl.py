@@ -69,6 +69,7 @@ def run(kind: str, ctx: dict[str, Any], steps: int, work: Path) -> dict[str, Any
     cfg, spec, data, tok, runner = ctx["cfg"], ctx["spec"], ctx["data"], ctx["tok"], ctx["runner"]
     args = build_grpo_config(cfg, spec, work / kind, max_steps=steps + 1, on_gpu=ctx["on_gpu"])
     args.save_strategy = "no"
+    args.shuffle_dataset = False  # plain TRL then walks the prompts in the order our stream does (epoch 0)
     timer = _timer_callback()
     reward_seconds: list[float] = []
     if kind == "plain":
@@ -143,6 +144,8 @@ def run(kind: str, ctx: dict[str, Any], steps: int, work: Path) -> dict[str, Any
     wall, cpu, rew = timer.wall[1:], timer.cpu[1:], reward_seconds[1:]
     return {
         "kind": kind,
+        "wall_steps": wall,
+        "cpu_steps": cpu,
         "wall_s": statistics.median(wall),
         "cpu_s": statistics.median(cpu),
         "reward_s": statistics.median(rew) if rew else float("nan"),
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new", type=int, default=48, help="max completion tokens")
     parser.add_argument("--vllm", action="store_true", help="vLLM colocated rollouts (GPU)")
     parser.add_argument("--kinds", default="plain,none,single")
+    parser.add_argument("--rounds", type=int, default=2, help="alternate the kinds this many times")
     ns = parser.parse_args(argv)
 
     import torch
@@ -237,16 +241,17 @@ def main(argv: list[str] | None = None) -> int:
             }
             results = []
             try:
-                for kind in ns.kinds.split(","):
-                    results.append(run(kind, ctx, ns.steps, work))
-                    r = results[-1]
-                    print(
-                        f"{r['kind']:>7}: step {r['wall_s']:.2f}s wall, {r['cpu_s']:.2f}s CPU; reward scoring "
-                        f"{r['reward_s']:.2f}s = {100 * r['reward_share']:.1f}% of the step; rows generated "
-                        f"{r['rows_generated']}, trained {r['rows_trained']} (all steps); "
-                        f"{r['tokens_per_s']:.0f} completion tokens/s of step time",
-                        flush=True,
-                    )
+                for rnd in range(ns.rounds):
+                    for kind in ns.kinds.split(","):
+                        results.append(run(kind, ctx, ns.steps, work / f"round{rnd}"))
+                        r = results[-1]
+                        print(
+                            f"{r['kind']:>7}: step {r['wall_s']:.2f}s wall, {r['cpu_s']:.2f}s CPU; reward scoring "
+                            f"{r['reward_s']:.2f}s = {100 * r['reward_share']:.1f}% of the step; rows generated "
+                            f"{r['rows_generated']}, trained {r['rows_trained']} (all steps); "
+                            f"{r['tokens_per_s']:.0f} completion tokens/s of step time",
+                            flush=True,
+                        )
             finally:
                 runner.close()
         finally:
@@ -256,11 +261,23 @@ def main(argv: list[str] | None = None) -> int:
         f"device: {device}; {ns.prompts} prompts x {ns.generations} samples, {ns.max_new} new tokens, "
         f"{'vLLM' if ns.vllm else 'transformers'} rollouts, medians of {ns.steps} steps after a warm-up"
     )
-    by = {r["kind"]: r for r in results}
-    if "plain" in by and "single" in by:
+    # Medians over every timed step of every round, per kind (the rounds alternate, so load swings hit all kinds).
+    steps_of: dict[str, dict[str, list[float]]] = {}
+    for r in results:
+        for key in ("wall", "cpu"):
+            steps_of.setdefault(r["kind"], {}).setdefault(key, []).extend(r[f"{key}_steps"])
+    med = {k: {key: statistics.median(v) for key, v in d.items()} for k, d in steps_of.items()}
+    for kind in ns.kinds.split(","):
+        print(f"median {kind:>7}: {med[kind]['wall']:.2f}s wall, {med[kind]['cpu']:.2f}s CPU per step")
+    if "plain" in med and "none" in med:
         print(
-            f"ratio plain / ours (single-step) step time: wall {by['plain']['wall_s'] / by['single']['wall_s']:.2f}, "
-            f"CPU {by['plain']['cpu_s'] / by['single']['cpu_s']:.2f}"
+            f"ratio plain / ours (no filtering, same prompts): wall {med['plain']['wall'] / med['none']['wall']:.2f}, "
+            f"CPU {med['plain']['cpu'] / med['none']['cpu']:.2f}"
+        )
+    if "plain" in med and "single" in med:
+        print(
+            f"ratio plain / ours (single-step) step time: wall {med['plain']['wall'] / med['single']['wall']:.2f}, "
+            f"CPU {med['plain']['cpu'] / med['single']['cpu']:.2f}"
         )
     return 0
 
