@@ -787,7 +787,8 @@ def _check_pending(
     st.pending_since = fmt_time(since)
     waited = (ctx.now - since).total_seconds()
     if waited < timeout:
-        st.message = f"{what}: pods pending for {waited:.0f}s ({verdict.detail})"[:32768]
+        # No elapsed time in the status: it must not change while nothing changes (every write is an event).
+        st.message = f"{what}: pods pending since {st.pending_since} ({verdict.detail})"[:32768]
         ctx.ready = (False, "PodsPending", st.message)
         ctx.decision.requeue(timeout - waited)
         return "blocked"

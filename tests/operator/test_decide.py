@@ -495,3 +495,15 @@ def test_cluster_defaults_fill_what_the_spec_leaves_out() -> None:
     # A spec that names its judge keeps it.
     run, plan = prepare(run_body(), shared)
     assert plan.judge.deploy and run.spec.services.sandbox.runtime_class_name == "gvisor"
+
+
+def test_the_status_is_stable_while_nothing_changes() -> None:
+    """A status write is a watch event is a reconcile: an unchanged world must give an unchanged status."""
+    body = run_body(pendingTimeoutSeconds=600)
+    j = job("r", "init", 1)
+    pending = pod(j, phase="Pending", waiting="ImagePullBackOff")
+    first = decide(body, Observed(jobs={"r-init-1": j}, pods=[pending]), at(5), SETTINGS)
+    body = apply(body, first)
+    for t in (6, 30, 300):
+        again = decide(body, Observed(jobs={"r-init-1": j}, pods=[pending]), at(t), SETTINGS)
+        assert again.status == body["status"] and not again.creates and not again.events
