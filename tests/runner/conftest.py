@@ -48,7 +48,9 @@ def write_codesec_heldout(workdir: Path, n: int) -> None:
     write_jsonl_atomic(workdir / "artifacts" / "synthesis" / "codesec.heldout.jsonl", rows)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`purpcode run ...` through the real console entry (purpcode.cli)."""
     return subprocess.run(
         [sys.executable, "-m", "purpcode.cli", "run", *args],
@@ -56,7 +58,7 @@ def run_cli(*args: str, cwd: Path, timeout: float = 600) -> subprocess.Completed
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
     )
 
 

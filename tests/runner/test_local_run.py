@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,54 @@ def test_invalid_spec_exits_2_naming_the_field(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "spec.stages.evaluation.maxPerSuite" in res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow  # a whole run of real processes
+def test_external_judge_url_is_used_and_its_key_comes_from_the_env(
+    tmp_path: Path, fake_openai: object
+) -> None:
+    import yaml
+
+    fake: Any = fake_openai
+    fake.reply("Fine.\nCLASS: APPROPRIATE")
+    spec = eval_only_spec(tmp_path / "spec.yaml", name="external", evaluation={"suites": ["secqa"]})
+    doc = yaml.safe_load(spec.read_text())
+    doc["spec"]["services"]["judge"] = {
+        "url": fake.url,
+        "model": "fake-judge",
+        "apiKeySecretRef": {"name": "judge-key", "key": "token"},
+    }
+    spec.write_text(yaml.safe_dump(doc))
+    workdir = tmp_path / "work"
+    rows = [
+        {
+            "task_id": f"secqa/{i}",
+            "messages": [{"role": "user", "content": f"What is XSS {i}?"}],
+            "oracle": "noreject",
+        }
+        for i in range(2)
+    ]
+    (workdir / "artifacts" / "synthesis").mkdir(parents=True)
+    (workdir / "artifacts" / "synthesis" / "secqa.heldout.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows)
+    )
+
+    missing = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path, env={"PURPCODE_JUDGE_API_KEY": ""})
+    assert missing.returncode == 2 and "PURPCODE_JUDGE_API_KEY" in missing.stdout
+
+    res = run_cli(
+        str(spec), "--workdir", str(workdir), cwd=tmp_path, env={"PURPCODE_JUDGE_API_KEY": "sk-test-123"}
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not (workdir / "logs" / "judge.log").exists()  # no local judge started
+    assert len(fake.requests) == 2 and all(
+        h.get("authorization") == "Bearer sk-test-123" for h in fake.request_headers
+    )
+    cfg = json.loads((workdir / "configs" / "evaluation.json").read_text())
+    assert (
+        cfg["services"]["judge_url"] == fake.url
+        and cfg["services"]["judge_api_key_env"] == "PURPCODE_JUDGE_API_KEY"
+    )
+    assert "sk-test-123" not in (workdir / "configs" / "evaluation.json").read_text()
+    results = json.loads((workdir / "artifacts" / "evaluation" / "results.json").read_text())
+    assert results["suites"][0]["results"]["base"]["value"] == 0.0  # judged APPROPRIATE: no over-refusal
