@@ -87,3 +87,30 @@ def test_a_service_that_never_gets_healthy_times_out(tmp_path: Path) -> None:
             svc.wait_ready()
     finally:
         _stopped_clean(svc)
+
+
+def test_judge_backend_choice(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """backend='vllm' runs vLLM's OpenAI server module on the model directory ('tiny-random' is built first)."""
+    svc = judge_service(
+        model="tiny-random",
+        served_name="tiny-random",
+        logs=tmp_path,
+        cache_dir=tmp_path / "c",
+        max_model_len=2048,
+        tensor_parallel_size=2,
+        backend="vllm",
+    )
+    assert svc.argv[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]
+    model_dir = Path(svc.argv[svc.argv.index("--model") + 1])
+    assert (model_dir / "config.json").exists() and model_dir.is_relative_to(tmp_path / "c")
+    assert svc.argv[svc.argv.index("--tensor-parallel-size") + 1] == "2"
+    assert svc.health_url.endswith("/health") and svc.url.endswith("/v1")
+    cpu = judge_service(
+        model=str(tiny_model_dir),
+        served_name="j",
+        logs=tmp_path,
+        cache_dir=tmp_path / "c",
+        max_model_len=1024,
+        backend="auto",
+    )
+    assert "purpcode.judge_server" in cpu.argv  # no vLLM installed here: the transformers server

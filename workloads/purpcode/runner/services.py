@@ -11,7 +11,6 @@ import contextlib
 import importlib.util
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -144,7 +143,7 @@ def sandbox_service(logs: Path, concurrency: int = 0) -> Service:
 
 def gpu_vllm_available() -> bool:
     """A GPU and vLLM both present (torch is imported only when vLLM is installed)."""
-    if importlib.util.find_spec("vllm") is None or shutil.which("vllm") is None:
+    if importlib.util.find_spec("vllm") is None:
         return False
     import torch
 
@@ -173,9 +172,12 @@ def judge_service(
         from purpcode.judge_server.engine import resolve_model
 
         path = resolve_model(model, cache_dir)
+        # The module entry point rather than the `vllm` script: works whether or not the venv's bin/ is on PATH.
         argv = [
-            "vllm",
-            "serve",
+            sys.executable,
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
             path,
             "--host",
             "127.0.0.1",
