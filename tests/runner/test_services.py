@@ -8,7 +8,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from purpcode.runner.services import Service, ServiceError, judge_service, sandbox_service
+from purpcode.runner.services import (
+    Service,
+    ServiceError,
+    gpu_vllm_available,
+    judge_service,
+    sandbox_service,
+)
 
 from .conftest import live_group_members
 
@@ -113,4 +119,5 @@ def test_judge_backend_choice(tmp_path: Path, tiny_model_dir: Path) -> None:
         max_model_len=1024,
         backend="auto",
     )
-    assert "purpcode.judge_server" in cpu.argv  # no vLLM installed here: the transformers server
+    # auto: vLLM only with a GPU and vLLM installed, else the project's transformers server.
+    assert ("purpcode.judge_server" in cpu.argv) == (not gpu_vllm_available())
