@@ -330,8 +330,14 @@ class Controller:
         for stage in decision.retried:
             self.metrics.stage_retry(stage)
         spec = body.get("spec") or {}
-        judge = (spec.get("services") or {}).get("judge") or {}
-        judge_name = judge.get("model") or (judge.get("deploy") or {}).get("model") or judge.get("url") or ""
+        cached = self._prepared.get(key)
+        prepared = cached[2] if cached is not None else None
+        if prepared is not None:  # the effective spec (cluster defaults applied)
+            judge = prepared[0].spec.services.judge
+            judge_name = judge.url or judge.model_name()
+        else:
+            raw = (spec.get("services") or {}).get("judge") or {}
+            judge_name = raw.get("model") or (raw.get("deploy") or {}).get("model") or raw.get("url") or ""
         phase = (decision.status or {}).get("phase", "Pending")
         self.metrics.set_run(
             key[0],
