@@ -27,6 +27,7 @@ from .decide import (
     Settings,
     action_failed_status,
     decide,
+    parse_time,
     prepare,
     status_changed,
 )
@@ -339,6 +340,13 @@ class Controller:
             raw = (spec.get("services") or {}).get("judge") or {}
             judge_name = raw.get("model") or (raw.get("deploy") or {}).get("model") or raw.get("url") or ""
         phase = (decision.status or {}).get("phase", "Pending")
+        pending: dict[str, float] = {}
+        if phase not in ("Succeeded", "Failed"):
+            for stage, st in ((decision.status or {}).get("stages") or {}).items():
+                since = parse_time(st.get("pendingSince"))
+                if since is not None and st.get("phase") in ("Pending", "Running"):
+                    pending[stage] = since.timestamp()
+        self.metrics.set_pending(key[0], key[1], pending)
         self.metrics.set_run(
             key[0],
             key[1],

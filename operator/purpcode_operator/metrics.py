@@ -12,6 +12,8 @@ The Grafana dashboard and alert rules (helm chart) query exactly these names; ch
 - purpcode_run_phase{namespace, run, phase} = 1 for the current phase, 0 for the others
 - purpcode_stage_duration_seconds{stage, result}  (histogram; result = succeeded|failed)
 - purpcode_stage_retries_total{stage}
+- purpcode_stage_pending_since_timestamp_seconds{namespace, run, stage}: when the current stage's pods (or the
+  services it waits for) went Pending; the series exists only while they are (alert PurpCodeStagePendingTooLong)
 - purpcode_operator_build_info{version}, plus process_* (RSS, CPU) of the operator itself
 
 Series of a deleted run (run_info, run_phase) are removed when the operator sees the deletion.
@@ -163,9 +165,16 @@ class OperatorMetrics:
             ["stage"],
             registry=r,
         )
+        self.pending_since = Gauge(
+            "purpcode_stage_pending_since_timestamp_seconds",
+            "Unix time since which the stage's pods have been Pending (present only while they are)",
+            ["namespace", "run", "stage"],
+            registry=r,
+        )
         self.build_info = Gauge("purpcode_operator_build_info", "Operator version", ["version"], registry=r)
         self.build_info.labels(version=version).set(1)
         self._info_labels: dict[tuple[str, str], tuple[str, str, str]] = {}
+        self._pending: dict[tuple[str, str], set[str]] = {}
 
     # ----------------------------------------------------------------------------- runs
 
@@ -181,8 +190,19 @@ class OperatorMetrics:
         for p in PHASES:
             self.run_phase.labels(namespace, run, p).set(1 if p == phase else 0)
 
+    def set_pending(self, namespace: str, run: str, since: dict[str, float]) -> None:
+        """`since`: stage -> unix time its pods went Pending, for the stages pending now (others are removed)."""
+        key = (namespace, run)
+        for stage in self._pending.get(key, set()) - set(since):
+            self.pending_since.remove(namespace, run, stage)
+        for stage, ts in since.items():
+            self.pending_since.labels(namespace, run, stage).set(ts)
+        self._pending[key] = set(since)
+
     def forget_run(self, namespace: str, run: str) -> None:
         """Drop every series of a deleted run."""
+        self.set_pending(namespace, run, {})
+        self._pending.pop((namespace, run), None)
         old = self._info_labels.pop((namespace, run), None)
         if old is not None:
             self.run_info.remove(namespace, run, *old)

@@ -22,6 +22,7 @@ NAMES = {
     "purpcode_stage_duration_seconds",
     "purpcode_stage_retries_total",
     "purpcode_operator_build_info",
+    "purpcode_stage_pending_since_timestamp_seconds",
     "process_resident_memory_bytes",
 }
 
@@ -38,6 +39,7 @@ def test_exposed_names_match_the_dashboard_contract() -> None:
     m.set_run("ns", "r", model="tiny-random", judge="tiny-random", queue="", phase="Running")
     m.stage_finished("rl", "succeeded", 120.0)
     m.stage_retry("rl")
+    m.set_pending("ns", "r", {"rl": 1700000000.0})
     text = _exposed(m)
     for name in NAMES:
         assert f"\n{name}" in f"\n{text}" or f"# TYPE {name}" in text, name
@@ -72,3 +74,18 @@ def test_run_phase_is_one_hot_and_series_of_deleted_runs_go() -> None:
     assert metric_value(text, "purpcode_run_phase", run="r") is None
     assert metric_value(text, "purpcode_run_phase", run="other", phase="Failed") == 1
     m.forget_run("ns", "never-seen")  # harmless
+
+
+def test_pending_series_exist_only_while_pending() -> None:
+    m = OperatorMetrics()
+    m.set_pending("ns", "r", {"rl": 1700000000.0})
+    text = _exposed(m)
+    assert (
+        metric_value(text, "purpcode_stage_pending_since_timestamp_seconds", run="r", stage="rl")
+        == 1700000000.0
+    )
+    m.set_pending("ns", "r", {})
+    assert metric_value(_exposed(m), "purpcode_stage_pending_since_timestamp_seconds", run="r") is None
+    m.set_pending("ns", "r", {"rl": 1.0})
+    m.forget_run("ns", "r")
+    assert metric_value(_exposed(m), "purpcode_stage_pending_since_timestamp_seconds", run="r") is None

@@ -157,7 +157,18 @@ def test_stuck_pending_fails_with_the_reason(
     scenario.outcomes[("init", 1)] = Outcome(result, pending_age=28)  # type: ignore[arg-type]
     operator.start()
     cluster.create_run(tiny_run("stuck", pendingTimeoutSeconds=30))
+    since = cluster.wait_for(
+        lambda: metric_value(
+            operator.metrics(), "purpcode_stage_pending_since_timestamp_seconds", run="stuck"
+        ),
+        what="pending gauge",
+    )
+    assert time.time() - since >= 27  # the pods' own creation time (28 s ago), not when the operator noticed
     run = cluster.wait_phase("stuck", "Failed", timeout=30)
+    assert (
+        metric_value(operator.metrics(), "purpcode_stage_pending_since_timestamp_seconds", run="stuck")
+        is None
+    )
     failed = conditions(run)["Failed"]
     assert failed["reason"] == reason
     assert "pendingTimeoutSeconds 30" in failed["message"]
