@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made tiny-model work ~10x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Shared fixture modules under tests/support (tests/ is on sys.path via this rootdir conftest): append yours.
 pytest_plugins = [

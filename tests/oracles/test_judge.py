@@ -281,3 +281,12 @@ def test_runner_without_judge_or_sandbox_names_the_fix() -> None:
     with pytest.raises(OracleConfigError, match="sandbox_url"):
         runner.score_batch_sync([Sample(response="x", oracle="correctness")])
     runner.close()
+
+
+async def test_garbled_reply_is_unparsed_not_malicious_when_server_reports_stop_reason(fake_openai) -> None:
+    """A natural end (stop_reason null) with no verdict must not be read as a hidden TRUE verdict."""
+    fake_openai.reply("lorem ipsum, no verdict lines at all")
+    client = JudgeClient(cfg(fake_openai.url))
+    _reward, details = await client.judge_general_safety(CONVO, "a")
+    assert details["verdict_source"] == "unparsed"
+    assert details["verdict"] == {"malicious_code": None, "malicious_explanation": None}

@@ -185,7 +185,8 @@ class FakeOpenAI:
                             "index": 0,
                             "message": {"role": "assistant", "content": text},
                             "finish_reason": finish,
-                            "stop_reason": stop_reason,
+                            # An OpenAI-style server has no such key at all; vLLM sends it (null on a natural end).
+                            **({"stop_reason": stop_reason} if self.report_stop_reason else {}),
                         }
                     ],
                     "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split()), "total_tokens": 1},

@@ -57,6 +57,8 @@ class JudgeReply:
     text: str
     finish_reason: str | None = None
     stop_reason: str | None = None
+    # vLLM-style servers always send `stop_reason` (null on a natural end); then nothing needs inferring.
+    stop_reason_reported: bool = False
     attempts: int = 1
     stopped_early: bool = False
     seconds: float = 0.0
@@ -219,6 +221,7 @@ class JudgeClient:
                 text=text,
                 finish_reason=choice.get("finish_reason"),
                 stop_reason=stop_reason if isinstance(stop_reason, str) else None,
+                stop_reason_reported="stop_reason" in choice,
             )
 
         async def call_stream() -> JudgeReply:
@@ -278,10 +281,12 @@ class JudgeClient:
             not verdict.malicious
             and self.config.early_stop == "stop"
             and reply.finish_reason == "stop"
+            and not reply.stop_reason_reported
             and (code is None or expl is None)
         ):
             # Ended on a stop string before writing a missing verdict: only a TRUE verdict can do that, since a
-            # natural end writes both lines. Which one: the first line not yet written.
+            # natural end writes both lines. Which one: the first line not yet written. Only for servers that do
+            # not report stop_reason: with it, a null stop_reason is a natural end and a garbled reply stays unparsed.
             if code is None:
                 code = True
             else:
