@@ -133,6 +133,14 @@ class Controller:
             self.queue.forget(key)
             self.metrics.forget_run(*key)
             return
+        current = self.bodies.get(key)
+        rv = body.get("metadata", {}).get("resourceVersion")
+        if (
+            current is not None
+            and rv is not None
+            and current.get("metadata", {}).get("resourceVersion") == rv
+        ):
+            return  # the echo of our own status write: that version was decided on already
         # kopf never mutates an event's parsed body (only daemons' live bodies), and neither do we: keep it.
         self._remember(key, dict(body))
         self.queue.add(key)
