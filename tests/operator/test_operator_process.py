@@ -157,13 +157,15 @@ def test_stuck_pending_fails_with_the_reason(
     scenario.outcomes[("init", 1)] = Outcome(result, pending_age=28)  # type: ignore[arg-type]
     operator.start()
     cluster.create_run(tiny_run("stuck", pendingTimeoutSeconds=30))
-    since = cluster.wait_for(
-        lambda: metric_value(
+
+    def pending_since() -> float | None:
+        # Before the pods exist the gauge holds the Job's start; then the oldest pending pod's creation (28 s ago).
+        value = metric_value(
             operator.metrics(), "purpcode_stage_pending_since_timestamp_seconds", run="stuck"
-        ),
-        what="pending gauge",
-    )
-    assert time.time() - since >= 27  # the pods' own creation time (28 s ago), not when the operator noticed
+        )
+        return value if value is not None and time.time() - value >= 27 else None
+
+    cluster.wait_for(pending_since, what="pending gauge at the pods' creation time")
     run = cluster.wait_phase("stuck", "Failed", timeout=30)
     assert (
         metric_value(operator.metrics(), "purpcode_stage_pending_since_timestamp_seconds", run="stuck")
