@@ -186,11 +186,11 @@ def test_transformers_generation_on_gpu(gpu_model_dir: Path) -> None:
     from purpcode_operator.api import GenerationSpec
 
     spec = GenerationSpec(backend="transformers", max_new_tokens=32, batch_size=8, temperature=1.0)
-    backend = get_backend(spec, str(gpu_model_dir), seed=3)
+    backend = get_backend(spec, str(gpu_model_dir), seed=3, gpus=1)  # the stage was given a GPU
     assert isinstance(backend, TransformersBackend) and backend.device.startswith("cuda")
     convs = [[{"role": "user", "content": f"Write function number {i}."}] for i in range(10)]
     out = backend.generate(convs, n=2)
     assert len(out) == 10 and all(len(o) == 2 and all(isinstance(t, str) for t in o) for o in out)
-    again = get_backend(spec, str(gpu_model_dir), seed=3).generate(convs, n=2)
+    again = get_backend(spec, str(gpu_model_dir), seed=3, gpus=1).generate(convs, n=2)
     assert again == out  # same seed, same batches: same samples
     print(json.dumps({"check": "generation-gpu", "completions": backend.stats.completions}))
