@@ -96,9 +96,11 @@ def run_once(
             deepspeed=None,
             assistant_masks=has_generation_markers(tokenizer),
             gpu=gpu,
+            logging_steps=args.ours_logging_steps,
         )
         metrics = StageMetrics(out, run="bench", stage="ruleLearning", registry=CollectorRegistry())
-        trainer = build_trainer(model, tokenizer, dataset, cfg, callbacks=[MetricsCallback(metrics)])
+        callbacks = [] if args.no_callback else [MetricsCallback(metrics)]
+        trainer = build_trainer(model, tokenizer, dataset, cfg, callbacks=callbacks)
         run = lambda: train_with_resume(trainer)  # noqa: E731
     else:
         extra = {
@@ -116,6 +118,7 @@ def run_once(
             per_device_train_batch_size=spec.per_device_batch_size,
             gradient_accumulation_steps=1,
             save_strategy="no",
+            logging_steps=args.plain_logging_steps,
             report_to=[],
             seed=666,
             completion_only_loss=True,
@@ -153,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each kind (alternating)")
     parser.add_argument("--grad-ckpt", action="store_true", help="activation checkpointing in both runs")
+    parser.add_argument("--ours-logging-steps", type=int, default=1, help="our stage logs every step")
+    parser.add_argument("--plain-logging-steps", type=int, default=10, help="TRL's default")
+    parser.add_argument("--no-callback", action="store_true", help="our path without the MetricsCallback")
     parser.add_argument(
         "--threads",
         type=int,
