@@ -26,7 +26,8 @@ CATEGORIES = ["purpcode"]
 STAGE_NAMES: tuple[str, ...] = ("synthesis", "ruleLearning", "rl", "evaluation")
 
 _QUANTITY = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# RFC 1035 label: the run's Services are named after it (`<run>-sandbox`), and Service names must start with a letter.
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_RUN_NAME = 40  # children are named <run>-<stage>-...; Job pods add suffixes; labels cap at 63
 
 
@@ -731,7 +732,7 @@ class ObjectMeta(ApiModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str = Field(description="Run name: a DNS label of at most 40 characters.")
+    name: str = Field(description="Run name: a DNS label of at most 40 characters that starts with a letter.")
     namespace: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
@@ -742,7 +743,7 @@ class ObjectMeta(ApiModel):
         if len(v) > MAX_RUN_NAME or not _DNS_LABEL.match(v):
             raise ValueError(
                 f"must be a DNS label of at most {MAX_RUN_NAME} characters: lower-case letters, digits and '-', "
-                "starting and ending with a letter or digit"
+                "starting with a letter and ending with a letter or digit (the run's Services are named after it)"
             )
         return v
 

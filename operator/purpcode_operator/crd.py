@@ -127,7 +127,11 @@ def build_crd() -> dict[str, Any]:
             {
                 "rule": f"size(self.metadata.name) <= {api.MAX_RUN_NAME}",
                 "message": f"metadata.name must be at most {api.MAX_RUN_NAME} characters (child objects add suffixes)",
-            }
+            },
+            {
+                "rule": "self.metadata.name.matches('^[a-z]')",
+                "message": "metadata.name must start with a letter (the run's Services are named after it)",
+            },
         ],
     }
     _check_structural(root)

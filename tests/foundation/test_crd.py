@@ -155,6 +155,7 @@ CEL_CASES = [
     ),
     ("ReadWriteMany", "spec", lambda d: d["spec"]["storage"].update(accessMode="ReadWriteOnce")),
     ("at most 40 characters", "", lambda d: d["metadata"].update(name="x" * 41)),
+    ("must start with a letter", "", lambda d: d["metadata"].update(name="1run")),
 ]
 
 

@@ -67,6 +67,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("absolute-model-path", with_("spec.model.path", "/etc/passwd"), "spec.model.path", "relative"),
     ("bad-run-name", with_("metadata.name", "My_Run"), "metadata.name", "DNS label"),
     ("long-run-name", with_("metadata.name", "a" * 41), "metadata.name", "at most 40"),
+    ("run-name-starts-with-digit", with_("metadata.name", "1run"), "metadata.name", "starting with a letter"),
     ("wrong-kind", with_("kind", "Job"), "kind", "must be one of"),
     ("wrong-api-version", with_("apiVersion", "purpcode.dev/v1"), "apiVersion", "must be one of"),
     (
