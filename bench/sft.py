@@ -9,6 +9,7 @@ other work the wall-clock figure swings with the load, the CPU-time one measures
 
     python bench/sft.py                       # tiny random model on CPU (built locally, offline)
     python bench/sft.py --model /path/to/Qwen2.5-0.5B-Instruct --steps 50 --seq 2048   # a real model (GPU)
+    python bench/sft.py --model DIR --first ours --profile  # to chase the GPU gap in docs/gpu.md
 """
 
 from __future__ import annotations
@@ -131,7 +132,10 @@ def run_once(
         trainer = SFTTrainer(model=model, args=cfg, train_dataset=dataset, processing_class=tokenizer)
         run = trainer.train  # noqa: E731
     start, cpu0 = time.perf_counter(), time.process_time()
-    result = run()
+    if args.profile:
+        result = profiled(run, kind)
+    else:
+        result = run()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     tokens = float(trainer._total_train_tokens)  # TRL's count of tokens fed to the model (all ranks)
     return {
@@ -147,6 +151,24 @@ def run_once(
     }
 
 
+def profiled(run: Any, kind: str) -> Any:
+    """Run under torch.profiler and print the ops that took the most CPU and device time (to find a gap)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        result = run()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15, max_name_column_width=60)
+    print(f"--- profile: {kind} (by self CPU time)\n{table}", flush=True)
+    if torch.cuda.is_available():
+        table = prof.key_averages().table(
+            sort_by="self_cuda_time_total", row_limit=10, max_name_column_width=60
+        )
+        print(f"--- profile: {kind} (by self device time)\n{table}", flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model directory (default: build the tiny random model)")
@@ -159,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours-logging-steps", type=int, default=1, help="our stage logs every step")
     parser.add_argument("--plain-logging-steps", type=int, default=10, help="TRL's default")
     parser.add_argument("--no-callback", action="store_true", help="our path without the MetricsCallback")
+    parser.add_argument("--first", choices=("plain", "ours"), default="plain", help="which kind runs first")
+    parser.add_argument("--profile", action="store_true", help="print torch.profiler tables for every run")
     parser.add_argument(
         "--threads",
         type=int,
@@ -181,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         records = make_records(args.examples, seed=666)
         runs: dict[str, list[dict[str, Any]]] = {"plain": [], "ours": []}
         for i in range(args.repeats):
-            for kind in ("plain", "ours"):
+            for kind in ("plain", "ours") if args.first == "plain" else ("ours", "plain"):
                 r = run_once(kind, model, records, args, work / f"r{i}")
                 runs[kind].append(r)
                 print(json.dumps(r), flush=True)
