@@ -88,6 +88,17 @@ def interpreter_paths(python: str) -> list[str]:
     return [p for p in result if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in result)]
 
 
+# Read-only binds under /tmp (an interpreter or virtualenv there, e.g. a CI checkout in /tmp) would be hidden by the
+# jail's own /tmp and by each execution's fresh /tmp tmpfs: they are also bound here, outside /tmp, and each
+# execution binds them back over its new /tmp (see zygote `_setup_mounts`).
+KEEP_DIR = "/.purpcode-keep"
+
+
+def kept_binds(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """(stash, path) for each read-only bind that a /tmp tmpfs would hide."""
+    return [(f"{KEEP_DIR}/{i}", p) for i, p in enumerate(paths) if p == "/tmp" or p.startswith("/tmp/")]
+
+
 def _data_fd(text: str) -> int:
     r, w = os.pipe()
     os.write(w, text.encode())
@@ -113,9 +124,13 @@ def bwrap_argv(cfg: JailConfig, cgroups: CgroupPlan, data_fds: tuple[int, int]) 
     for path in _ETC_FILES:
         argv += ["--ro-bind-try", path, path]
     argv += ["--ro-bind-data", str(passwd_fd), "/etc/passwd", "--ro-bind-data", str(group_fd), "/etc/group"]
-    for path in [*cfg.interpreter_paths, *cfg.extra_ro_binds]:
+    binds = [*cfg.interpreter_paths, *cfg.extra_ro_binds]
+    argv += ["--tmpfs", "/tmp"]  # before the binds, so a bind under /tmp lands on top of it
+    for path in binds:
         argv += ["--ro-bind", path, path]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--dir", WORK_DIR]
+    for stash, path in kept_binds(binds):
+        argv += ["--ro-bind", path, stash]
+    argv += ["--proc", "/proc", "--dev", "/dev", "--dir", WORK_DIR]
     for ctrl in cgroups.controllers:
         argv += ["--bind", str(ctrl.host_path), ctrl.jail_path]
     argv += ["--remount-ro", "/", "--chdir", "/"]
@@ -175,6 +190,7 @@ class Zygote:
             "python": cfg.python,
             "cgroups": self.cgroups.zygote_config(),
             "cgroup_procs_file": self.cgroups.procs_file,
+            "keep_binds": kept_binds([*cfg.interpreter_paths, *cfg.extra_ro_binds]),
         }
         argv = bwrap_argv(cfg, self.cgroups, (passwd_fd, group_fd))
         argv += [cfg.python, "-I", "-c", zygote_source(), json.dumps(zcfg)]

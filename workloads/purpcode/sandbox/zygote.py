@@ -563,6 +563,11 @@ def _setup_mounts(cfg, job):
     opts = f"size={size}m,nr_inodes={cfg['tmpfs_inodes']},mode=0755,uid=0,gid=0"
     mount("tmpfs", cfg["work_dir"], "tmpfs", MS_NOSUID | MS_NODEV, opts)
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts.replace("mode=0755", "mode=1777"))
+    # Read-only binds that lived under /tmp (the interpreter's virtualenv, say) come back over the new /tmp.
+    for stash, path in cfg.get("keep_binds", ()):
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        mount(stash, path, None, MS_BIND | MS_REC)
+        mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     # The jail's /dev is one tmpfs for all executions: read-only here (device nodes stay usable), with a
     # private /dev/shm and a private devpts instance, so no file or pty is shared between executions.
     try:
