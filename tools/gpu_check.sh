@@ -3,7 +3,7 @@
 #
 # Usage, from the repo root on the GPU machine: `bash tools/gpu_check.sh [pytest args]`. Wheels for what the image
 # lacks are taken from .whl/ when present (pip downloads them on a machine with an index:
-# trl datasets deepspeed transformers tokenizers pydantic fastapi uvicorn bandit ... see docs/gpu.md); on the
+# the list is in docs/gpu.md); on the
 # project's trainer image nothing is installed and the tests run as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
