@@ -2,9 +2,8 @@
 # The GPU checks (tests/gpu) on a bare CUDA machine whose Python has torch but not the project's other packages.
 #
 # Usage, from the repo root on the GPU machine: `bash tools/gpu_check.sh [pytest args]`. Wheels for what the image
-# lacks are taken from .whl/ when present (pip downloads them on a machine with an index:
-# the list is in docs/gpu.md); on the
-# project's trainer image nothing is installed and the tests run as they are.
+# lacks are taken from .whl/ when present (downloaded on a machine with an index; the list is in docs/gpu.md). On
+# the project's trainer image nothing is installed and the tests run as they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if compgen -G ".whl/*.whl" >/dev/null; then
