@@ -9,7 +9,8 @@ other work the wall-clock figure swings with the load, the CPU-time one measures
 
     python bench/sft.py                       # tiny random model on CPU (built locally, offline)
     python bench/sft.py --model /path/to/Qwen2.5-0.5B-Instruct --steps 50 --seq 2048   # a real model (GPU)
-    python bench/sft.py --model DIR --first ours --profile  # to chase the GPU gap in docs/gpu.md
+    python bench/sft.py --model DIR --first ours --profile  # torch.profiler tables of every run
+    python bench/sft.py --final-checkpoint   # include our stage's last-step checkpoint in the timed run
 """
 
 from __future__ import annotations
@@ -99,6 +100,13 @@ def run_once(
             gpu=gpu,
             logging_steps=args.ours_logging_steps,
         )
+        if not args.final_checkpoint:
+            # The stage saves a checkpoint at its last step (save_strategy "steps" does, whatever save_steps is), so
+            # a restart after training never retrains; that write (weights + optimizer state) is not the training
+            # loop this bench compares, and on a GPU it was most of a short run's time.
+            from transformers.trainer_utils import SaveStrategy
+
+            cfg.save_strategy = SaveStrategy.NO
         metrics = StageMetrics(out, run="bench", stage="ruleLearning", registry=CollectorRegistry())
         callbacks = [] if args.no_callback else [MetricsCallback(metrics)]
         trainer = build_trainer(model, tokenizer, dataset, cfg, callbacks=callbacks)
@@ -181,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours-logging-steps", type=int, default=1, help="our stage logs every step")
     parser.add_argument("--plain-logging-steps", type=int, default=10, help="TRL's default")
     parser.add_argument("--no-callback", action="store_true", help="our path without the MetricsCallback")
+    parser.add_argument(
+        "--final-checkpoint",
+        action="store_true",
+        help="keep our stage's checkpoint at the last step inside the timed run (plain TRL saves none)",
+    )
     parser.add_argument("--first", choices=("plain", "ours"), default="plain", help="which kind runs first")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables for every run")
     parser.add_argument(
