@@ -309,9 +309,13 @@ def test_create_failure_sets_ready_false_then_recovers(
 
     cluster.wait_for(refused, what="Ready=False CreateFailed")
     assert cluster.jobs("quota") == []
-    assert reasons(cluster, "quota")["CreateFailed"] >= 1
-    assert metric_value(
-        operator.metrics(), "controller_runtime_reconcile_errors_total", controller="purpcoderun"
+    # The event and the error count follow the status write: wait for them rather than race them.
+    cluster.wait_for(lambda: reasons(cluster, "quota")["CreateFailed"] >= 1, what="a CreateFailed event")
+    cluster.wait_for(
+        lambda: metric_value(
+            operator.metrics(), "controller_runtime_reconcile_errors_total", controller="purpcoderun"
+        ),
+        what="a counted reconcile error",
     )
     refuse["on"] = False
     run = cluster.wait_phase("quota", "Succeeded", timeout=60)
