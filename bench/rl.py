@@ -68,7 +68,7 @@ def run(kind: str, ctx: dict[str, Any], steps: int, work: Path) -> dict[str, Any
     torch.manual_seed(0)
     cfg, spec, data, tok, runner = ctx["cfg"], ctx["spec"], ctx["data"], ctx["tok"], ctx["runner"]
     args = build_grpo_config(cfg, spec, work / kind, max_steps=steps + 1, on_gpu=ctx["on_gpu"])
-    args.save_strategy = "no"
+    args.save_strategy = "no"  # all kinds: plain TRL would write an untimed checkpoint at its last step
     args.shuffle_dataset = False  # plain TRL then walks the prompts in the order our stream does (epoch 0)
     timer = _timer_callback()
     reward_seconds: list[float] = []

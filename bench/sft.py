@@ -1,16 +1,20 @@
 """Tokens/s of our SFT path against a plain TRL SFTTrainer, same model and data, in one process.
 
-Our path = `purpcode.rule_learning.sft` config + trainer builder, the `MetricsCallback` feeding StageMetrics
-(metrics.jsonl + Prometheus gauges, logging every step) and `train_with_resume`. The baseline = `trl.SFTTrainer`
-with the same hyper-parameters and TRL's own defaults otherwise (logging every 10 steps, no callbacks). Runs
-alternate (baseline, ours, baseline, ours, ...) and the medians are compared; the goal is ratio >= 0.95.
+Our path = exactly what the rule-learning stage trains with: `purpcode.rule_learning.sft` config, callbacks
+(`sft_callbacks`: the `MetricsCallback` feeding StageMetrics, i.e. metrics.jsonl + Prometheus gauges logging every
+step, and `SkipFinalCheckpoint`) and trainer builder, run by `train_with_resume`. The baseline = `trl.SFTTrainer`
+with the same hyper-parameters and TRL's own defaults otherwise (logging every 10 steps, no callbacks, no
+checkpoints). Neither run writes a checkpoint (save_steps is beyond the run and our stage writes none at the last
+step); `--final-checkpoint` drops `SkipFinalCheckpoint` to show what the Trainer's last-step checkpoint (weights +
+optimizer state) used to cost. Runs alternate (baseline, ours, baseline, ours, ...) and the medians are compared;
+the goal is ratio >= 0.95.
 Both wall-clock tokens/s and tokens per CPU-second (process time, all threads) are reported: on a CPU shared with
 other work the wall-clock figure swings with the load, the CPU-time one measures what our wrapping costs.
 
     python bench/sft.py                       # tiny random model on CPU (built locally, offline)
     python bench/sft.py --model /path/to/Qwen2.5-0.5B-Instruct --steps 50 --seq 2048   # a real model (GPU)
     python bench/sft.py --model DIR --first ours --profile  # torch.profiler tables of every run
-    python bench/sft.py --final-checkpoint   # include our stage's last-step checkpoint in the timed run
+    python bench/sft.py --final-checkpoint   # ours also writes the Trainer's last-step checkpoint (the old cost)
 """
 
 from __future__ import annotations
@@ -68,9 +72,10 @@ def run_once(
         build_trainer,
         has_generation_markers,
         load_tokenizer,
+        sft_callbacks,
         sft_config,
     )
-    from purpcode.training.callbacks import MetricsCallback
+    from purpcode.training.callbacks import MetricsCallback, SkipFinalCheckpoint
     from purpcode.training.hf import has_gpu, model_init_kwargs, precision_kwargs, train_with_resume
     from purpcode_operator.api import SFTSpec
 
@@ -84,7 +89,7 @@ def run_once(
         per_device_batch_size=args.batch,
         gradient_accumulation_steps=1,
         bf16=gpu,
-        save_steps=10**6,  # neither run checkpoints: the comparison is the training loop
+        save_steps=10**6,  # no periodic checkpoint in the run: the comparison is the training loop
         gradient_checkpointing=args.grad_ckpt,
     )
     tokenizer = load_tokenizer(model)
@@ -100,15 +105,13 @@ def run_once(
             gpu=gpu,
             logging_steps=args.ours_logging_steps,
         )
-        if not args.final_checkpoint:
-            # The stage saves a checkpoint at its last step (save_strategy "steps" does, whatever save_steps is), so
-            # a restart after training never retrains; that write (weights + optimizer state) is not the training
-            # loop this bench compares, and on a GPU it was most of a short run's time.
-            from transformers.trainer_utils import SaveStrategy
-
-            cfg.save_strategy = SaveStrategy.NO
         metrics = StageMetrics(out, run="bench", stage="ruleLearning", registry=CollectorRegistry())
-        callbacks = [] if args.no_callback else [MetricsCallback(metrics)]
+        callbacks = [
+            c
+            for c in sft_callbacks(metrics, extra={"phase": "sft"})
+            if not (args.no_callback and isinstance(c, MetricsCallback))
+            and not (args.final_checkpoint and isinstance(c, SkipFinalCheckpoint))
+        ]
         trainer = build_trainer(model, tokenizer, dataset, cfg, callbacks=callbacks)
         run = lambda: train_with_resume(trainer)  # noqa: E731
     else:
@@ -192,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--final-checkpoint",
         action="store_true",
-        help="keep our stage's checkpoint at the last step inside the timed run (plain TRL saves none)",
+        help="our run without SkipFinalCheckpoint: the Trainer's full last-step checkpoint inside the timed run "
+        "(what the stage wrote before; plain TRL saves none)",
     )
     parser.add_argument("--first", choices=("plain", "ours"), default="plain", help="which kind runs first")
     parser.add_argument("--profile", action="store_true", help="print torch.profiler tables for every run")

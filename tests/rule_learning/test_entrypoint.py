@@ -62,7 +62,8 @@ def test_tiny_cpu_sample_end_to_end(tmp_path: Path, tiny_model_dir: Path, fake_o
     assert all(not s["format_ok"] and s["reward"] == 0.0 for s in samples)  # noise fails the gate
     assert len(read_jsonl(out / "sft.jsonl")) == 6
     assert (out / "model" / "model.safetensors").is_file() and (out / "_SUCCESS").is_file()
-    assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["checkpoint-2", "checkpoint-4"]
+    # saveSteps 2 of maxSteps 4: the periodic checkpoint only; the last step's state is the final model
+    assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["checkpoint-2"]
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -134,10 +135,14 @@ def test_killed_during_sft_resumes_from_the_newest_complete_checkpoint(
     steps_after = [r["step"] for r in records[len(first) :] if r.get("phase") == "sft" and "loss" in r]
     # the restart trains exactly the steps after the checkpoint: the counter continues, nothing is redone or lost
     assert steps_after == list(range(resume_step + 1, max_steps + 1))
-    state = json.loads((ckpts / f"checkpoint-{max_steps}" / "trainer_state.json").read_text())
-    assert state["global_step"] == max_steps
+    # checkpoints every 2 steps up to the last periodic one; none at the last step (model/ is saved instead)
+    names = [c.name for c in list_checkpoints(ckpts)]
+    assert names == [f"checkpoint-{s}" for s in range(2, max_steps, 2)]
+    state = json.loads((ckpts / f"checkpoint-{max_steps - 2}" / "trainer_state.json").read_text())
+    assert state["global_step"] == max_steps - 2
     logged = [h["step"] for h in state["log_history"] if "loss" in h]
-    assert logged == list(range(1, max_steps + 1))
+    assert logged == list(range(1, max_steps - 1))
+    assert (out / "model" / "model.safetensors").is_file()
     assert set(steps_before) >= set(range(1, resume_step + 1))
     assert json.loads((out / "_SUCCESS").read_text())["global_step"] == max_steps
 
@@ -158,8 +163,9 @@ def test_deepspeed_zero3_step_on_cpu(tmp_path: Path, tiny_model_dir: Path) -> No
     run_ok(entry(write_config(cfg, tmp_path / "config.json")), timeout=500)
     ds = json.loads((out / "ds_config.json").read_text())
     assert ds["zero_optimization"]["stage"] == 3
-    ckpt = out / "checkpoints" / "checkpoint-2"
-    assert (ckpt / "latest").read_text().strip() == "global_step2" and is_complete_checkpoint(ckpt)
+    ckpt = out / "checkpoints" / "checkpoint-1"  # saveSteps 1; none at the last step (model/ instead)
+    assert (ckpt / "latest").read_text().strip() == "global_step1" and is_complete_checkpoint(ckpt)
+    assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["checkpoint-1"]
     assert (
         out / "model" / "model.safetensors"
     ).stat().st_size > 100_000  # gathered 16-bit weights, not a stub

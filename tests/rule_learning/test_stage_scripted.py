@@ -149,7 +149,9 @@ def test_model_checkpoints_metrics_and_success(finished: dict[str, Any]) -> None
     assert (model / "tokenizer.json").is_file() or (model / "tokenizer_config.json").is_file()
     card = (model / "README.md").read_text()
     assert "base_model: tiny-random" in card and "sft/codesec" in card and '"maxSteps": 2' in card
-    assert (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file()
+    # saveSteps 1, maxSteps 2: a checkpoint at step 1, none at the last step (model/ is saved instead)
+    assert (out / "checkpoints" / "checkpoint-1" / "trainer_state.json").is_file()
+    assert not (out / "checkpoints" / "checkpoint-2").exists()
     assert finished["summary"]["global_step"] == 2 and finished["summary"]["sft_examples"] == 6
     assert json.loads((out / "_SUCCESS").read_text())["kept"] == 8
 

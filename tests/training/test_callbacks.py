@@ -1,4 +1,5 @@
-"""MetricsCallback: Trainer log events -> StageMetrics records (loss, lr, tokens/s, step time), main rank only."""
+"""MetricsCallback: Trainer log events -> StageMetrics records (loss, lr, tokens/s, step time), main rank only.
+SkipFinalCheckpoint: no full checkpoint at the last step, periodic ones kept."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
-from transformers import TrainerControl, TrainerState, TrainingArguments
+from transformers import DefaultFlowCallback, TrainerControl, TrainerState, TrainingArguments
 
 from purpcode.metrics import StageMetrics, read_metrics
-from purpcode.training.callbacks import MetricsCallback
+from purpcode.training.callbacks import MetricsCallback, SkipFinalCheckpoint
 
 
 @pytest.fixture
@@ -69,3 +70,25 @@ def test_other_ranks_write_nothing(tmp_path: Path, args: TrainingArguments) -> N
     cb.on_log(args, state, TrainerControl(), logs={"loss": 0.5})
     MetricsCallback(None).on_log(args, TrainerState(), TrainerControl(), logs={"loss": 0.5})
     assert read_metrics(tmp_path / "metrics.jsonl") == []
+
+
+@pytest.mark.parametrize("max_steps", [7, 6])
+def test_skip_final_checkpoint_keeps_periodic_saves_only(tmp_path: Path, max_steps: int) -> None:
+    """After DefaultFlowCallback (save_strategy steps, save_steps 3): saves at 3 and 6 except at the last step."""
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "o"), use_cpu=True, report_to=[], save_strategy="steps", save_steps=3
+    )
+    flow, skip = DefaultFlowCallback(), SkipFinalCheckpoint()
+    state = TrainerState(max_steps=max_steps, save_steps=3, logging_steps=1, eval_steps=3)
+    saved_with, saved_without = [], []
+    for step in range(1, max_steps + 1):
+        state.global_step = step
+        control = flow.on_step_end(args, state, TrainerControl())
+        if control.should_save:
+            saved_without.append(step)
+        skip.on_step_end(args, state, control)
+        if control.should_save:
+            saved_with.append(step)
+        assert control.should_training_stop == (step == max_steps)  # the stop itself is left alone
+    assert saved_without == sorted({3, 6, max_steps})  # the Trainer alone also saves at the last step
+    assert saved_with == [s for s in (3, 6) if s < max_steps]

@@ -1,6 +1,7 @@
 """Run the RL stage: data, reward, trainer, resume, validation, final model, `_SUCCESS`.
 
-Outputs in `--out`: `checkpoints/` (every saveSteps; the newest complete one is resumed after a restart),
+Outputs in `--out`: `checkpoints/` (every saveSteps, none at the step training ends since `model/` follows at
+once; the newest complete one is resumed after a restart),
 `model/` (final weights in safetensors + tokenizer + model card), `metrics.jsonl`, `validation.jsonl` and
 `validation/`, `data_summary.json`, `sampling_state.json`, and `_SUCCESS` last.
 """
@@ -44,7 +45,7 @@ def run_stage(
     from purpcode.rl.config import build_grpo_config, plan_max_steps
     from purpcode.rl.trainer import PurpCodeGRPOTrainer, StopWhenExhausted, write_state_snapshot
     from purpcode.rl.validation import ValidationCallback, truncate_jsonl_after
-    from purpcode.training.callbacks import MetricsCallback
+    from purpcode.training.callbacks import MetricsCallback, SkipFinalCheckpoint
     from purpcode.training.checkpoints import (
         checkpoint_step,
         discard_incomplete_checkpoints,
@@ -125,7 +126,8 @@ def run_stage(
             zero_variance_std=spec.zero_variance_std,
             stage_metrics=metrics,
             scores_of=lambda: last_scores(reward),
-            callbacks=[MetricsCallback(metrics, extra={"phase": "train"})],
+            # No full checkpoint at the last step: model/ is saved right after training.
+            callbacks=[MetricsCallback(metrics, extra={"phase": "train"}), SkipFinalCheckpoint()],
         )
         trainer.add_callback(StopWhenExhausted(trainer))
         trainer.add_callback(

@@ -498,7 +498,11 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
 
 
 class StopWhenExhausted(TrainerCallback):
-    """End training when the prompt stream cannot fill another step (epoch budget spent)."""
+    """End training when the prompt stream cannot fill another step (epoch budget spent).
+
+    That step is the last one, so like `SkipFinalCheckpoint` at max_steps it writes no full checkpoint (even at a
+    multiple of saveSteps): the stage saves the final model right after. Add it after the default callbacks.
+    """
 
     def __init__(self, trainer: PurpCodeGRPOTrainer) -> None:
         self.trainer = trainer
@@ -510,7 +514,7 @@ class StopWhenExhausted(TrainerCallback):
         if remaining is not None and remaining < self.trainer.accelerator.num_processes:
             log.info("prompt budget spent after step %d: stopping", state.global_step)
             control.should_training_stop = True
-            control.should_save = True
+            control.should_save = False
 
 
 def write_state_snapshot(path: str | os.PathLike[str], trainer: PurpCodeGRPOTrainer) -> None:

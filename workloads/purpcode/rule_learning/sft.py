@@ -13,9 +13,12 @@ import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from purpcode_operator.api import SFTSpec
+
+if TYPE_CHECKING:
+    from purpcode.metrics import StageMetrics
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +85,11 @@ def sft_config(
     gpu: bool | None = None,
     logging_steps: int = 1,
 ) -> Any:
-    """The `trl.SFTConfig` for a spec (checkpoints every `save_steps`, no external reporters)."""
+    """The `trl.SFTConfig` for a spec (checkpoints every `save_steps`, no external reporters).
+
+    Train with `sft_callbacks(...)`: with save_strategy "steps" the Trainer alone would also write a full
+    checkpoint at the last step, which the stage does not need (it saves the final model).
+    """
     from trl import SFTConfig
 
     from purpcode.training.hf import model_init_kwargs, precision_kwargs
@@ -123,6 +130,17 @@ def sft_config(
         disable_tqdm=True,
         **extra,
     )
+
+
+def sft_callbacks(metrics: StageMetrics | None, *, extra: dict[str, Any] | None = None) -> list[Any]:
+    """The callbacks the stage trains with (the bench uses the same list).
+
+    `MetricsCallback` feeds StageMetrics (`metrics` is None off the main rank); `SkipFinalCheckpoint` drops the
+    Trainer's full checkpoint at the last step, since the stage saves the final model right after.
+    """
+    from purpcode.training.callbacks import MetricsCallback, SkipFinalCheckpoint
+
+    return [MetricsCallback(metrics, extra=extra), SkipFinalCheckpoint()]
 
 
 def build_trainer(

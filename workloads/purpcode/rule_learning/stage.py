@@ -1,8 +1,8 @@
 """Rule learning, end to end: prompt mix -> teacher sampling -> oracle rejection -> best-of-N -> SFT -> model.
 
 Each phase leaves a file that lets a restarted pod skip it: `samples.done.json` (sampling), `sft.jsonl` and
-`easy_ids.json` (selection), `checkpoints/checkpoint-N` (SFT, resumed from the newest complete one), `model/`, and
-`_SUCCESS` last. Under torchrun only rank 0 samples and selects (the other ranks wait for its files on the shared
+`easy_ids.json` (selection), `checkpoints/checkpoint-N` (SFT, every saveSteps but not at the last step; resumed
+from the newest complete one), `model/`, and `_SUCCESS` last. Under torchrun only rank 0 samples and selects (the other ranks wait for its files on the shared
 volume); every rank trains.
 """
 
@@ -298,9 +298,9 @@ def run_sft(
         fit_to_length,
         has_generation_markers,
         load_tokenizer,
+        sft_callbacks,
         sft_config,
     )
-    from purpcode.training.callbacks import MetricsCallback
     from purpcode.training.distributed import cleanup, ensure_launcher_env
     from purpcode.training.ds_config import deepspeed_config, write_config
     from purpcode.training.hf import has_gpu, save_final_model, train_with_resume
@@ -338,7 +338,7 @@ def run_sft(
         tokenizer,
         build_dataset(records),
         config,
-        callbacks=[MetricsCallback(metrics if env.is_main else None, extra={"phase": "sft"})],
+        callbacks=sft_callbacks(metrics if env.is_main else None, extra={"phase": "sft"}),
     )
     try:
         result = train_with_resume(trainer)

@@ -11,7 +11,8 @@ Import the submodules directly; this package imports nothing heavy.
 - `purpcode.training.ds_config` (no torch): `deepspeed_config(spec, on_gpu=)` -> dict for
   `TrainingArguments(deepspeed=...)` or None; the shipped files are in `purpcode/training/deepspeed/`.
 - `purpcode.training.callbacks`: `MetricsCallback(stage_metrics)` -> loss, learning rate, grad norm, tokens/s,
-  step seconds into `purpcode.metrics.StageMetrics` (Prometheus + metrics.jsonl).
+  step seconds into `purpcode.metrics.StageMetrics` (Prometheus + metrics.jsonl); `SkipFinalCheckpoint()` -> no
+  full checkpoint at the last step (the stage saves the final model right after; periodic ones are kept).
 - `purpcode.training.distributed` (no torch at import): `dist_env()` (rank/local rank/world size from torchrun's
   variables), `ensure_launcher_env()` (one-process world for DeepSpeed without a launcher), `barrier()`,
   `cleanup()`.
@@ -23,7 +24,8 @@ Typical use in a stage::
     if ds := deepspeed_config(spec.deepspeed, on_gpu=has_gpu()):
         ensure_launcher_env()
     args = SFTConfig(output_dir=out / "checkpoints", deepspeed=ds, **precision_kwargs(spec.bf16), ...)
-    trainer = SFTTrainer(model=path, args=args, callbacks=[MetricsCallback(metrics if env.is_main else None)])
+    callbacks = [MetricsCallback(metrics if env.is_main else None), SkipFinalCheckpoint()]
+    trainer = SFTTrainer(model=path, args=args, callbacks=callbacks)
     train_with_resume(trainer)
     save_final_model(trainer, out / "model", tokenizer=tok, card={...})
     cleanup()

@@ -112,3 +112,25 @@ class MetricsCallback(TrainerCallback):
         record = self.record(logs, state)
         if self.metrics is not None and state.is_world_process_zero:
             self.metrics.log(int(state.global_step), **record)
+
+
+class SkipFinalCheckpoint(TrainerCallback):
+    """Do not write a full checkpoint at the last training step: the stage saves the final model right after.
+
+    With `save_strategy="steps"` the HF Trainer's DefaultFlowCallback asks for a checkpoint at the last step
+    whatever `save_steps` is. That checkpoint (weights + optimizer state: ~12 extra bytes per parameter for Adam,
+    the whole partitioned state under ZeRO-3) is never read when the stage goes on to save the final model
+    (safetensors + tokenizer + card), and on a GPU it was most of a short run's time. Periodic checkpoints at the
+    other multiples of `save_steps` are kept. Resuming is unchanged: a pod killed after the last step but before
+    the final save resumes from the newest periodic checkpoint and loses at most `save_steps` steps, as for any
+    kill.
+
+    It must run after DefaultFlowCallback: pass it in the Trainer's `callbacks=` (those come after the default
+    ones) or add it with `trainer.add_callback`.
+    """
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if state.max_steps > 0 and state.global_step >= state.max_steps:
+            control.should_save = False
