@@ -88,6 +88,14 @@ class RssSampler(threading.Thread):
             self.stop.wait(0.1)
 
 
+def reconciles_done(metrics: str) -> float:
+    """Finished reconciles, whatever their result (a reconcile that schedules a timer ends as requeue_after)."""
+    return sum(
+        metric_value(metrics, "controller_runtime_reconcile_total", controller="purpcoderun", result=r) or 0.0
+        for r in ("success", "requeue_after", "error")
+    )
+
+
 def measure(n: int, workers: int, timeout: float, concurrency: int) -> Result:
     with (
         tempfile.TemporaryDirectory(prefix="purpcode-bench-") as tmp,
@@ -96,7 +104,7 @@ def measure(n: int, workers: int, timeout: float, concurrency: int) -> Result:
         op = OperatorProcess(cluster.kubeconfig, Path(tmp), env={"PURPCODE_WORKERS": str(workers)})
         op.start()
         try:
-            before = metric_value(op.metrics(), "controller_runtime_reconcile_total", result="success") or 0.0
+            before = reconciles_done(op.metrics())
             proc = psutil.Process(op.pid)
             me = psutil.Process()
             cpu_before = sum(proc.cpu_times()[:2])
@@ -128,7 +136,7 @@ def measure(n: int, workers: int, timeout: float, concurrency: int) -> Result:
             api_cpu = sum(me.cpu_times()[:2]) - api_cpu_before
             sampler.stop.set()
             sampler.join()
-            after = metric_value(op.metrics(), "controller_runtime_reconcile_total", result="success") or 0.0
+            after = reconciles_done(op.metrics())
             rss = max(sampler.peak, proc.memory_info().rss)
         finally:
             op.stop()

@@ -31,7 +31,7 @@ from .decide import (
     prepare,
     status_changed,
 )
-from .kube import ApiError, KubeClient, gather_errors
+from .kube import ApiError, KubeClient, gather_api, gather_errors
 from .metrics import CONTROLLER, OperatorMetrics
 from .plan import RunPlan
 from .validate import SpecError
@@ -48,7 +48,7 @@ class ReconcileError(Exception):
     """A reconcile could not finish (API errors); the run is retried with backoff."""
 
 
-def _rv(body: Obj) -> int | None:
+def _rv(body: Mapping[str, Any]) -> int | None:
     raw = body.get("metadata", {}).get("resourceVersion")
     return int(raw) if isinstance(raw, str) and raw.isdigit() else None
 
@@ -116,6 +116,9 @@ class Controller:
         self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)
         self.bodies: dict[Key, Obj] = {}
         self._prepared: dict[Key, tuple[str, Any, tuple[api.PurpCodeRun, RunPlan] | None]] = {}
+        # Jobs this process created and decided on in the same reconcile (name -> resourceVersion): their
+        # ADDED watch events carry nothing new, so they do not queue the run again (see _follow_up).
+        self._decided_jobs: dict[Key, dict[str, str]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._active = 0
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
@@ -130,24 +133,35 @@ class Controller:
         if etype == "DELETED":
             self.bodies.pop(key, None)
             self._prepared.pop(key, None)
+            self._decided_jobs.pop(key, None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
             return
         current = self.bodies.get(key)
-        rv = body.get("metadata", {}).get("resourceVersion")
-        if (
-            current is not None
-            and rv is not None
-            and current.get("metadata", {}).get("resourceVersion") == rv
-        ):
-            return  # the echo of our own status write: that version was decided on already
+        if current is not None and current.get("metadata", {}).get("uid") == meta.get("uid"):
+            new_rv, known_rv = _rv(body), _rv(current)
+            if new_rv is not None and known_rv is not None and new_rv <= known_rv:
+                # The echo of our own status write, or an older version arriving after it: what that version
+                # says was decided on already (any later change comes as its own, newer event).
+                return
         # kopf never mutates an event's parsed body (only daemons' live bodies), and neither do we: keep it.
         self._remember(key, dict(body))
         self.queue.add(key)
 
-    def child_event(self, namespace: str | None, run: str | None) -> None:
-        if namespace and run:
-            self.queue.add((namespace, run))
+    def child_event(
+        self, namespace: str | None, run: str | None, job: str | None = None, rv: str | None = None
+    ) -> None:
+        if not (namespace and run):
+            return
+        key = (namespace, run)
+        known = self._decided_jobs.get(key)
+        if known is not None and job is not None and job in known:
+            decided_rv = known.pop(job)
+            if not known:
+                del self._decided_jobs[key]
+            if rv is not None and rv == decided_rv:
+                return  # the watch event of the Job version the run's status was decided on: nothing new
+        self.queue.add(key)
 
     def _remember(self, key: Key, body: Obj) -> None:
         """Keep the newest body we know: a watch event may arrive after our own (newer) status write."""
@@ -259,10 +273,12 @@ class Controller:
             return None
         namespace, name = key
         now = self._clock()
-        decision = decide(body, self.observe(body), now, self.settings, self._prepare(key, body))
+        observed = self.observe(body)
+        prepared = self._prepare(key, body)
+        decision = decide(body, observed, now, self.settings, prepared)
         if decision.status is None:
             return None
-        errors = await gather_errors(
+        created, errors = await gather_api(
             [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in decision.creates]
         )
         if not errors:
@@ -281,6 +297,11 @@ class Controller:
                 body, [EventSpec("Warning", "CreateFailed", message, f"CreateFailed/{digest}")], now
             )
             raise ReconcileError(message)
+        decision, decided_jobs = self._follow_up(body, observed, now, prepared, decision, created)
+        for job_name, job_rv in decided_jobs.items():
+            # Before any await: the Job's watch event may arrive during the writes below. Should they fail, the
+            # run is retried anyway (ReconcileError).
+            self._decided_jobs.setdefault(key, {})[job_name] = job_rv
         await self._post_events(body, decision.events, now)
         if status_changed(body, decision.status):
             assert decision.status is not None
@@ -290,6 +311,53 @@ class Controller:
             await self.client.delete(api.API_VERSION, api.KIND, namespace, name)
             return None
         return decision.requeue_after
+
+    def _follow_up(
+        self,
+        body: Obj,
+        observed: Observed,
+        now: datetime.datetime,
+        prepared: tuple[api.PurpCodeRun, RunPlan] | None,
+        decision: Decision,
+        created: list[Any],
+    ) -> tuple[Decision, dict[str, str]]:
+        """Decide once more on the Jobs this reconcile just created, before the status is written.
+
+        Without it, a new Job's status would be written twice: "attempt started" now, then "pods pending since
+        the Job's creation" when the Job's watch event brings the run back - two writes, two run events for
+        every watcher. The created Jobs (as the API returned them) are what that next reconcile would observe,
+        so the status written here is the one it would write, and it then finds nothing to change. Only an
+        action-free follow-up is merged; anything else is left to the next reconcile, as before. Returns the
+        decision and the merged Jobs' resourceVersions (their own ADDED events then need no reconcile).
+        """
+        jobs = {
+            obj["metadata"]["name"]: trim_job(obj)
+            for obj in created
+            if isinstance(obj, dict) and obj.get("kind") == "Job" and obj.get("metadata", {}).get("name")
+        }
+        if not jobs or decision.status is None or decision.delete_run:
+            return decision, {}
+        seen = Observed(jobs={**observed.jobs, **jobs}, pods=observed.pods, deployments=observed.deployments)
+        follow = decide({**body, "status": decision.status}, seen, now, self.settings, prepared)
+        if follow.status is None or follow.creates or follow.patches or follow.deletes or follow.delete_run:
+            return decision, {}
+        keys = {e.key for e in decision.events}
+        requeues = [r for r in (decision.requeue_after, follow.requeue_after) if r is not None]
+        merged = Decision(
+            status=follow.status,
+            events=decision.events + [e for e in follow.events if e.key not in keys],
+            requeue_after=min(requeues) if requeues else None,
+            finished=decision.finished + follow.finished,
+            retried=decision.retried + follow.retried,
+        )
+        versions = {
+            obj["metadata"]["name"]: str(obj["metadata"]["resourceVersion"])
+            for obj in created
+            if isinstance(obj, dict)
+            and obj.get("kind") == "Job"
+            and obj.get("metadata", {}).get("resourceVersion") is not None
+        }
+        return merged, {name: rv for name, rv in versions.items() if name in jobs}
 
     async def _write_status(self, key: Key, body: Obj, status: Obj) -> None:
         namespace, name = key

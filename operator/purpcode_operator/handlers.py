@@ -173,7 +173,14 @@ async def _child_event(kwargs: dict[str, Any]) -> None:
 
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(**kwargs: Any) -> None:
-    await _child_event(kwargs)
+    if STATE.controller is not None:
+        meta = kwargs["body"].get("metadata", {})
+        STATE.controller.child_event(
+            kwargs.get("namespace"),
+            (kwargs.get("labels") or {}).get(naming.LABEL_RUN),
+            job=meta.get("name"),
+            rv=meta.get("resourceVersion"),
+        )
 
 
 @kopf.on.event("", "v1", "pods", labels=MANAGED)

@@ -270,9 +270,11 @@ def _write_private(path: str, data: bytes) -> None:
         fh.write(data)
 
 
-async def gather_errors(coros: list[Any]) -> list[ApiError]:
-    """Run API calls concurrently; return the API errors (anything else propagates: it is a bug)."""
+async def gather_api(coros: list[Any]) -> tuple[list[Any], list[ApiError]]:
+    """Run API calls concurrently; return the successful results and the API errors (anything else propagates:
+    it is a bug)."""
     results = await asyncio.gather(*coros, return_exceptions=True)
+    ok: list[Any] = []
     errors: list[ApiError] = []
     for result in results:
         if isinstance(result, ApiError):
@@ -281,4 +283,11 @@ async def gather_errors(coros: list[Any]) -> list[ApiError]:
             errors.append(ApiError(0, type(result).__name__, str(result)))
         elif isinstance(result, BaseException):
             raise result
-    return errors
+        else:
+            ok.append(result)
+    return ok, errors
+
+
+async def gather_errors(coros: list[Any]) -> list[ApiError]:
+    """Run API calls concurrently; return the API errors (anything else propagates: it is a bug)."""
+    return (await gather_api(coros))[1]

@@ -1,0 +1,140 @@
+"""Status writes per transition: one write when a stage's Job is created, and no reconcile for echoes.
+
+Every status write is a watch event for every watcher of the run (kubectl, dashboards, this operator); at hundreds
+of runs they are most of the API traffic. A new attempt is decided on twice in one reconcile (before and after its
+Job exists), so its status is written once; the Job's own ADDED event and the echo of the status write then queue
+nothing. Real changes (a newer Job version) still move the run on.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.fake_cluster import FakeCluster
+from support.job_simulator import JOBS
+from support.operator_process import OperatorProcess, metric_value
+from support.run_specs import tiny_run
+
+from purpcode_operator.config import OperatorConfig
+from purpcode_operator.controller import Controller
+from purpcode_operator.metrics import OperatorMetrics
+
+
+@pytest.fixture
+def still_cluster(tmp_path: Path) -> Iterator[FakeCluster]:
+    """No job simulator: Jobs stay as created until the test changes them."""
+    with FakeCluster(tmp_path, simulate=False) as c:
+        yield c
+
+
+def reconciles(op: OperatorProcess) -> float:
+    text = op.metrics()
+    return sum(
+        metric_value(text, "controller_runtime_reconcile_total", controller="purpcoderun", result=r) or 0.0
+        for r in ("success", "requeue_after", "error")
+    )
+
+
+def run_status_writes(cluster: FakeCluster, log: list[tuple[str, str, int]], run: str) -> int:
+    return sum(1 for action, name, status in log if action == "UPDATE" and name == run and status < 300)
+
+
+def test_a_new_attempt_is_written_once_and_its_job_event_queues_nothing(
+    still_cluster: FakeCluster, tmp_path: Path
+) -> None:
+    cluster = still_cluster
+    log: list[tuple[str, str, int]] = []
+
+    def hook(request: Any, status: int) -> None:
+        if request.resource is not None and request.resource.plural == "purpcoderuns":
+            log.append((str(request.action).rsplit(".", 1)[-1], request.name or "", status))
+
+    cluster.call(lambda: cluster.emulator.request_hooks.append(hook))
+    op = OperatorProcess(cluster.kubeconfig, tmp_path).start()
+    try:
+        cluster.create_run(tiny_run("once"))
+        job = cluster.wait_for(lambda: cluster.jobs("once"), what="the first Job")[0]
+
+        def pending_status() -> dict[str, Any] | None:
+            run = cluster.get_run("once") or {}
+            st = run.get("status", {}).get("stages", {}).get("initialize", {})
+            return run if st.get("pendingSince") else None
+
+        run = cluster.wait_for(pending_status, what="the status saying the pods are pending")
+        # The one write already says what the Job's watch event would have made a second reconcile write.
+        assert run_status_writes(cluster, log, "once") == 1
+        created = datetime.datetime.fromisoformat(job["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
+        since = datetime.datetime.fromisoformat(
+            run["status"]["stages"]["initialize"]["pendingSince"].replace("Z", "+00:00")
+        )
+        assert since == created
+        ready = {c["type"]: c for c in run["status"]["conditions"]}["Ready"]
+        assert (ready["status"], ready["reason"]) == ("False", "PodsPending")
+        # Nothing else happens: the Job's ADDED event and the status echo queue no reconcile, nothing is written.
+        time.sleep(1.5)
+        assert run_status_writes(cluster, log, "once") == 1
+        assert reconciles(op) == 1
+
+        # A real change still moves the run on: the Job completes (a newer version of the same Job).
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        cluster.call(
+            cluster.emulator.replace_status,
+            JOBS,
+            "default",
+            job["metadata"]["name"],
+            {
+                "startTime": now,
+                "completionTime": now,
+                "succeeded": 1,
+                "conditions": [
+                    {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached"},
+                    {"type": "Complete", "status": "True", "reason": "CompletionsReached"},
+                ],
+            },
+        )
+
+        def moved_on() -> dict[str, Any] | None:
+            status = (cluster.get_run("once") or {}).get("status", {})
+            return status if status.get("currentStage") == "synthesis" else None
+
+        status = cluster.wait_for(moved_on, what="the run moving on to synthesis")
+        assert status["stages"]["initialize"]["phase"] == "Succeeded"
+        assert reconciles(op) >= 2
+    finally:
+        op.stop()
+
+
+def test_an_older_or_echoed_run_version_queues_no_reconcile() -> None:
+    controller = Controller(
+        client=None,  # type: ignore[arg-type]  # run_event never calls the API
+        config=OperatorConfig(),
+        metrics=OperatorMetrics(),
+        jobs={},
+        pods={},
+        deployments={},
+    )
+
+    def body(rv: str, uid: str = "u1") -> dict[str, Any]:
+        return {"metadata": {"namespace": "ns", "name": "r", "uid": uid, "resourceVersion": rv}}
+
+    controller.run_event("ADDED", body("5"))
+    assert len(controller.queue) == 1
+    controller.bodies[("ns", "r")] = body("9")  # our own status write returned version 9
+    controller.queue._queued.clear()  # as if a worker took the key and finished
+    for rv in ("9", "7"):  # its echo, and an older event delivered late
+        controller.run_event("MODIFIED", body(rv))
+        assert len(controller.queue) == 0
+        assert controller.bodies[("ns", "r")]["metadata"]["resourceVersion"] == "9"
+    controller.run_event("MODIFIED", body("10"))  # somebody else's change
+    assert len(controller.queue) == 1
+    controller.queue._queued.clear()
+    controller.run_event(
+        "ADDED", body("3", uid="u2")
+    )  # deleted and created again: a new object, lower version
+    assert len(controller.queue) == 1
+    assert controller.bodies[("ns", "r")]["metadata"]["uid"] == "u2"
