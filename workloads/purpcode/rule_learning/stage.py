@@ -46,34 +46,10 @@ def model_path(cfg: StageConfig) -> str:
 
 
 def oracle_runner(cfg: StageConfig) -> Any:
-    """An OracleRunner for the stage's oracle settings and service endpoints."""
-    from purpcode.oracles import JudgeConfig, OracleConfig, OracleRunner
+    """The oracles configured from the stage config (the same reward definition RL uses)."""
+    from purpcode.oracles.from_stage import build_runner
 
-    spec, svc = cfg.oracles, cfg.services
-    config = OracleConfig(
-        analysis_min_chars=spec.format.analysis_min_chars,
-        answer_min_chars=spec.format.answer_min_chars,
-        repeat_substring_length=spec.format.repeat_substring_length,
-        repeat_max_count=spec.format.repeat_max_count,
-        codesec_no_code_reward=spec.codesec_no_code_reward,
-        codesec_min_severity=svc.analyzer.min_severity,
-        correctness_timeout_s=spec.correctness_timeout_seconds,
-        judge_max_tokens=svc.judge_max_tokens,
-        judge_concurrency=svc.judge_concurrency,
-    )
-    judge = (
-        JudgeConfig.from_env(svc.judge_url, model=svc.judge_model, api_key_env=svc.judge_api_key_env)
-        if svc.judge_url
-        else None
-    )
-    opts = (
-        {"rules": svc.analyzer.semgrep_rules}
-        if svc.analyzer.kind == "semgrep" and svc.analyzer.semgrep_rules
-        else {}
-    )
-    return OracleRunner(
-        config, sandbox_url=svc.sandbox_url, judge=judge, analyzer=svc.analyzer.kind, analyzer_opts=opts
-    )
+    return build_runner(cfg)
 
 
 def default_rule_source() -> RuleSource | None:
