@@ -429,32 +429,44 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         pod_spec["runtimeClassName"] = sb.runtime_class_name
     if run.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in run.spec.image_pull_secrets]
-    labels = naming.labels(name, naming.ROLE_SANDBOX)
+    return _service_deployment(run, naming.ROLE_SANDBOX, naming.sandbox_name(name), pod_spec, replicas, owner)
+
+
+def build_sandbox_service(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
+    return _http_service(
+        run, naming.ROLE_SANDBOX, naming.sandbox_name(run.metadata.name), SANDBOX_PORT, owner
+    )
+
+
+def _service_deployment(
+    run: PurpCodeRun, role: str, dep_name: str, pod_spec: Obj, replicas: int, owner: Obj | None
+) -> Obj:
+    """A run-scoped service Deployment (sandbox, judge): its pods carry the role's labels and selector."""
+    labels = naming.labels(run.metadata.name, role)
     dep = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _meta(naming.sandbox_name(name), run.metadata.namespace, labels),
+        "metadata": _meta(dep_name, run.metadata.namespace, labels),
         "spec": {
             "replicas": replicas,
-            "selector": {"matchLabels": naming.selector(name, naming.ROLE_SANDBOX)},
+            "selector": {"matchLabels": naming.selector(run.metadata.name, role)},
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
     return _adopt(dep, owner, ("spec.template",))
 
 
-def build_sandbox_service(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
+def _http_service(run: PurpCodeRun, role: str, svc_name: str, port: int, owner: Obj | None) -> Obj:
+    """The ClusterIP Service in front of a role's pods (their container port is named `http`)."""
     name = run.metadata.name
     svc = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _meta(
-            naming.sandbox_name(name), run.metadata.namespace, naming.labels(name, naming.ROLE_SANDBOX)
-        ),
+        "metadata": _meta(svc_name, run.metadata.namespace, naming.labels(name, role)),
         "spec": {
             "type": "ClusterIP",
-            "selector": naming.selector(name, naming.ROLE_SANDBOX),
-            "ports": [{"name": "http", "port": SANDBOX_PORT, "targetPort": "http", "protocol": "TCP"}],
+            "selector": naming.selector(name, role),
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
         },
     }
     return _adopt(svc, owner)
@@ -575,35 +587,11 @@ def build_judge_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, owner
     }
     if run.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in run.spec.image_pull_secrets]
-    labels = naming.labels(name, naming.ROLE_JUDGE)
-    dep = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": _meta(naming.judge_name(name), run.metadata.namespace, labels),
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": naming.selector(name, naming.ROLE_JUDGE)},
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-        },
-    }
-    return _adopt(dep, owner, ("spec.template",))
+    return _service_deployment(run, naming.ROLE_JUDGE, naming.judge_name(name), pod_spec, replicas, owner)
 
 
 def build_judge_service(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
-    name = run.metadata.name
-    svc = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": _meta(
-            naming.judge_name(name), run.metadata.namespace, naming.labels(name, naming.ROLE_JUDGE)
-        ),
-        "spec": {
-            "type": "ClusterIP",
-            "selector": naming.selector(name, naming.ROLE_JUDGE),
-            "ports": [{"name": "http", "port": JUDGE_PORT, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
-    return _adopt(svc, owner)
+    return _http_service(run, naming.ROLE_JUDGE, naming.judge_name(run.metadata.name), JUDGE_PORT, owner)
 
 
 # --------------------------------------------------------------------------------------------- events
