@@ -53,6 +53,18 @@ def _rv(body: Mapping[str, Any]) -> int | None:
     return int(raw) if isinstance(raw, str) and raw.isdigit() else None
 
 
+_VOLATILE_META = ("resourceVersion", "managedFields")
+
+
+def _changed_besides_status(before: Obj, after: Obj) -> bool:
+    """Whether `after` differs from `before` in anything but the status and the bookkeeping of a write."""
+    if before.get("spec") != after.get("spec"):
+        return True
+    a, b = before.get("metadata", {}), after.get("metadata", {})
+    keys = (set(a) | set(b)) - set(_VOLATILE_META)
+    return any(a.get(k) != b.get(k) for k in keys)
+
+
 def _owned_by(obj: Obj, uid: str) -> bool:
     return any(ref.get("uid") == uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])
 
@@ -377,6 +389,11 @@ class Controller:
             raise ReconcileError(str(err)) from err
         if updated.get("metadata", {}).get("uid") == body.get("metadata", {}).get("uid"):
             self._remember(key, updated)
+            if _changed_besides_status(body, updated):
+                # Somebody changed the run (spec, labels, deletion) between our read and this write: the
+                # returned version carries it, and its own watch event is older than what we now hold (so
+                # run_event drops it). Decide again on it.
+                self.queue.add(key)
 
     async def _post_events(self, body: Obj, events: list[EventSpec], now: datetime.datetime) -> None:
         if not events:

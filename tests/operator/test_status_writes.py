@@ -138,3 +138,70 @@ def test_an_older_or_echoed_run_version_queues_no_reconcile() -> None:
     )  # deleted and created again: a new object, lower version
     assert len(controller.queue) == 1
     assert controller.bodies[("ns", "r")]["metadata"]["uid"] == "u2"
+
+
+class _WritesClient:
+    """Just enough of KubeClient for one reconcile: creates succeed; the status write returns `returned`."""
+
+    def __init__(self, returned: dict[str, Any]) -> None:
+        self.returned = returned
+        self.status_writes = 0
+
+    async def ensure(self, obj: dict[str, Any], *, patch_if_exists: Any = None) -> dict[str, Any]:
+        meta = {**obj["metadata"], "uid": f"uid-{obj['metadata']['name']}", "resourceVersion": "2"}
+        meta.setdefault("creationTimestamp", "2026-11-26T00:00:00Z")
+        return {**obj, "metadata": meta}
+
+    async def post_event(self, event: dict[str, Any]) -> bool:
+        return True
+
+    async def patch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.status_writes += 1
+        return self.returned
+
+
+@pytest.mark.parametrize("edited", [False, True])
+async def test_a_change_made_during_the_reconcile_is_decided_on(edited: bool) -> None:
+    """The status write returns the newest version; if somebody edited the spec meanwhile, that edit's own watch
+    event is older than what the operator now holds and is dropped, so the write's answer must queue the run."""
+    doc = tiny_run("raced")
+    body = {
+        **doc,
+        "metadata": {
+            **doc["metadata"],
+            "namespace": "default",
+            "uid": "u1",
+            "resourceVersion": "1",
+            "generation": 1,
+        },
+    }
+    returned = {
+        **body,
+        "metadata": {**body["metadata"], "resourceVersion": "4"},
+        "status": {"phase": "Running"},
+    }
+    if edited:
+        returned["metadata"]["generation"] = 2
+        returned["spec"] = {**body["spec"], "suspend": True}
+    client = _WritesClient(returned)
+    controller = Controller(
+        client=client,  # type: ignore[arg-type]
+        config=OperatorConfig(),
+        metrics=OperatorMetrics(),
+        jobs={},
+        pods={},
+        deployments={},
+    )
+    controller.run_event("ADDED", body)
+    key = await controller.queue.get()
+    await controller.reconcile(key)
+    controller.queue.done(key)
+    assert client.status_writes == 1
+    assert controller.bodies[key]["metadata"]["resourceVersion"] == "4"
+    # Either way the edit's (older) watch event and the echo are dropped ...
+    controller.run_event(
+        "MODIFIED", {**returned, "metadata": {**returned["metadata"], "resourceVersion": "3"}}
+    )
+    controller.run_event("MODIFIED", returned)
+    # ... so only the write's answer can bring the run back when it was edited.
+    assert len(controller.queue) == (1 if edited else 0)
