@@ -551,7 +551,9 @@ def _init_stage_statuses(ctx: _Ctx) -> None:
     for i, name in enumerate(planned):
         if name in ctx.status.stages:
             continue
-        later_started = any(ctx.status.stages.get(n, StageStatus()).attempts > 0 for n in planned[i + 1 :])
+        later_started = any(
+            n in ctx.status.stages and ctx.status.stages[n].attempts > 0 for n in planned[i + 1 :]
+        )
         st = StageStatus(artifact_path=layout.stage_dir(name))
         if later_started:
             st.phase = "Skipped"

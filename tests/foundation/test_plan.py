@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from purpcode_operator.api import PurpCodeRun
@@ -95,3 +96,22 @@ def test_cluster_endpoints_and_distribution() -> None:
     assert plan.stage("ruleLearning").distributed and plan.stage("rl").distributed
     assert not plan.stage("synthesis").distributed
     assert plan.judge.deploy and plan.judge.tensor_parallel_size == 2
+
+
+@pytest.mark.parametrize("root", ["/artifacts", "/", ".", "runs/tiny", "/tmp/work/", "a//b"])
+def test_layout_paths_are_the_posix_paths_of_their_parts(root: str) -> None:
+    """The layout joins strings (it runs on every reconcile); it must give exactly pathlib's POSIX paths."""
+    from pathlib import PurePosixPath
+
+    from purpcode_operator.layout import STAGE_DIRS, Layout
+
+    layout, base = Layout(root), PurePosixPath(root)
+    for stage, sub in STAGE_DIRS.items():
+        assert layout.stage_dir(stage) == str(base / sub)
+        assert layout.success_marker(stage) == str(base / sub / "_SUCCESS")
+    assert layout.base_model == str(base / "model" / "base")
+    assert layout.judge_model == str(base / "model" / "judge")
+    assert layout.rule_learning_model == str(base / "rule_learning" / "model")
+    assert layout.easy_ids == str(base / "rule_learning" / "easy_ids.json")
+    assert layout.rl_model == str(base / "rl" / "model")
+    assert layout.data == str(base / "synthesis")
