@@ -39,7 +39,6 @@ class OperatorConfig:
     retry_backoff_seconds: float = 10.0
     retry_backoff_max_seconds: float = 600.0
     resync_seconds: float = 600.0
-    batch_window: float = 0.05
     peering: str | None = None  # None: standalone (no kopf peering objects needed)
     api_timeout_seconds: float = 30.0
     defaults: PlanDefaults = field(default_factory=PlanDefaults)
@@ -61,7 +60,6 @@ class OperatorConfig:
             retry_backoff_seconds=_env_float("PURPCODE_RETRY_BACKOFF_SECONDS", 10.0),
             retry_backoff_max_seconds=_env_float("PURPCODE_RETRY_BACKOFF_MAX_SECONDS", 600.0),
             resync_seconds=_env_float("PURPCODE_RESYNC_SECONDS", 600.0),
-            batch_window=_env_float("PURPCODE_BATCH_WINDOW_SECONDS", 0.05),
             peering=os.environ.get("PURPCODE_PEERING") or None,
             api_timeout_seconds=_env_float("PURPCODE_API_TIMEOUT_SECONDS", 30.0),
             defaults=PlanDefaults.from_env(),

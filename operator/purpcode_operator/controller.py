@@ -143,6 +143,9 @@ class Controller:
         meta = body.get("metadata", {})
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if etype == "DELETED":
+            current = self.bodies.get(key)
+            if current is not None and current.get("metadata", {}).get("uid") != meta.get("uid"):
+                return  # a deleted run whose same-name successor is already known (kopf handles uids apart)
             self.bodies.pop(key, None)
             self._prepared.pop(key, None)
             self._decided_jobs.pop(key, None)
@@ -152,7 +155,8 @@ class Controller:
         current = self.bodies.get(key)
         if current is not None and current.get("metadata", {}).get("uid") == meta.get("uid"):
             new_rv, known_rv = _rv(body), _rv(current)
-            if new_rv is not None and known_rv is not None and new_rv <= known_rv:
+            same = meta.get("resourceVersion") == current.get("metadata", {}).get("resourceVersion")
+            if same or (new_rv is not None and known_rv is not None and new_rv <= known_rv):
                 # The echo of our own status write, or an older version arriving after it: what that version
                 # says was decided on already (any later change comes as its own, newer event).
                 return
@@ -250,11 +254,13 @@ class Controller:
 
     # ----------------------------------------------------------------------------- one reconcile
 
-    def observe(self, body: Obj) -> Observed:
+    def observe(self, body: Obj, extra_jobs: Mapping[str, Obj] | None = None) -> Observed:
+        """The run's children from the indices (plus `extra_jobs`: Jobs known from a create's answer)."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         uid = meta.get("uid", "")
         jobs = {j["metadata"]["name"]: j for j in self.jobs.get(key, ()) if _owned_by(j, uid)}
+        jobs.update(extra_jobs or {})
         job_uids = {j["metadata"].get("uid") for j in jobs.values()}
         deployments = {d["metadata"]["name"]: d for d in self.deployments.get(key, ()) if _owned_by(d, uid)}
         pods = []
@@ -290,9 +296,18 @@ class Controller:
         decision = decide(body, observed, now, self.settings, prepared)
         if decision.status is None:
             return None
+        # What a Job's pods mount (ConfigMap, volume claim, rendezvous Service) first, the Jobs only when all of
+        # it exists: once a Job exists, decide() starts no attempt again, so nothing would create it later.
+        first = [c for c in decision.creates if c.obj.get("kind") != "Job"]
+        jobs = [c for c in decision.creates if c.obj.get("kind") == "Job"]
         created, errors = await gather_api(
-            [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in decision.creates]
+            [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in first]
         )
+        if not errors and jobs:
+            created_jobs, errors = await gather_api(
+                [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in jobs]
+            )
+            created += created_jobs
         if not errors:
             errors = await gather_errors(
                 [
@@ -342,14 +357,20 @@ class Controller:
         action-free follow-up is merged; anything else is left to the next reconcile, as before. Returns the
         decision and the merged Jobs' resourceVersions (their own ADDED events then need no reconcile).
         """
-        jobs = {
-            obj["metadata"]["name"]: trim_job(obj)
+        fresh = [
+            obj
             for obj in created
             if isinstance(obj, dict) and obj.get("kind") == "Job" and obj.get("metadata", {}).get("name")
-        }
+        ]
+        if any(obj.get("status") for obj in fresh):
+            # A Job that was already there (409, read back) and has a history: its pods may not be indexed
+            # yet, and a failure decided on without them would lose its termination message. The next
+            # reconcile decides on it from the indices.
+            return decision, {}
+        jobs = {obj["metadata"]["name"]: trim_job(obj) for obj in fresh}
         if not jobs or decision.status is None or decision.delete_run:
             return decision, {}
-        seen = Observed(jobs={**observed.jobs, **jobs}, pods=observed.pods, deployments=observed.deployments)
+        seen = self.observe(body, extra_jobs=jobs)
         follow = decide({**body, "status": decision.status}, seen, now, self.settings, prepared)
         if follow.status is None or follow.creates or follow.patches or follow.deletes or follow.delete_run:
             return decision, {}
@@ -373,19 +394,23 @@ class Controller:
 
     async def _write_status(self, key: Key, body: Obj, status: Obj) -> None:
         namespace, name = key
+        uid = body.get("metadata", {}).get("uid")
+        ops: list[Obj] = [{"op": "test", "path": "/metadata/uid", "value": uid}] if uid else []
         try:
             updated = await self.client.patch(
                 api.API_VERSION,
                 api.KIND,
                 namespace,
                 name,
-                [{"op": "add", "path": "/status", "value": status}],
+                [*ops, {"op": "add", "path": "/status", "value": status}],
                 sub="status",
                 json_patch=True,
             )
         except ApiError as err:
             if err.status == 404:
                 return  # deleted meanwhile
+            if err.status == 422 and uid and not await self._still_there(key, uid):
+                return  # deleted and created again meanwhile: the new run's own events queue it
             raise ReconcileError(str(err)) from err
         if updated.get("metadata", {}).get("uid") == body.get("metadata", {}).get("uid"):
             self._remember(key, updated)
@@ -394,6 +419,16 @@ class Controller:
                 # returned version carries it, and its own watch event is older than what we now hold (so
                 # run_event drops it). Decide again on it.
                 self.queue.add(key)
+
+    async def _still_there(self, key: Key, uid: str) -> bool:
+        """Whether the run with this uid still exists (a failed uid test and a schema rejection are both 422)."""
+        try:
+            current = await self.client.get(api.API_VERSION, api.KIND, *key)
+        except ApiError as err:
+            if err.status == 404:
+                return False
+            raise ReconcileError(str(err)) from err
+        return bool(current.get("metadata", {}).get("uid") == uid)
 
     async def _post_events(self, body: Obj, events: list[EventSpec], now: datetime.datetime) -> None:
         if not events:

@@ -70,7 +70,6 @@ async def startup(**kwargs: Any) -> None:
     )
     settings.persistence.finalizer = "purpcode.dev/operator"
     settings.posting.level = logging.WARNING
-    settings.batching.batch_window = config.batch_window
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.networking.request_timeout = config.api_timeout_seconds

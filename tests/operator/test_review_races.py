@@ -6,8 +6,8 @@ delivered by calling `run_event` / `child_event` as the handlers do. kopf 1.45 h
 object to the handlers, one object (uid) at a time, but objects with different uids in parallel
 (kopf/_core/reactor/queueing.py): these tests deliver events in orders that allows.
 
-Tests marked xfail(strict=True) show a real problem that is not fixed yet (the reason names the fix); the others
-check scenarios that work today and must keep working.
+The first four were found as real problems (each failed before its fix in controller.py); the others check
+scenarios that worked already and must keep working.
 """
 
 from __future__ import annotations
@@ -84,6 +84,12 @@ class Api:
         self.existing[(kind, name)] = out
         self.created.append(out)
         return copy.deepcopy(out)
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str) -> Obj:
+        assert kind == api.KIND, kind
+        if not self.run:
+            raise ApiError(404, "NotFound", f"{kind} {name} not found")
+        return copy.deepcopy(self.run)
 
     async def post_event(self, event: Obj) -> bool:
         self.events.append(event)
@@ -227,13 +233,6 @@ def failed_pod(job: Obj, message: str) -> Obj:
 # --------------------------------------------------------------------------------------------- real problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Controller._follow_up decides on a Job that ensure() found existing (409 + GET) with "
-    "observed.pods, which observe() filtered by the uids of the Jobs in the index - so that Job's pods are "
-    "missing. Fix: in _follow_up, take the pods from self.pods filtered by the uids of seen.jobs "
-    "(e.g. observe(body, extra_jobs=jobs)), or follow up only on Jobs the create returned 201 for.",
-)
 async def test_a_job_found_by_the_create_is_decided_on_with_its_pods() -> None:
     """The Job watch lags (restart, load): the stage's Job already failed, its pod's failure came in first.
 
@@ -267,13 +266,6 @@ async def test_a_job_found_by_the_create_is_decided_on_with_its_pods() -> None:
     assert "ModuleNotFoundError" in attempt_failed["message"], attempt_failed["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Controller.run_event pops bodies/_prepared/_decided_jobs/metrics for a DELETED event without "
-    "checking its uid: the DELETED of a deleted run, handled after its same-name successor's ADDED (kopf "
-    "handles different uids in parallel), forgets the new run. Fix: in run_event's DELETED branch, return "
-    "early when self.bodies holds a body with another uid.",
-)
 async def test_the_deleted_event_of_an_old_run_does_not_forget_its_successor() -> None:
     """`kubectl replace --force` / delete + apply: u1's DELETED and u2's ADDED are different kopf objects."""
     h = Harness(run_body(uid="u2", rv="20"))
@@ -288,14 +280,6 @@ async def test_the_deleted_event_of_an_old_run_does_not_forget_its_successor() -
     assert h.api.run.get("status", {}).get("stages", {}).get("initialize", {}).get("attempts") == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Controller._write_status patches /status by name with no uid precondition: a run deleted and "
-    "created again while a reconcile of the old one runs gets the old one's status. Fix: prepend "
-    '{"op": "test", "path": "/metadata/uid", "value": <uid of body>} to the JSON patch; a failed test is a '
-    "422 (as is a status the schema rejects), so on 422 GET the run and return when it is gone or has "
-    "another uid (its own events queue it), else raise ReconcileError as today.",
-)
 async def test_a_status_decided_for_a_deleted_run_is_not_written_onto_its_successor() -> None:
     h = Harness(run_body(uid="u1"))
     h.deliver_run("ADDED", run_body(uid="u1"))
@@ -314,14 +298,6 @@ async def test_a_status_decided_for_a_deleted_run_is_not_written_onto_its_succes
     assert "status" not in h.api.run, h.api.run.get("status")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reconcile() runs all creates concurrently: a Job can be created while its ConfigMap's create "
-    "failed, and once the Job exists decide() never creates the ConfigMap again, so the pods wait for a "
-    "volume until pendingTimeoutSeconds fails the run. Fix: in Controller.reconcile, ensure the non-Job "
-    "creates first and the Jobs only when those all succeeded (a failed create then leaves no Job behind, "
-    "and the retry creates both).",
-)
 async def test_a_transient_config_map_create_failure_does_not_leave_a_job_without_its_config() -> None:
     h = Harness(run_body())
     h.deliver_run("ADDED", run_body())
