@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,6 +106,36 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def filter_jsonl(path: str | os.PathLike[str], keep: Callable[[dict[str, Any]], bool]) -> int:
+    """Rewrite a JSONL log atomically without the records `keep` rejects and without torn lines; returns how many
+    lines went (0: the file is left untouched).
+
+    Why: a resumed stage must drop what its killed attempt logged after the point it resumes from (or those records
+    appear twice), and a torn last line would otherwise swallow the next appended record.
+    """
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    raw = p.read_bytes()
+    kept: list[dict[str, Any]] = []
+    dropped = 0
+    for line in raw.decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if isinstance(record, dict) and keep(record):
+            kept.append(record)
+        else:
+            dropped += 1
+    if dropped or (raw and not raw.endswith(b"\n")):
+        write_jsonl_atomic(p, kept)
+    return dropped
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:

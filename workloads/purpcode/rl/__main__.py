@@ -36,10 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from purpcode.rl.stage import run_stage
+    from purpcode.training.settings_guard import SettingsChanged
 
-    run_stage(
-        config, data_dir=ns.data or config.paths.data, model_dir=model, out_dir=ns.out or config.paths.out
-    )
+    try:
+        run_stage(
+            config, data_dir=ns.data or config.paths.data, model_dir=model, out_dir=ns.out or config.paths.out
+        )
+    except SettingsChanged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -2,8 +2,10 @@
 
 Outputs in `--out`: `checkpoints/` (every saveSteps, none at the step training ends since `model/` follows at
 once; the newest complete one is resumed after a restart),
-`model/` (final weights in safetensors + tokenizer + model card), `metrics.jsonl`, `validation.jsonl` and
-`validation/`, `data_summary.json`, `sampling_state.json`, and `_SUCCESS` last.
+`model/` (final weights in safetensors + tokenizer + model card, renamed into place whole), `metrics.jsonl` and
+`validation.jsonl` (a restart first drops the records after the step it resumes from), `validation/`,
+`data_summary.json`, `sampling_state.json`, `stage_settings.json` (a restart under settings that change the result
+fails instead of mixing both), and `_SUCCESS` last.
 """
 
 from __future__ import annotations
@@ -53,10 +55,12 @@ def run_stage(
         prune_discarded,
     )
     from purpcode.training.distributed import barrier, cleanup, dist_env, ensure_launcher_env
-    from purpcode.training.model_card import write_model_card
+    from purpcode.training.hf import save_final_model
+    from purpcode.training.settings_guard import check_settings
 
     spec = config.rl()
     env = dist_env()
+    check_settings(out, config, record=env.is_main)
     on_gpu = torch.cuda.is_available() and config.gpus_per_node > 0
     deepspeed = None
     if spec.deepspeed.enabled and on_gpu:
@@ -100,12 +104,14 @@ def run_stage(
         discard_incomplete_checkpoints(ckpt_dir)
     barrier()
     resume = newest_complete_checkpoint(ckpt_dir)
-    if resume is not None and env.is_main:
-        step = checkpoint_step(resume) or 0
+    if env.is_main:
+        # What an earlier attempt logged after the step this one starts from is logged again: drop it (all of it
+        # when no checkpoint was complete).
+        step = (checkpoint_step(resume) or 0) if resume is not None else 0
         for name in ("metrics.jsonl", "validation.jsonl"):
             truncate_jsonl_after(out / name, step)
-        log.info("resuming from %s", resume)
-    if env.is_main:
+        if resume is not None:
+            log.info("resuming from %s", resume)
         write_json_atomic(out / "data_summary.json", data.summary.model_dump())
 
     runner = build_runner(config, spec)
@@ -143,23 +149,27 @@ def run_stage(
         )
         started = time.time()
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        trainer.save_model(str(final_dir))
-        if env.is_main:
-            write_state_snapshot(out / "sampling_state.json", trainer)
-            write_model_card(
-                final_dir,
-                title=f"{config.run}: PurpCode RL (GRPO)",
-                base_model=config.model.name,
-                stage="rl",
-                data_counts=data.summary.train,
-                settings={
+        # Every rank (ZeRO-3 gathers); written to a temp sibling and renamed, so model/ is never half there.
+        save_final_model(
+            trainer,
+            final_dir,
+            tokenizer=tokenizer,
+            card={
+                "title": f"{config.run}: PurpCode RL (GRPO)",
+                "base_model": config.model.name,
+                "stage": "rl",
+                "data_counts": data.summary.train,
+                "settings": {
                     **spec.model_dump(by_alias=True, mode="json", include=_CARD_FIELDS),
                     "codesecNoCodeReward": runner.config.codesec_no_code_reward,
                     "startedFrom": str(model_dir),
                     "steps": trainer.state.global_step,
                 },
-                description="GRPO on the PurpCode oracles' rewards with single-step dynamic sampling.",
-            )
+                "description": "GRPO on the PurpCode oracles' rewards with single-step dynamic sampling.",
+            },
+        )
+        if env.is_main:
+            write_state_snapshot(out / "sampling_state.json", trainer)
             prune_discarded(ckpt_dir)
             write_json_atomic(
                 out / SUCCESS_MARKER,

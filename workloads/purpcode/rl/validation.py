@@ -7,7 +7,6 @@ the end of training.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -17,7 +16,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from purpcode.data.schema import iter_jsonl, write_jsonl_atomic
+from purpcode.data.schema import filter_jsonl, iter_jsonl, write_jsonl_atomic
 from purpcode.metrics import StageMetrics
 from purpcode.rl.data import RLExample
 
@@ -41,24 +40,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def truncate_jsonl_after(path: str | os.PathLike[str], step: int) -> int:
-    """Drop records with `step` > `step` (written after the checkpoint a resumed run restarts from)."""
-    p = Path(path)
-    if not p.is_file():
-        return 0
-    kept, dropped = [], 0
-    for line in p.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            dropped += 1  # a torn last line from the kill
-            continue
-        if int(record.get("step", 0)) > step:
-            dropped += 1
-        else:
-            kept.append(record)
-    if dropped:
-        write_jsonl_atomic(p, kept)
-    return dropped
+    """Drop records with `step` > `step` (written after the checkpoint a resumed run restarts from) and torn lines
+    left by the kill; returns how many went."""
+    return filter_jsonl(path, lambda record: int(record.get("step", 0)) <= step)
 
 
 class ValidationCallback(TrainerCallback):

@@ -1,8 +1,12 @@
 """Self-distillation sampling: N teacher-prompted answers per prompt, normalised and scored by the oracles.
 
 Resumable at chunk granularity: each chunk of prompts is generated, scored and appended (one write, fsync) to
-`samples.partial.jsonl`; a restarted stage skips the prompts whose N samples are already there. When every prompt is
-done the file is renamed to `samples.jsonl` and `samples.done.json` (the marker, with counts) is written.
+`samples.partial.jsonl`; a restarted stage skips the chunks whose prompts all have their N samples there. Chunks are
+fixed slices of the prompt list and a chunk is regenerated whole, so each generation call (whose seed comes from its
+batch's content) sees the same batch as in an uninterrupted run, and a chunk torn by a kill comes out the same. A
+torn last line is cut off before appending (else the next record would be glued to it and lost). When every prompt
+is done the records are written in prompt order to `samples.jsonl` and `samples.done.json` (the marker, with
+counts) is written.
 Generation of the next chunk overlaps with scoring of the previous one (sandbox runs and judge calls are I/O the
 GPU need not wait for).
 """
@@ -63,6 +67,38 @@ def read_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return out
 
 
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no newline: the write was cut by a kill or a full disk); returns the bytes cut.
+
+    Appending after a torn line would glue the next record onto it, and that record would be lost as well.
+    """
+    if not path.is_file():
+        return 0
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        keep, block = 0, 1 << 16
+        pos = size
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            nl = chunk.rfind(b"\n")
+            if nl >= 0:
+                keep = start + nl + 1
+                break
+            pos = start
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+    log.warning("%s: cut a torn last line (%d bytes)", path, size - keep)
+    return size - keep
+
+
 def _append(path: Path, records: Sequence[dict[str, Any]]) -> None:
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     with open(path, "a", encoding="utf-8") as fh:
@@ -121,11 +157,14 @@ def sample_and_score(
 
     out.mkdir(parents=True, exist_ok=True)
     partial = out / PARTIAL
-    existing = read_records(partial)
-    done = done_task_ids(existing, n)
-    todo = [(s, r) for s, r in rows if r.task_id not in done]
-    if done:
-        log.info("resuming sampling: %d of %d prompts already sampled", len(rows) - len(todo), len(rows))
+    repair_tail(partial)
+    done = done_task_ids(read_records(partial), n)
+    size = max(1, chunk_prompts)
+    # Fixed slices of `rows`: a chunk is skipped only when all of its prompts are done, else generated again whole.
+    chunks = [rows[lo : lo + size] for lo in range(0, len(rows), size)]
+    todo = [c for c in chunks if any(r.task_id not in done for _, r in c)]
+    if len(todo) < len(chunks):
+        log.info("resuming sampling: %d of %d chunks already sampled", len(chunks) - len(todo), len(chunks))
 
     def scored_records(chunk: Sequence[tuple[str, TaskRow]], texts: list[list[str]]) -> list[dict[str, Any]]:
         samples, meta = [], []
@@ -162,8 +201,7 @@ def sample_and_score(
     pending: list[Future[list[dict[str, Any]]]] = []  # at most one chunk being scored
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rl-score") as pool:
         try:
-            for lo in range(0, len(todo), max(1, chunk_prompts)):
-                chunk = todo[lo : lo + chunk_prompts]
+            for chunk in todo:
                 convs = [
                     teacher_conversation(
                         [m.model_dump() for m in row.messages],
@@ -182,7 +220,8 @@ def sample_and_score(
             while pending:
                 finish(pending.pop())
 
-    # Final file: one record per (task, index), in prompt order, whatever order chunks were appended in.
+    # Final file: one record per (task, index), in prompt order, whatever order chunks were appended in; a chunk
+    # generated again after a kill supersedes what its torn first write left.
     by_key = {(r["task_id"], int(r["index"])): r for r in read_records(partial)}
     ordered = [by_key[(row.task_id, i)] for _, row in rows for i in range(n) if (row.task_id, i) in by_key]
     missing = len(rows) * n - len(ordered)

@@ -1,9 +1,12 @@
 """Rule learning, end to end: prompt mix -> teacher sampling -> oracle rejection -> best-of-N -> SFT -> model.
 
 Each phase leaves a file that lets a restarted pod skip it: `samples.done.json` (sampling), `sft.jsonl` and
-`easy_ids.json` (selection), `checkpoints/checkpoint-N` (SFT, every saveSteps but not at the last step; resumed
-from the newest complete one), `model/`, and `_SUCCESS` last. Under torchrun only rank 0 samples and selects (the other ranks wait for its files on the shared
-volume); every rank trains.
+`easy_ids.json` (selection, recomputed from samples.jsonl on a restart: cheap and deterministic),
+`checkpoints/checkpoint-N` (SFT, every saveSteps but not at the last step; resumed from the newest complete one),
+`model/`, and `_SUCCESS` last. A restart first drops from metrics.jsonl what it will log again (SFT steps after its
+checkpoint), so the log reads as one run's; `stage_settings.json` (first attempt) makes a restart under settings
+that change the result fail instead of mixing both. Under torchrun only rank 0 samples and selects (the other ranks
+wait for its files on the shared volume); every rank trains.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ import logging
 import os
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from purpcode.data.schema import TaskRow, write_json_atomic, write_jsonl_atomic
-from purpcode.metrics import StageMetrics
+from purpcode.data.schema import TaskRow, filter_jsonl, write_json_atomic, write_jsonl_atomic
+from purpcode.metrics import StageMetrics, read_metrics
 from purpcode.prompts import with_system_prompt
 from purpcode.rule_learning import rejection, sampling
 from purpcode.rule_learning.mix import select_prompts
 from purpcode.rule_learning.teacher import Rule, RuleSource, answer_part
+from purpcode.training.checkpoints import checkpoint_step, newest_complete_checkpoint, prune_discarded
 from purpcode.training.distributed import DistEnv, dist_env
+from purpcode.training.settings_guard import check_settings
 from purpcode_operator.layout import SUCCESS_MARKER
 from purpcode_operator.plan import StageConfig
 
@@ -122,6 +127,32 @@ def wait_for(path: Path, what: str, timeout_s: float | None = None) -> None:
         time.sleep(WAIT_POLL_S)
 
 
+ONCE_PHASES = ("selection", "sft_data")  # logged once per run: a restart does not log them again
+
+
+def resume_metrics(path: Path, checkpoints: Path) -> set[str]:
+    """Before a (re)start: make metrics.jsonl what an uninterrupted run has logged up to where this attempt resumes.
+
+    SFT steps after the checkpoint training resumes from (all of them without one) are trained and logged again, so
+    their records go, with any torn line. Sampling records stay (a restart samples and logs only the chunks that were
+    not written). Returns the one-off phases already logged (selection, sft_data): they are not logged again, since a
+    restart recomputes them from the same files.
+    """
+    ckpt = newest_complete_checkpoint(checkpoints)
+    resume_step = (checkpoint_step(ckpt) or 0) if ckpt is not None else 0
+    dropped = filter_jsonl(
+        path, lambda r: not (r.get("phase") == "sft" and int(r.get("step", 0)) > resume_step)
+    )
+    if dropped:
+        log.info(
+            "%s: dropped %d records of an earlier attempt (resuming after step %d)",
+            path,
+            dropped,
+            resume_step,
+        )
+    return {str(r.get("phase")) for r in read_metrics(path) if r.get("phase") in ONCE_PHASES}
+
+
 # ------------------------------------------------------------------------------------------------ phases
 
 
@@ -141,19 +172,23 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     log.info("prompt mix: %s (of %s)", mix.chosen, mix.available)
     sampling.write_prompts(out, mix.rows)
     gen = spec.generation
-    # Prompts finished before a restart count as done for progress (metrics.jsonl prompts_done / prompts).
-    done_prompts = len(
-        sampling.done_task_ids(sampling.read_records(out / sampling.PARTIAL), spec.samples_per_prompt)
+    # Prompts finished before a restart count as done for progress (metrics.jsonl prompts_done / prompts); a set,
+    # since a chunk torn by a kill is sampled again whole.
+    done_prompts = sampling.done_task_ids(
+        sampling.read_records(out / sampling.PARTIAL), spec.samples_per_prompt
     )
     # vLLM and remote servers batch across the whole chunk: bigger chunks keep them busy; resume granularity is a chunk.
     chunk = 1024 if resolve_backend(gen.backend, cfg.gpus_per_node) in ("vllm", "openai") else 256
 
     def on_chunk(records: list[dict[str, Any]]) -> None:
-        nonlocal done_prompts
-        done_prompts += len({r["task_id"] for r in records})
+        done_prompts.update(r["task_id"] for r in records)
         if metrics is None:
             return
-        per: dict[str, Any] = {"phase": "sampling", "prompts_done": done_prompts, "prompts": len(mix.rows)}
+        per: dict[str, Any] = {
+            "phase": "sampling",
+            "prompts_done": len(done_prompts),
+            "prompts": len(mix.rows),
+        }
         for oracle, n in Counter(r["oracle"] for r in records).items():
             metrics.count(oracle, "generated", n)
         for oracle, n in Counter(r["oracle"] for r in records if r["kept"]).items():
@@ -195,8 +230,13 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     return marker
 
 
-def run_selection(cfg: StageConfig, out: Path, metrics: StageMetrics | None) -> dict[str, Any]:
-    """Best-of-N per prompt -> sft.jsonl; easy task ids -> easy_ids.json. Main rank only; returns counts."""
+def run_selection(
+    cfg: StageConfig, out: Path, metrics: StageMetrics | None, logged: Collection[str] = ()
+) -> dict[str, Any]:
+    """Best-of-N per prompt -> sft.jsonl; easy task ids -> easy_ids.json. Main rank only; returns counts.
+
+    `logged`: one-off phases an earlier attempt logged already (see `resume_metrics`).
+    """
     spec = cfg.rule_learning()
     rows = dict((row.task_id, (set_name, row)) for set_name, row in sampling.read_prompts(out))
     scored = [
@@ -252,6 +292,7 @@ def run_selection(cfg: StageConfig, out: Path, metrics: StageMetrics | None) -> 
     if metrics is not None:
         for oracle, n in counts["easy_by_oracle"].items():
             metrics.count(oracle, "easy", n)
+    if metrics is not None and "selection" not in logged:
         metrics.log(
             0,
             phase="selection",
@@ -265,7 +306,12 @@ def run_selection(cfg: StageConfig, out: Path, metrics: StageMetrics | None) -> 
 
 
 def run_sft(
-    cfg: StageConfig, out: Path, metrics: StageMetrics | None, env: DistEnv, card_counts: dict[str, int]
+    cfg: StageConfig,
+    out: Path,
+    metrics: StageMetrics | None,
+    env: DistEnv,
+    card_counts: dict[str, int],
+    logged: Collection[str] = (),
 ) -> dict[str, Any]:
     """SFT on sft.jsonl with resume; saves model/ (safetensors + tokenizer + card). Every rank."""
     from purpcode.rule_learning.sft import (
@@ -279,7 +325,7 @@ def run_sft(
     )
     from purpcode.training.distributed import cleanup, ensure_launcher_env
     from purpcode.training.ds_config import deepspeed_config, write_config
-    from purpcode.training.hf import has_gpu, save_final_model, train_with_resume
+    from purpcode.training.hf import has_gpu, mean_train_loss, save_final_model, train_with_resume
 
     spec = cfg.rule_learning()
     records = sampling.read_records(out / SFT_FILE)
@@ -299,7 +345,7 @@ def run_sft(
     markers = has_generation_markers(tokenizer)
     records, too_long = fit_to_length(records, tokenizer, spec.sft.max_seq_length)
     card_counts = {**card_counts, "sft/trained": len(records), "sft/dropped_too_long": too_long}
-    if metrics is not None and env.is_main:
+    if metrics is not None and env.is_main and "sft_data" not in logged:
         metrics.log(0, phase="sft_data", sft_examples=len(records), sft_dropped_too_long=too_long)
     config = sft_config(
         spec.sft,
@@ -345,6 +391,10 @@ def run_sft(
         }
         save_final_model(trainer, out / "model", tokenizer=tokenizer, card=card)
         metrics_out = {k: float(v) for k, v in result.metrics.items() if isinstance(v, int | float)}
+        # The Trainer's train_loss averages the steps of this process only; after a resume that is not the run's.
+        loss = mean_train_loss(trainer.state.log_history)
+        if loss is not None:
+            metrics_out["train_loss"] = loss
         return {"global_step": int(trainer.state.global_step), **metrics_out}
     finally:
         cleanup()
@@ -369,14 +419,20 @@ def run(
     if success.exists():
         log.info("%s exists: rule learning already finished", success)
         return _read_json(success)
+    check_settings(out, cfg, record=env.is_main)
     if metrics is None and env.is_main:
         metrics = StageMetrics(out, run=cfg.run, stage=STAGE, port=cfg.metrics_port)
 
+    logged: set[str] = set()
     if env.is_main:
+        logged = resume_metrics(
+            metrics.path if metrics is not None else out / "metrics.jsonl", out / "checkpoints"
+        )
         if not sampling.samples_complete(out):
             marker = run_sampling(cfg, data, out, metrics)
         else:
             log.info("samples complete (%s): skipping sampling", out / sampling.MARKER)
+            (out / sampling.PARTIAL).unlink(missing_ok=True)  # a kill came between the marker and its removal
             marker = _read_json(out / sampling.MARKER)
             if metrics is not None:  # a fresh process: its counters start from the finished sampling's totals
                 for oracle, n in marker.get("generated", {}).items():
@@ -384,7 +440,7 @@ def run(
                     metrics.count(oracle, "generated", int(n))
                     metrics.count(oracle, "kept", kept)
                     metrics.count(oracle, "rejected", int(n) - kept)
-        counts = run_selection(cfg, out, metrics)
+        counts = run_selection(cfg, out, metrics, logged)
     else:
         wait_for(out / SFT_FILE, "rank 0's sampling and selection")
         marker = _read_json(out / sampling.MARKER)
@@ -396,7 +452,7 @@ def run(
     card_counts.update({f"sft/{k}": int(v) for k, v in counts.get("sft_by_set", {}).items()})
     if counts:
         card_counts["easy"] = int(counts["easy"])
-    train = run_sft(cfg, out, metrics, env, card_counts)
+    train = run_sft(cfg, out, metrics, env, card_counts, logged)
 
     summary: dict[str, Any] = {
         "prompts": marker.get("prompts", 0),
@@ -408,6 +464,9 @@ def run(
         "train_loss": train.get("train_loss"),
     }
     if env.is_main:
+        prune_discarded(
+            out / "checkpoints"
+        )  # incomplete checkpoints an earlier attempt's kill left (moved aside)
         write_json_atomic(out / SUMMARY_FILE, summary)
         write_json_atomic(success, summary)
     return summary

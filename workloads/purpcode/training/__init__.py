@@ -17,6 +17,9 @@ Import the submodules directly; this package imports nothing heavy.
   variables), `ensure_launcher_env()` (one-process world for DeepSpeed without a launcher), `barrier()`,
   `cleanup()`.
 - `purpcode.training.model_card`: `write_model_card(dir, title=, base_model=, stage=, data_counts=, settings=)`.
+- `purpcode.training.settings_guard` (no torch): `check_settings(out, cfg, record=)` -> raises `SettingsChanged`
+  when a stage directory was started under settings that change the result (resuming would mix both).
+- `purpcode.training.hf.mean_train_loss(log_history)`: the run's train loss, right after a resume too.
 
 Typical use in a stage::
 

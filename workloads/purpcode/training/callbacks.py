@@ -16,6 +16,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from purpcode.metrics import StageMetrics
+from purpcode.training.hf import mean_train_loss
 
 # HF/TRL log key -> our key (the names purpcode.metrics exports). Unlisted numeric keys pass through unchanged
 # into the JSONL line (and are exported when purpcode.metrics knows them).
@@ -91,6 +92,10 @@ class MetricsCallback(TrainerCallback):
             if isinstance(value, float) and not math.isfinite(value):
                 continue
             out[KEY_MAP.get(key, key)] = value
+        if "train_loss" in out:  # the Trainer's covers this process's steps only: wrong after a resume
+            loss = mean_train_loss(state.log_history)
+            if loss is not None:
+                out["train_loss"] = loss
         tokens = self._tokens_since_last(logs, state)
         if self._steps and self._busy_seconds > 0:
             out["step_seconds"] = self._busy_seconds / self._steps

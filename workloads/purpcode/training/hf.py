@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,23 @@ def train_with_resume(trainer: Any) -> Any:
     return trainer.train(resume_from_checkpoint=ckpt)
 
 
+def mean_train_loss(log_history: Sequence[Mapping[str, Any]]) -> float | None:
+    """The run's mean training loss per optimizer step, from the Trainer's log history (None: nothing logged).
+
+    Why not the Trainer's own `train_loss`: that averages the steps trained by this process, so after a resume it
+    covers only the steps after the checkpoint. The log history is restored from the checkpoint, so this covers
+    every step; each logged loss is the mean over the steps since the previous log, hence the weights.
+    """
+    total, steps, last = 0.0, 0, 0
+    for entry in log_history:
+        loss, step = entry.get("loss"), entry.get("step")
+        if isinstance(loss, int | float) and isinstance(step, int) and step > last:
+            total += float(loss) * (step - last)
+            steps += step - last
+            last = step
+    return total / steps if steps else None
+
+
 def save_final_model(
     trainer: Any,
     model_dir: str | os.PathLike[str],
@@ -93,8 +110,11 @@ def save_final_model(
     """
     final = Path(model_dir)
     tmp = final.with_name(f".{final.name}.tmp")
-    if trainer.is_world_process_zero() and tmp.exists():
-        shutil.rmtree(tmp)
+    old = final.with_name(f".{final.name}.old")
+    if trainer.is_world_process_zero():
+        # Left by a kill during an earlier save: a partial copy, or (killed between the two renames) the old model.
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()
     trainer.save_model(str(tmp))
     if trainer.is_world_process_zero():
@@ -102,8 +122,6 @@ def save_final_model(
         if card is not None:
             write_model_card(tmp, **card)
         if final.exists():
-            old = final.with_name(f".{final.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
