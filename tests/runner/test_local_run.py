@@ -135,10 +135,16 @@ def test_rerun_resets_a_stage_and_the_ones_after_it(tmp_path: Path) -> None:
     first_report = (workdir / "artifacts" / "report" / "report.json").stat().st_mtime_ns
     bad = run_cli(str(spec), "--workdir", str(workdir), "--rerun", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "initialize, evaluation, report" in bad.stderr
+    stale = workdir / "artifacts" / "evaluation" / "left-by-the-first-run.txt"
+    stale.write_text("old")
+    kept = workdir / "artifacts" / "model" / "base"
+    assert kept.is_dir()
     res = run_cli(str(spec), "--workdir", str(workdir), "--rerun", "evaluation", cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "re-running: evaluation, report" in res.stdout
     assert (workdir / "artifacts" / "report" / "report.json").stat().st_mtime_ns != first_report
+    assert not stale.exists()  # the stage ran again from scratch, not on top of its old directory
+    assert kept.is_dir()  # earlier stages keep their artifacts
 
 
 def test_invalid_spec_exits_2_naming_the_field(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,13 +329,19 @@ class LocalRun:
     # ------------------------------------------------------------------ the run
 
     def rerun_from(self, stage: str) -> list[str]:
-        """Remove the markers of `stage` and every later stage, so they run again; returns the stages reset."""
+        """Clear the directories of `stage` and every later stage, so they run again from scratch; returns the
+        stages reset.
+
+        Why the whole directory and not just the marker: a stage resumes from what it finds (samples, checkpoints),
+        and refuses to when the spec changed since (purpcode.training.settings_guard). A rerun means "again".
+        """
         names = [s.name for s in build_plan(self.run, artifacts_root=str(self.artifacts)).stages]
         if stage not in names:
             raise ValueError(f"--rerun {stage!r}: the plan's stages are {', '.join(names)}")
         reset = names[names.index(stage) :]
         for name in reset:
-            self.marker(name).unlink(missing_ok=True)
+            self.marker(name).unlink(missing_ok=True)  # first: a crash while clearing still reruns the stage
+            shutil.rmtree(self.layout.stage_dir(name), ignore_errors=True)
         return reset
 
     def execute(self) -> int:
@@ -450,7 +457,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--rerun",
         metavar="STAGE",
         default=None,
-        help="Run STAGE and every later stage again (removes their _SUCCESS markers first).",
+        help="Run STAGE and every later stage again from scratch (their artifact directories are cleared first).",
     )
     return p.parse_args(argv)
 
