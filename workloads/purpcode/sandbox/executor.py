@@ -128,11 +128,16 @@ class Sandbox:
             nproc_by.append("rlimit")
         if cg is not None and "pids" in cg.enforced:
             nproc_by.append("cgroup")
+        abstract_unix = z.features.get("abstract_unix_sockets") if z else None
+        netns_per_exec = self.settings.netns_per_exec or abstract_unix == "netns per execution"
         return {
             "mode": self.settings.isolation,
             "warm": self.settings.warm,
             "namespaces": ["user", "pid", "mount", "ipc", "uts (jail-wide)", "cgroup (jail-wide)"]
-            + (["net (per execution)"] if self.settings.netns_per_exec else ["net (jail-wide, empty)"]),
+            + (["net (per execution)"] if netns_per_exec else ["net (jail-wide, empty)"]),
+            # How executions are kept from each other's abstract unix sockets (and signals): Landlock scopes, or
+            # a network namespace per execution where the kernel has no Landlock ABI 6.
+            "abstract_unix_sockets": abstract_unix,
             "seccomp": bool(z and z.features.get("seccomp")),
             "cgroups": {
                 "version": cg.version if cg else None,
@@ -286,7 +291,10 @@ class Sandbox:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         payload_fd = _memfd("payload", payload)
         code_fd = _memfd("code", code)
-        send_fds = [payload_fd, code_fd, out_w, err_w]
+        # pid 1 of the execution writes fetch_files here (any size up to max_fetch_bytes; never through the
+        # zygote's control socket, whose messages are small).
+        files_fd = os.memfd_create("files", os.MFD_CLOEXEC)
+        send_fds = [payload_fd, code_fd, out_w, err_w, files_fd]
         streams = [_Stream(out_r, cap), _Stream(err_r, cap)]
         job_id: int | None = None
         try:
@@ -308,7 +316,8 @@ class Sandbox:
             started = time.monotonic()
             job_id, fut = await z.submit(msg, send_fds)
             for fd in send_fds:
-                os.close(fd)
+                if fd != files_fd:
+                    os.close(fd)
             send_fds = []
             for stream in streams:
                 loop.add_reader(stream.fd, on_readable, stream)
@@ -324,7 +333,8 @@ class Sandbox:
                 loop.remove_reader(stream.fd)
                 stream.read_available()
             LOG.debug("execution %s done in %.3fs: %s", job_id, time.monotonic() - started, report)
-            return self._response(report, streams, killed_for_output.is_set())
+            files = _read_files(files_fd, self.settings.max_fetch_bytes) if req.fetch_files else {}
+            return self._response(report, streams, killed_for_output.is_set(), files)
         except asyncio.CancelledError:
             if job_id is not None:
                 z.forget(job_id)
@@ -335,9 +345,13 @@ class Sandbox:
                 loop.remove_reader(stream.fd)
                 os.close(stream.fd)
             for fd in send_fds:
-                os.close(fd)
+                if fd != files_fd:
+                    os.close(fd)
+            os.close(files_fd)
 
-    def _response(self, report: dict[str, Any], streams: list[_Stream], output_killed: bool) -> Outcome:
+    def _response(
+        self, report: dict[str, Any], streams: list[_Stream], output_killed: bool, files: dict[str, str]
+    ) -> Outcome:
         out, err = streams
         stdout, stderr = out.text(), err.text()
         if report.get("error") and not report.get("killed"):
@@ -357,7 +371,6 @@ class Sandbox:
             code = int(report["exit"])
         else:
             code = -9
-        files = {k: v for k, v in (report.get("files") or {}).items() if isinstance(v, str)}
         if output_killed or out.exceeded or err.exceeded:
             which = "stdout" if out.exceeded else "stderr"
             message = (
@@ -392,6 +405,22 @@ def _sandbox_error(message: str, streams: list[_Stream]) -> Outcome:
     return Outcome(
         RunCodeResponse(status=RunStatus.SandboxError, message=message, run_result=run), "sandbox_error"
     )
+
+
+def _read_files(fd: int, max_fetch_bytes: int) -> dict[str, str]:
+    """The fetched files pid 1 wrote (JSON: path -> base64); {} when it was killed before it finished."""
+    limit = (max_fetch_bytes * 4) // 3 + (1 << 20)  # base64 of the budget + the names and JSON syntax
+    size = os.fstat(fd).st_size
+    if size == 0 or size > limit:
+        return {}
+    data = os.pread(fd, size, 0)
+    try:
+        files = json.loads(data)
+    except ValueError:
+        return {}
+    if not isinstance(files, dict):
+        return {}
+    return {k: v for k, v in files.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def _memfd(name: str, data: bytes) -> int:

@@ -25,10 +25,20 @@ see each other's files (private mounts) or processes (own pid namespace and /pro
 Protocol (SOCK_SEQPACKET with the service, JSON messages, fds by SCM_RIGHTS):
     zygote -> service  {"op": "ready", ...features}
     service -> zygote  {"op": "run", "id", "timeout", "limits", "code_hash", "compile": bool}
-                       + fds [payload memfd (JSON), code memfd, stdout pipe, stderr pipe]
+                       + fds [payload memfd (JSON), code memfd, stdout pipe, stderr pipe, files memfd]
     service -> zygote  {"op": "kill", "id"}
     zygote -> service  {"op": "done", "id", "exit", "signal", "time", "cpu", "maxrss_kb", "timed_out", "killed",
-                        "error", "files"}
+                        "error"}
+(`fetch_files` come back in the files memfd, which pid 1 fills after the program ends: the control socket carries
+only small messages.)
+
+Compile cache: untrusted source is never compiled (nor read) by the zygote itself: CPython's constant folding makes
+compile time and memory superlinear in the source (`"a"*4096 + "a"*4096 + ...`: ~18 KB of source, ~30 s), and the
+zygote's loop enforces every execution's deadline. Code worth caching is compiled by a short-lived child under CPU,
+memory and wall limits, which writes it marshalled into a memfd; the zygote loads it into its cache (GC-frozen, so
+`gc.get_objects()` in an execution does not list it). Before user code runs, an execution takes its own entry and
+drops its references to the others (without freeing them: that would copy every page they touch), so other
+programs' cached code is not reachable from Python objects (frames, gc); only reading raw memory (ctypes) finds it.
 """
 
 import array
@@ -36,11 +46,13 @@ import ctypes
 import errno
 import gc
 import json
+import marshal
 import os
 import resource
 import selectors
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
@@ -61,9 +73,12 @@ MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
 MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
 MS_BIND = 4096
 MS_REC = 0x4000
 MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
 
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -75,6 +90,25 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_MODE_FILTER = 2
 
 MAX_MSG = 1 << 16
+
+# Caching compiled code (see the module docstring): limits of the compile child and of the cache.
+COMPILE_TIMEOUT_S = 5.0
+COMPILE_MEMORY_BYTES = 512 << 20  # address space on top of the zygote's own
+COMPILE_MAX_SOURCE = 512 << 10
+COMPILE_MAX_BYTES = 1 << 20  # marshalled code object (the harness runtime: ~40 KB)
+COMPILE_PARALLEL = 2
+CACHE_MAX_ENTRIES = 64
+# Marshalled bytes of all entries: every fork inherits the cache, and the address-space limit of an execution counts
+# the zygote's size at start only.
+CACHE_MAX_BYTES = 8 << 20
+
+# Landlock scopes (ABI >= 6, Linux 6.12): an execution cannot connect to abstract unix sockets, or signal
+# processes, of anything outside its own Landlock domain (other executions, the zygote, pid 1 while it fetches).
+_NR_LANDLOCK_CREATE_RULESET = 444  # same number on x86_64 and aarch64
+_NR_LANDLOCK_RESTRICT_SELF = 446
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1
+LANDLOCK_SCOPE_SIGNAL = 2
 
 
 def _libc():
@@ -89,6 +123,7 @@ def _libc():
 libc = _libc()
 libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+libc.syscall.restype = ctypes.c_long
 
 
 def _check(ret, what):
@@ -150,8 +185,13 @@ _DENY_X86_64 = {
     248: "add_key",
     249: "request_key",
     250: "keyctl",
+    253: "inotify_init",  # inotify/fanotify on the shared read-only trees would show other executions' opens
+    254: "inotify_add_watch",
     272: "unshare",
+    294: "inotify_init1",
     298: "perf_event_open",
+    300: "fanotify_init",
+    301: "fanotify_mark",
     303: "name_to_handle_at",
     304: "open_by_handle_at",
     308: "setns",
@@ -177,6 +217,8 @@ _DENY_X86_64 = {
 }
 _DENY_AARCH64 = {
     18: "lookup_dcookie",
+    26: "inotify_init1",
+    27: "inotify_add_watch",
     39: "umount2",
     40: "mount",
     41: "pivot_root",
@@ -199,6 +241,8 @@ _DENY_AARCH64 = {
     224: "swapon",
     225: "swapoff",
     241: "perf_event_open",
+    262: "fanotify_init",
+    263: "fanotify_mark",
     264: "name_to_handle_at",
     265: "open_by_handle_at",
     268: "setns",
@@ -297,6 +341,78 @@ def drop_capabilities():
     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     _check(libc.capset(ctypes.byref(_CAP_HEADER), ctypes.byref(_CAP_EMPTY)), "capset")
     _check(prctl(PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+
+
+class _LandlockRulesetAttr(ctypes.Structure):
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
+
+
+def landlock_abi():
+    """The kernel's Landlock ABI version; 0 where Landlock is missing or disabled."""
+    abi = libc.syscall(
+        ctypes.c_long(_NR_LANDLOCK_CREATE_RULESET),
+        None,
+        ctypes.c_size_t(0),
+        ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
+    )
+    return max(int(abi), 0)
+
+
+_LANDLOCK_SCOPES = _LandlockRulesetAttr(0, 0, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL)
+
+
+def landlock_scope():
+    """Enter a fresh Landlock domain that only scopes abstract unix sockets and signals (no file rules)."""
+    fd = libc.syscall(
+        ctypes.c_long(_NR_LANDLOCK_CREATE_RULESET),
+        ctypes.byref(_LANDLOCK_SCOPES),
+        ctypes.c_size_t(ctypes.sizeof(_LANDLOCK_SCOPES)),
+        ctypes.c_uint32(0),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
+    try:
+        ret = libc.syscall(ctypes.c_long(_NR_LANDLOCK_RESTRICT_SELF), ctypes.c_int(fd), ctypes.c_uint32(0))
+        _check(ret, "landlock_restrict_self")
+    finally:
+        os.close(fd)
+
+
+_ST_TO_MS = (
+    (os.ST_NOSUID, MS_NOSUID),
+    (os.ST_NODEV, MS_NODEV),
+    (os.ST_NOEXEC, MS_NOEXEC),
+    (os.ST_NOATIME, MS_NOATIME),
+    (os.ST_NODIRATIME, MS_NODIRATIME),
+    (os.ST_RELATIME, MS_RELATIME),
+)
+
+
+def remount_readonly(path):
+    """Make one mount read-only and keep its other flags (flags locked by the host's mount may not change)."""
+    have = os.statvfs(path).f_flag
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY
+    for st_flag, ms_flag in _ST_TO_MS:
+        if have & st_flag:
+            flags |= ms_flag
+    mount(None, path, None, flags)
+
+
+def device_nodes_readonly(dev="/dev"):
+    """bubblewrap's /dev binds the host's own device nodes read-write: where the jail's uid owns them (a service
+    running as root), code could chmod the host's /dev/null. Read-only binds keep the devices usable (reads and
+    writes go to the driver) but refuse chmod/chown/utime. Done once for the jail; executions inherit it."""
+    own = os.stat(dev).st_dev
+    for name in sorted(os.listdir(dev)):
+        path = os.path.join(dev, name)
+        info = os.lstat(path)
+        if stat.S_ISCHR(info.st_mode) and info.st_dev != own:  # bound from the host (not the jail's tmpfs)
+            remount_readonly(path)
 
 
 # ------------------------------------------------------------------------------------------------ the runner
@@ -438,6 +554,8 @@ def drop_to_sandbox_user(cfg, job):
     for key, value in job["limits"].items():
         if key in _RLIMITS and value is not None:
             resource.setrlimit(_RLIMITS[key], (value, value))
+    if cfg.get("landlock_scope"):
+        landlock_scope()
     if cfg.get("seccomp_compiled"):
         install_seccomp(cfg["seccomp_compiled"])
     prctl(PR_SET_DUMPABLE, 1)  # changing credentials cleared it; /proc/self is the program's own again
@@ -601,8 +719,9 @@ def execution_main(cfg, job, fds, code_cache):
 
     Setup runs with the jail's capabilities; `drop_to_sandbox_user` removes them before any user code. The
     setup pipe tells the zygote (read only when this process is reaped) whether setup succeeded. With
-    `fetch_files`, pid 1 stays a trusted parent that copies the files out after the program ends."""
-    payload_fd, code_fd, out_fd, err_fd, setup_fd, exit_fd = fds
+    `fetch_files`, pid 1 stays a trusted parent that copies the files into the files memfd (the service's) after
+    the program ends; the program never holds that memfd."""
+    payload_fd, code_fd, out_fd, err_fd, files_fd, setup_fd, exit_fd = fds
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         keep = sorted(fds)
@@ -632,10 +751,14 @@ def execution_main(cfg, job, fds, code_cache):
             os.close(fd)
         stdin = payload.get("stdin")
         stdin_fd = _memfd_with(stdin.encode("utf-8")) if stdin else os.open("/dev/null", os.O_RDONLY)
-        code_obj = code_cache.get(job.get("code_hash"))
+        code_obj = cached_code(code_cache, job.get("code_hash"))
         text = source.decode("utf-8", "replace")
         fetch = payload.get("fetch_files") or []
         if fetch:
+            # pid 1 stays behind as the trusted copier: the kernel already drops signals that the program sends to
+            # its namespace's init unless init handles them, and SIGINT is the one Python handles (the program
+            # gets Python's handler back in `run_user_code`).
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             pid = os.fork()
             if pid == 0:
                 os.close(exit_fd)
@@ -651,13 +774,15 @@ def execution_main(cfg, job, fds, code_cache):
                         os._exit(125)
                     if child == pid:
                         break
-                result = {"files": _fetch(cfg["work_dir"], fetch, payload.get("max_fetch_bytes", 0))}
+                files = _fetch(cfg["work_dir"], fetch, payload.get("max_fetch_bytes", 0))
+                _write_all(files_fd, json.dumps(files).encode())
                 if os.WIFSIGNALED(wstatus):
-                    result["signal"] = os.WTERMSIG(wstatus)
+                    result = {"signal": os.WTERMSIG(wstatus)}
                 else:
-                    result["exit"] = os.WEXITSTATUS(wstatus)
+                    result = {"exit": os.WEXITSTATUS(wstatus)}
                 _write_all(setup_fd, json.dumps(result).encode())
                 os._exit(0)
+        os.close(files_fd)
         os.setsid()
         os.dup2(stdin_fd, 0)
         os.dup2(out_fd, 1)
@@ -678,6 +803,50 @@ def execution_main(cfg, job, fds, code_cache):
     os._exit(125)
 
 
+def _address_space():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def compile_child(code_fd, path, out_fd, max_fd):
+    """A forked child of the zygote: compile the source in `code_fd` under CPU and memory limits and write the
+    marshalled code object into the memfd `out_fd`; never returns. It runs no user code, so what it writes is
+    trusted. (pread: the execution's pid 1 reads the same open code memfd at the same time.)"""
+    rc = 1
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        low = 3
+        for fd in sorted((code_fd, out_fd)):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, max_fd)
+        cpu = int(COMPILE_TIMEOUT_S) + 1
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+        limit = _address_space() + COMPILE_MEMORY_BYTES
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        source = os.pread(code_fd, COMPILE_MAX_SOURCE + 1, 0)
+        if len(source) <= COMPILE_MAX_SOURCE:
+            data = marshal.dumps(compile(source.decode("utf-8", "replace"), path, "exec"))
+            if len(data) <= COMPILE_MAX_BYTES:
+                _write_all(out_fd, data)
+                rc = 0
+    except BaseException:  # noqa: BLE001 - not cached; the execution compiles (and reports) it itself
+        pass
+    os._exit(rc)
+
+
+def cached_code(code_cache, code_hash):
+    """In an execution, before any user code: its own cached code object (or None); the references to the other
+    entries are dropped but their objects are kept alive (one extra reference each), because freeing them would
+    copy-on-write every page they touch. Nothing in Python then leads to another program's code."""
+    code_obj = code_cache.get(code_hash)
+    incref = ctypes.pythonapi.Py_IncRef
+    for other in code_cache.values():
+        incref(ctypes.py_object(other))
+    code_cache.clear()
+    return code_obj
+
+
 # ------------------------------------------------------------------------------------------------ the zygote
 
 
@@ -690,6 +859,9 @@ class Zygote:
         self.jobs = {}  # id -> dict
         self.by_fd = {}  # fd -> (kind, id)
         self.code_cache = {}
+        self.code_sizes = {}
+        self.cache_bytes = 0
+        self.compiles = {}  # pidfd -> compile child
         self.cg_free = []
         self.cg_written = {}
         self.cg_seq = 0
@@ -734,24 +906,81 @@ class Zygote:
     def send(self, msg):
         self.sock.send(json.dumps(msg).encode())
 
+    def start_compile(self, code_hash, code_name, code_fd):
+        """Compile code worth caching in a limited child (see the module docstring); this execution does not wait
+        for it (it compiles its own copy), later ones find it in the cache."""
+        busy = any(c["hash"] == code_hash for c in self.compiles.values())
+        if busy or len(self.compiles) >= COMPILE_PARALLEL or os.fstat(code_fd).st_size > COMPILE_MAX_SOURCE:
+            return
+        path = os.path.join(self.cfg["work_dir"], code_name)
+        out = os.memfd_create("compiled", os.MFD_CLOEXEC)
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(out)
+            return
+        if pid == 0:
+            compile_child(code_fd, path, out, self.cfg["max_fd"])
+        pidfd = os.pidfd_open(pid)
+        self.compiles[pidfd] = {
+            "pid": pid,
+            "hash": code_hash,
+            "out": out,
+            "deadline": time.monotonic() + COMPILE_TIMEOUT_S,
+            "killed": False,
+        }
+        self.by_fd[pidfd] = (pidfd, "compile")
+        self.sel.register(pidfd, selectors.EVENT_READ)
+
+    def on_compile_exit(self, pidfd):
+        job = self.compiles.pop(pidfd)
+        self.sel.unregister(pidfd)
+        del self.by_fd[pidfd]
+        os.close(pidfd)
+        _, wstatus = os.waitpid(job["pid"], 0)
+        try:
+            size = os.fstat(job["out"]).st_size
+            if job["killed"] or wstatus != 0 or not 0 < size <= COMPILE_MAX_BYTES:
+                return
+            # Written by the child, which ran no user code (and no execution ever holds this memfd).
+            code = marshal.loads(os.pread(job["out"], size, 0))
+        except (OSError, ValueError, EOFError, TypeError):
+            return
+        finally:
+            os.close(job["out"])
+        self.cache_put(job["hash"], code, size)
+
+    def kill_compile(self, pidfd):
+        job = self.compiles[pidfd]
+        job["killed"] = True
+        try:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    def cache_put(self, code_hash, code, size):
+        if code_hash in self.code_cache:
+            return
+        self.code_cache[code_hash] = code
+        self.code_sizes[code_hash] = size
+        self.cache_bytes += size
+        while len(self.code_cache) > CACHE_MAX_ENTRIES or self.cache_bytes > CACHE_MAX_BYTES:
+            oldest = next(iter(self.code_cache))
+            del self.code_cache[oldest]
+            self.cache_bytes -= self.code_sizes.pop(oldest)
+        gc.freeze()  # out of gc.get_objects() in executions (and never scanned: the zygote's GC is off anyway)
+
     def start_job(self, msg, fds):
         job_id = msg["id"]
-        if len(fds) != 4:
+        if len(fds) != 5:
             for fd in fds:
                 os.close(fd)
             self.send(
-                {"op": "done", "id": job_id, "error": f"expected 4 fds, got {len(fds)}", "timed_out": False}
+                {"op": "done", "id": job_id, "error": f"expected 5 fds, got {len(fds)}", "timed_out": False}
             )
             return
         if msg.get("compile") and msg.get("code_hash") and msg["code_hash"] not in self.code_cache:
-            try:
-                source = _read_all(fds[1]).decode("utf-8", "replace")
-                path = os.path.join(self.cfg["work_dir"], msg["code_name"])
-                if len(self.code_cache) >= 64:
-                    self.code_cache.pop(next(iter(self.code_cache)))
-                self.code_cache[msg["code_hash"]] = compile(source, path, "exec")
-            except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError):
-                pass  # the run itself reports the error
+            self.start_compile(msg["code_hash"], msg["code_name"], fds[1])
         try:
             msg["cgroup_paths"] = self.cgroup_create(job_id, msg)
         except OSError as exc:
@@ -891,7 +1120,6 @@ class Zygote:
             if len(setup) > 1:
                 try:
                     extra = json.loads(setup[1:])
-                    report["files"] = extra.get("files", {})
                     report["exit"], report["signal"] = extra.get("exit"), extra.get("signal")
                 except ValueError:
                     pass
@@ -930,6 +1158,14 @@ class Zygote:
                 elif not job["killed"]:
                     left = job["deadline"] - now
                     timeout = left if timeout is None else min(timeout, left)
+            for pidfd, job in self.compiles.items():
+                if job["killed"]:
+                    continue
+                if job["deadline"] <= now:
+                    self.kill_compile(pidfd)
+                else:
+                    left = job["deadline"] - now
+                    timeout = left if timeout is None else min(timeout, left)
             for key, _ in self.sel.select(timeout):
                 if key.fileobj is self.sock:
                     self.on_ctrl()
@@ -939,6 +1175,8 @@ class Zygote:
                     self.on_exit(job_id)
                 elif kind == "exit":
                     self.on_exit_notice(job_id)
+                elif kind == "compile":
+                    self.on_compile_exit(job_id)
 
 
 def _preload(names):
@@ -959,6 +1197,11 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_fd"], hard))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    device_nodes_readonly()
+    # Abstract unix sockets live in the network namespace: without Landlock scoping, each execution gets its own.
+    cfg["landlock_scope"] = landlock_abi() >= 6
+    if not cfg["landlock_scope"]:
+        cfg["netns_per_exec"] = True
     loaded = _preload(cfg.get("preload", []))
     prog = seccomp_program() if cfg.get("seccomp", True) else None
     cfg["seccomp_compiled"] = compile_seccomp(prog) if prog else None
@@ -982,6 +1225,7 @@ def main():
             "pid": os.getpid(),
             "preloaded": loaded,
             "seccomp": prog is not None,
+            "abstract_unix_sockets": "landlock" if cfg["landlock_scope"] else "netns per execution",
             "address_space_bytes": vm,
             "private_bytes": anon,
             "python": sys.version.split()[0],
