@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from sandbox_util import Sandbox
+from support.sandbox_fixture import sandbox_service
 
 from purpcode.sandbox.models import RunCodeResponse
 
@@ -72,6 +73,29 @@ with open("/dev/zero", "rb") as fh, open("/dev/urandom", "rb") as rnd:
 def test_abstract_unix_sockets_do_not_cross_executions(sandbox: Sandbox) -> None:
     """Executions shared the jail's network namespace, so one could listen on an abstract unix socket and another
     connect to it, and pass it file descriptors (e.g. of its private /tmp). Within one execution they still work."""
+    _check_abstract_sockets(sandbox)
+
+
+@pytest.fixture(scope="module")
+def netns_sandbox() -> Iterator[Sandbox]:
+    """The fallback for kernels without Landlock ABI 6: a network namespace per execution."""
+    with sandbox_service(env={"PURPCODE_SANDBOX_LANDLOCK": "off"}) as service:
+        box = Sandbox(service)
+        try:
+            yield box
+        finally:
+            box.client.close()
+
+
+def test_abstract_unix_sockets_do_not_cross_executions_without_landlock(netns_sandbox: Sandbox) -> None:
+    isolation = netns_sandbox.client.healthz()["isolation"]
+    assert isolation["abstract_unix_sockets"] == "netns per execution"
+    assert "net (per execution)" in isolation["namespaces"]
+    _check_abstract_sockets(netns_sandbox)
+    netns_sandbox.assert_serving_and_clean()
+
+
+def _check_abstract_sockets(sandbox: Sandbox) -> None:
     name = f"purpcode-review-{time.monotonic_ns()}"
     listener = f"""
 import socket

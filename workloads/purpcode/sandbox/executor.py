@@ -81,6 +81,7 @@ class Sandbox:
             host_uid=settings.host_uid,
             extra_ro_binds=settings.extra_ro_binds,
             netns_per_exec=settings.netns_per_exec,
+            landlock=settings.landlock,
             seccomp=settings.seccomp,
             cgroups=settings.cgroups,
         )

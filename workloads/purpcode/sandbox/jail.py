@@ -56,6 +56,7 @@ class JailConfig:
     extra_ro_binds: Sequence[str] = ()
     tmpfs_inodes: int = 8192
     netns_per_exec: bool = False
+    landlock: str = "auto"
     seccomp: bool = True
     cgroups: str = "auto"
     bwrap: str = "bwrap"
@@ -186,6 +187,7 @@ class Zygote:
             "tmpfs_inodes": cfg.tmpfs_inodes,
             "preload": self.preload,
             "netns_per_exec": cfg.netns_per_exec,
+            "landlock": cfg.landlock,
             "seccomp": cfg.seccomp,
             "python": cfg.python,
             "cgroups": self.cgroups.zygote_config(),

@@ -75,6 +75,11 @@ class SandboxSettings(BaseModel):
         description="A fresh network namespace per execution (~1 ms); by default executions share the jail's "
         "empty one (no interfaces up, no route anywhere).",
     )
+    landlock: Literal["auto", "off"] = Field(
+        default="auto",
+        description="Separate executions' abstract unix sockets and signals with Landlock scopes where the kernel "
+        "has them (ABI 6, Linux 6.12); 'off' (or an older kernel) gives each execution its own network namespace.",
+    )
     seccomp: bool = Field(default=True, description="Refuse ptrace, mount, unshare, bpf, ... in user code.")
     cgroups: Literal["auto", "off"] = Field(
         default="auto", description="Per-execution cgroups where delegated."

@@ -1199,7 +1199,7 @@ def main():
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     device_nodes_readonly()
     # Abstract unix sockets live in the network namespace: without Landlock scoping, each execution gets its own.
-    cfg["landlock_scope"] = landlock_abi() >= 6
+    cfg["landlock_scope"] = cfg.get("landlock", "auto") != "off" and landlock_abi() >= 6
     if not cfg["landlock_scope"]:
         cfg["netns_per_exec"] = True
     loaded = _preload(cfg.get("preload", []))
