@@ -47,6 +47,8 @@ def _passed(details: dict[str, Any]) -> bool | None:
     test = details.get("test")
     if not isinstance(test, dict):
         return None  # a row whose tests could not be run (bad ground truth) has no verdict
+    if test.get("status") == "sandbox_error":
+        return None  # the sandbox failed, not the code: no verdict (timeouts stay failures, as in the recipe)
     return bool(test.get("passed"))
 
 
