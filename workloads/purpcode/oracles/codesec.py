@@ -12,7 +12,19 @@ from typing import Any
 
 from purpcode.analyzers import AnalysisResult, Analyzer, filter_severity
 from purpcode.oracles.config import OracleConfig
-from purpcode.oracles.format import CodeBlock, python_blocks
+from purpcode.oracles.format import CodeBlock, extract_code_blocks
+
+
+def _blocks(answer: str) -> tuple[list[CodeBlock], set[int]]:
+    """(blocks the analyzer sees, indices of those that count as the answer's Python code for the reward).
+
+    The analyzer sees every block that is Python (tagged, or untagged and parses): an untagged block next to a
+    tagged one must not hide vulnerable code. What counts for the with-code reward is `python_blocks`' choice (the
+    tagged ones when there are any), since short shell lines ('make test') parse as Python too.
+    """
+    analyzed = [b for b in sorted(extract_code_blocks(answer), key=lambda b: b.index) if b.is_python]
+    tagged = [b for b in analyzed if b.tagged_python]
+    return analyzed, {b.index for b in (tagged or analyzed)}
 
 
 def _has_statements(code: str) -> bool:
@@ -38,12 +50,12 @@ class CodesecOracle:
 
     def score_answers(self, answers: list[str]) -> list[tuple[float, dict[str, Any]]]:
         """(reward, details) per answer; details hold the finding ids/CWEs/lines and the block count."""
-        per_answer: list[list[CodeBlock]] = [python_blocks(a) for a in answers]
-        codes = [b.code for blocks in per_answer for b in blocks]
+        per_answer = [_blocks(a) for a in answers]
+        codes = [b.code for blocks, _ in per_answer for b in blocks]
         results = self._analyze(codes) if codes else []
         out: list[tuple[float, dict[str, Any]]] = []
         k = 0
-        for blocks in per_answer:
+        for blocks, reward_blocks in per_answer:
             findings: list[dict[str, Any]] = []
             errors: list[str] = []
             counted = 0
@@ -63,7 +75,7 @@ class CodesecOracle:
                     )
                 if res.error and block.tagged_python and self.config.codesec_unparseable == "fail":
                     errors.append(f"block {bi}: {res.error}")
-                if _has_statements(block.code):
+                if block.index in reward_blocks and _has_statements(block.code):
                     counted += 1
             details: dict[str, Any] = {
                 "python_blocks": counted,
