@@ -58,7 +58,8 @@ def check_outputs(out: Path, config: StageConfig) -> dict[str, Any]:
         train, held = read_rows(files["train"]), read_rows(files["heldout"])  # validates every row (TaskRow)
         n = len(train) + len(held)
         assert n > 0, f"set {name} is empty"
-        assert len(held) == held_out_count(n, spec.held_out_per_set, spec.held_out_fraction)
+        # A cap: near-duplicate families stay whole on one side, so the held-out set may come out smaller.
+        assert len(held) <= held_out_count(n, spec.held_out_per_set, spec.held_out_fraction)
         entry = manifest["sets"][name]
         assert (entry["train"], entry["heldout"], entry["oracle"]) == (len(train), len(held), oracle)
         assert sum(entry["by_strategy"].values()) == n == sum(entry["by_cwe"].values())

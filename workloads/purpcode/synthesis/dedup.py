@@ -3,6 +3,7 @@
 
 Why groups: templated prompts share their template's fixed wording by construction; comparing across templates
 would call every pair of templated prompts near-duplicates. Within a group only the varying part is compared.
+Across groups the same measure links "families" (one request under several wrappers) that the split keeps whole.
 """
 
 from __future__ import annotations
@@ -30,6 +31,25 @@ def exact_key(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _minhasher(num_perm: int, seed: int) -> Callable[[set[str]], Any]:
+    """MinHash builder whose permutations are drawn once and shared by every hash it makes."""
+    from datasketch import MinHash
+
+    template = MinHash(num_perm=num_perm, seed=seed)
+
+    def make(grams: set[str]) -> Any:
+        m = MinHash(
+            num_perm=num_perm,
+            seed=seed,
+            permutations=template.permutations,
+            scheme=getattr(template, "scheme", None),
+        )
+        m.update_batch([g.encode("utf-8") for g in grams])
+        return m
+
+    return make
+
+
 def dedup(
     items: Sequence[T],
     *,
@@ -43,7 +63,7 @@ def dedup(
     near: bool = True,
 ) -> tuple[list[T], dict[str, int]]:
     """Drop exact duplicates, then near-duplicates (first occurrence wins, input order kept)."""
-    from datasketch import MinHash, MinHashLSH
+    from datasketch import MinHashLSH
 
     seen: set[str] = set()
     unique: list[T] = []
@@ -68,16 +88,10 @@ def dedup(
     hashes: dict[str, Any] = {}
     kept: list[T] = []
     counter: dict[str, int] = defaultdict(int)
-    template = MinHash(num_perm=num_perm, seed=seed)  # permutations drawn once, shared by every hash
+    make = _minhasher(num_perm, seed)
     for it in unique:
         grams = shingles(text(it), ngram)
-        m = MinHash(
-            num_perm=num_perm,
-            seed=seed,
-            permutations=template.permutations,
-            scheme=getattr(template, "scheme", None),
-        )
-        m.update_batch([g.encode("utf-8") for g in grams])
+        m = make(grams)
         g_key = group(it)
         # LSH proposes candidates; the estimated Jaccard decides (LSH alone has false positives).
         if grams and any(
@@ -96,3 +110,42 @@ def dedup(
         "after": len(kept),
     }
     return kept, stats
+
+
+def near_clusters(
+    texts: Sequence[str], *, ngram: int = 3, num_perm: int = 250, threshold: float = 0.4, seed: int = 1
+) -> list[int]:
+    """For each text, the index of the first text of its cluster: texts whose estimated Jaccard reaches
+    `threshold` are linked (transitively), whatever group they were deduplicated in.
+
+    Why: dedup only compares prompts written the same way, so one request wrapped by two templates survives twice;
+    the train / held-out split must keep such a family on one side or the held-out set leaks into training.
+    Order-independent: every text is indexed before any is queried, and links are symmetric.
+    """
+    from datasketch import MinHashLSH
+
+    make = _minhasher(num_perm, seed)
+    grams = [shingles(t, ngram) for t in texts]
+    hashes = [make(g) for g in grams]
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    for i, (g, m) in enumerate(zip(grams, hashes, strict=True)):
+        if g:
+            lsh.insert(str(i), m)
+    parent = list(range(len(texts)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, (g, m) in enumerate(zip(grams, hashes, strict=True)):
+        if not g:
+            continue
+        for key in lsh.query(m):
+            j = int(key)
+            if j != i and hashes[j].jaccard(m) >= threshold:
+                a, b = root(i), root(j)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return [root(i) for i in range(len(texts))]

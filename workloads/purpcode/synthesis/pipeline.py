@@ -78,13 +78,53 @@ def held_out_count(n: int, per_set: int, fraction: float) -> int:
 
 
 def split_rows(
-    rows: list[TaskRow], *, per_set: int, fraction: float, seed: int, name: str
+    rows: list[TaskRow],
+    *,
+    per_set: int,
+    fraction: float,
+    seed: int,
+    name: str,
+    families: list[str] | None = None,
 ) -> tuple[list[TaskRow], list[TaskRow]]:
-    """Seeded split, independent of input order: rows are ordered by task_id before shuffling."""
-    ordered = sorted(rows, key=lambda r: r.task_id)
+    """Seeded split, independent of input order, that never puts two rows of one family on both sides.
+
+    `families` names each row's family (rows the dedup measure calls near-duplicates of each other; default: every
+    row alone). Families are ordered by their smallest task_id, shuffled, and taken whole into the held-out set
+    while they fit in its size, min(heldOutPerSet, floor(heldOutFraction * n)); a family too big to fit stays in
+    train, so the held-out set can come out smaller than that size, never larger.
+    """
+    if families is None:
+        families = [r.task_id for r in rows]
+    if len(families) != len(rows):
+        raise ValueError("split_rows: families must name one family per row")
+    members: dict[str, list[TaskRow]] = {}
+    for fam, row in zip(families, rows, strict=True):
+        members.setdefault(fam, []).append(row)
+    ordered = sorted(
+        (sorted(group, key=lambda r: r.task_id) for group in members.values()), key=lambda g: g[0].task_id
+    )
     random.Random(f"{seed}:{name}").shuffle(ordered)
-    k = held_out_count(len(ordered), per_set, fraction)
-    return ordered[k:], ordered[:k]
+    k = held_out_count(len(rows), per_set, fraction)
+    train: list[TaskRow] = []
+    held: list[TaskRow] = []
+    for group in ordered:
+        (held if len(held) + len(group) <= k else train).extend(group)
+    return train, held
+
+
+def split_families(items: list[Item], *, ngram: int, num_perm: int, threshold: float, seed: int) -> list[str]:
+    """Each item's family for the split: its near-duplicate cluster across every dedup group of the set, named by
+    the cluster's smallest task_id (so the name does not depend on the order of the items)."""
+    from purpcode.synthesis.dedup import near_clusters
+
+    roots = near_clusters(
+        [it.text() for it in items], ngram=ngram, num_perm=num_perm, threshold=threshold, seed=seed
+    )
+    names: dict[int, str] = {}
+    for root, it in zip(roots, items, strict=True):
+        tid = it.row.task_id
+        names[root] = min(names.get(root, tid), tid)
+    return [names[r] for r in roots]
 
 
 def unique_ids(items: list[Item]) -> None:
@@ -483,12 +523,20 @@ class Synthesis:
             dedup_stats[name] = dstats
             unique_ids(kept)
             rows = [it.row for it in kept]
+            families = (
+                split_families(
+                    kept, ngram=d.ngram, num_perm=d.num_perm, threshold=d.threshold, seed=self.config.seed
+                )
+                if name in NEAR_DEDUP_SETS
+                else None
+            )
             train, held = split_rows(
                 rows,
                 per_set=self.spec.held_out_per_set,
                 fraction=self.spec.held_out_fraction,
                 seed=self.config.seed,
                 name=name,
+                families=families,
             )
             files = set_files(self.out, name)
             write_jsonl_atomic(files["train"], train)
@@ -498,6 +546,7 @@ class Synthesis:
                 "origin": "import" if name in covered else "synthesis",
                 "train": len(train),
                 "heldout": len(held),
+                "split_families": len(set(families)) if families is not None else len(rows),
                 "files": {k: str(v.name) for k, v in files.items()},
                 "by_strategy": dict(Counter(r.strategy for r in rows)),
                 "by_cwe": dict(Counter(r.cwe or "none" for r in rows)),
