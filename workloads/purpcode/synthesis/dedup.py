@@ -120,7 +120,8 @@ def near_clusters(
 
     Why: dedup only compares prompts written the same way, so one request wrapped by two templates survives twice;
     the train / held-out split must keep such a family on one side or the held-out set leaks into training.
-    Order-independent: every text is indexed before any is queried, and links are symmetric.
+    Order-independent: every text is indexed before any is queried, and links are symmetric. Run it on deduplicated
+    items: then a family holds at most one text per dedup group, which bounds the candidates each query returns.
     """
     from datasketch import MinHashLSH
 
@@ -143,9 +144,8 @@ def near_clusters(
         if not g:
             continue
         for key in lsh.query(m):
-            j = int(key)
-            if j != i and hashes[j].jaccard(m) >= threshold:
-                a, b = root(i), root(j)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+            a, b = root(i), root(int(key))
+            # Already linked (itself included): skip the Jaccard estimate.
+            if a != b and hashes[int(key)].jaccard(m) >= threshold:
+                parent[max(a, b)] = min(a, b)
     return [root(i) for i in range(len(texts))]
