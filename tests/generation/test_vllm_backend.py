@@ -29,6 +29,8 @@ def test_auto_falls_back_to_transformers_without_vllm(no_vllm: None, monkeypatch
     assert resolve_backend("auto", gpus=4) == "transformers"
 
 
-@pytest.mark.skipif(not vllm_available(), reason="vLLM is a GPU-image extra (the trainer image): not installed here")
+@pytest.mark.skipif(
+    not vllm_available(), reason="vLLM is a GPU-image extra (the trainer image): not installed here"
+)
 def test_auto_picks_vllm_with_gpus() -> None:
     assert resolve_backend("auto", gpus=1) == "vllm"
