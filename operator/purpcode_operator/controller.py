@@ -35,7 +35,7 @@ from .kube import ApiError, KubeClient, gather_api, gather_errors
 from .metrics import CONTROLLER, OperatorMetrics
 from .plan import RunPlan
 from .validate import SpecError
-from .workqueue import WorkQueue
+from .workqueue import HIGH, LOW, WorkQueue
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, run name)
@@ -131,6 +131,9 @@ class Controller:
         # Jobs this process created and decided on in the same reconcile (name -> resourceVersion): their
         # ADDED watch events carry nothing new, so they do not queue the run again (see _follow_up).
         self._decided_jobs: dict[Key, dict[str, str]] = {}
+        # Jobs created by a reconcile that left the status for later (see reconcile), until their watch event
+        # puts them in the index: the deferred reconcile observes them either way.
+        self._fresh_jobs: dict[Key, dict[str, Obj]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._active = 0
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
@@ -149,6 +152,7 @@ class Controller:
             self.bodies.pop(key, None)
             self._prepared.pop(key, None)
             self._decided_jobs.pop(key, None)
+            self._fresh_jobs.pop(key, None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
             return
@@ -170,6 +174,9 @@ class Controller:
         if not (namespace and run):
             return
         key = (namespace, run)
+        fresh = self._fresh_jobs.get(key)
+        if fresh is not None and job is not None and fresh.pop(job, None) is not None and not fresh:
+            del self._fresh_jobs[key]  # the index has it now
         known = self._decided_jobs.get(key)
         if known is not None and job is not None and job in known:
             decided_rv = known.pop(job)
@@ -216,7 +223,7 @@ class Controller:
         while True:
             await asyncio.sleep(self.config.resync_seconds)
             for key in list(self.bodies):
-                self.queue.add(key)
+                self.queue.add(key, LOW)
 
     async def _worker(self) -> None:
         while True:
@@ -255,11 +262,15 @@ class Controller:
     # ----------------------------------------------------------------------------- one reconcile
 
     def observe(self, body: Obj, extra_jobs: Mapping[str, Obj] | None = None) -> Observed:
-        """The run's children from the indices (plus `extra_jobs`: Jobs known from a create's answer)."""
+        """The run's children from the indices (plus `extra_jobs`: Jobs known from a create's answer, and Jobs
+        created by a deferred reconcile that the index does not hold yet)."""
         meta = body["metadata"]
         key = (meta["namespace"], meta["name"])
         uid = meta.get("uid", "")
         jobs = {j["metadata"]["name"]: j for j in self.jobs.get(key, ()) if _owned_by(j, uid)}
+        for name, job in (self._fresh_jobs.get(key) or {}).items():
+            if _owned_by(job, uid):
+                jobs.setdefault(name, job)
         jobs.update(extra_jobs or {})
         job_uids = {j["metadata"].get("uid") for j in jobs.values()}
         deployments = {d["metadata"]["name"]: d for d in self.deployments.get(key, ()) if _owned_by(d, uid)}
@@ -324,6 +335,9 @@ class Controller:
                 body, [EventSpec("Warning", "CreateFailed", message, f"CreateFailed/{digest}")], now
             )
             raise ReconcileError(message)
+        if self._defer(key, decision, created):
+            return None
+        self._fresh_jobs.pop(key, None)
         decision, decided_jobs = self._follow_up(body, observed, now, prepared, decision, created)
         for job_name, job_rv in decided_jobs.items():
             # Before any await: the Job's watch event may arrive during the writes below. Should they fail, the
@@ -338,6 +352,32 @@ class Controller:
             await self.client.delete(api.API_VERSION, api.KIND, namespace, name)
             return None
         return decision.requeue_after
+
+    def _defer(self, key: Key, decision: Decision, created: list[Any]) -> bool:
+        """Leave a new attempt's status and Events to a LOW-priority reconcile while other runs wait (HIGH).
+
+        When hundreds of runs arrive at once, each run's first Job is what users wait for; its status write,
+        Events and their watch echoes cost as much again. So a reconcile that has just created Jobs, while other
+        runs wait for theirs, stops there and queues its run at LOW priority: that reconcile observes the Jobs
+        (index, or the create's answer until the index has them) and decides exactly what a restarted operator
+        would after a crash at this point (the status and Events of the attempt, from the Job). Nothing is kept
+        only in memory: lose this process now and the next one decides the same from the cluster.
+        """
+        if decision.status is None or decision.delete_run or not self.queue.waiting(HIGH):
+            return False
+        jobs = [obj for obj in created if isinstance(obj, dict) and obj.get("kind") == "Job"]
+        if not jobs or any(obj.get("status") for obj in jobs):
+            return False  # no new Job, or one that was there already with a history: decide on it now
+        fresh = self._fresh_jobs.setdefault(key, {})
+        decided = self._decided_jobs.setdefault(key, {})
+        for obj in jobs:
+            meta = obj["metadata"]
+            fresh[meta["name"]] = trim_job(obj)
+            if meta.get("resourceVersion") is not None:
+                decided[meta["name"]] = str(meta["resourceVersion"])  # its ADDED event brings nothing new
+        self.queue.add(key, LOW)
+        self.metrics.deferred.labels(CONTROLLER).inc()
+        return True
 
     def _follow_up(
         self,

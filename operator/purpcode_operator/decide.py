@@ -617,50 +617,40 @@ def _start_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
     if stage.distributed and stage.resources.nodes > 1:
         ctx.decision.creates.append(Create(render.build_rendezvous_service(run, stage, owner)))
     ctx.decision.creates.append(Create(render.build_stage_job(run, ctx.plan, stage, attempt, owner)))
-    job = naming.job_name(ctx.name, stage.slug, attempt)
     if st.attempts < attempt:
-        st.attempts = attempt
-        st.job_name = job
-        st.phase = "Pending" if run.spec.queue_name else "Running"
-        st.start_time = st.start_time or ctx.now_s
-        st.next_retry_time = None
-        st.pending_since = None
-        st.completion_time = None
-        total = stage.backoff_limit + 1
-        st.message = f"attempt {attempt}/{total}: job {job}"
-        ctx.status.start_time = ctx.status.start_time or ctx.now_s
-        ctx.event(
-            "Normal",
-            "StageStarted",
-            f"stage {stage.name}: attempt {attempt}/{total} started (job {job})",
-            f"StageStarted/{stage.name}/{attempt}",
-        )
-        if attempt > 1:
-            ctx.decision.retried.append(stage.name)
+        _record_attempt(ctx, stage, st, attempt, ctx.now_s)
+
+
+def _record_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int, started: str) -> None:
+    """The status and Event of a new attempt: when this reconcile creates its Job, and when it finds a Job the
+    status does not know yet (created just before a crash, or by a reconcile that left the status for later)."""
+    job = naming.job_name(ctx.name, stage.slug, attempt)
+    st.attempts = attempt
+    st.job_name = job
+    st.phase = "Pending" if ctx.run.spec.queue_name else "Running"
+    st.start_time = st.start_time or started
+    st.next_retry_time = None
+    st.pending_since = None
+    st.completion_time = None
+    total = stage.backoff_limit + 1
+    st.message = f"attempt {attempt}/{total}: job {job}"
+    ctx.status.start_time = ctx.status.start_time or started
+    ctx.event(
+        "Normal",
+        "StageStarted",
+        f"stage {stage.name}: attempt {attempt}/{total} started (job {job})",
+        f"StageStarted/{stage.name}/{attempt}",
+    )
+    if attempt > 1:
+        ctx.decision.retried.append(stage.name)
 
 
 def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advance", "blocked", "failed"]:
     spec = ctx.run.spec
     jobs = _stage_jobs(ctx, stage)
     attempt = max([st.attempts, *(job_attempt(j) for j in jobs)])
-    if attempt > st.attempts:  # a Job created just before a crash, before the status said so
-        job_name = naming.job_name(ctx.name, stage.slug, attempt)
-        first_created = _first_created(jobs) or ctx.now_s
-        st.attempts = attempt
-        st.job_name = job_name
-        st.phase = "Running"
-        st.start_time = st.start_time or first_created
-        st.next_retry_time = None
-        ctx.status.start_time = ctx.status.start_time or first_created
-        total = stage.backoff_limit + 1
-        ctx.event(
-            "Normal",
-            "StageStarted",
-            f"stage {stage.name}: attempt {attempt}/{total} started (job {job_name})",
-            f"StageStarted/{stage.name}/{attempt}",
-        )
-        if attempt > 1:
-            ctx.decision.retried.append(stage.name)
+    if attempt > st.attempts:  # a Job the status does not know yet (a crash, or a deferred status write)
+        _record_attempt(ctx, stage, st, attempt, _first_created(jobs) or ctx.now_s)
     if attempt == 0:
         if spec.suspend:
             st.phase = "Pending"

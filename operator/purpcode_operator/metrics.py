@@ -8,6 +8,8 @@ The Grafana dashboard and alert rules (helm chart) query exactly these names; ch
 - controller_runtime_active_workers{controller}, controller_runtime_max_concurrent_reconciles{controller}
 - workqueue_depth{name}, workqueue_adds_total{name}, workqueue_retries_total{name},
   workqueue_queue_duration_seconds{name}, workqueue_work_duration_seconds{name}  (histograms)
+- purpcode_deferred_status_total{controller}: reconciles that created Jobs during a burst of runs and left the
+  status to a low-priority reconcile (workqueue.py, Controller._defer)
 - purpcode_run_info{namespace, run, model, judge, queue} = 1
 - purpcode_run_phase{namespace, run, phase} = 1 for the current phase, 0 for the others
 - purpcode_stage_duration_seconds{stage, result}  (histogram; result = succeeded|failed)
@@ -116,6 +118,12 @@ class OperatorMetrics:
         self.max_workers = Gauge(
             "controller_runtime_max_concurrent_reconciles",
             "Maximum number of concurrent reconciles per controller",
+            ["controller"],
+            registry=r,
+        )
+        self.deferred = Counter(
+            "purpcode_deferred_status_total",
+            "Reconciles that created Jobs and left the run's status to a low-priority reconcile (burst of runs)",
             ["controller"],
             registry=r,
         )

@@ -4,18 +4,29 @@ Why: kopf delivers every watch event of every run, Job and Pod; many of them con
 collapses them into one reconcile per run at a time (a key being processed is marked dirty and re-queued once
 when it finishes), and never runs two reconciles of the same run concurrently. Delays (retry backoff, pending
 timeouts, TTL) are timers, not polling.
+
+Two priorities, like controller-runtime's priority queue: HIGH for what changed (a new or edited run, a child's
+event, a timer) and LOW for work that can wait (the periodic resync, and a new run's status when other runs are
+still waiting for their Jobs: see Controller._defer). Workers take a LOW key only when no HIGH key waits and none
+was added for `quiet` seconds (a burst of new runs is over: its events arrive one by one, so an empty HIGH queue
+alone does not say so), or when the oldest LOW key has waited `max_low_wait` seconds (no starvation under a steady
+stream of events). Adding a queued key again at HIGH moves it up; a key's priority never drops while it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
 from .metrics import OperatorMetrics
 
 K = TypeVar("K", bound=Hashable)
+
+HIGH = 0
+LOW = 1
 
 
 class WorkQueue(Generic[K]):
@@ -26,18 +37,24 @@ class WorkQueue(Generic[K]):
         *,
         base_delay: float = 0.5,
         max_delay: float = 300.0,
+        quiet: float = 0.25,
+        max_low_wait: float = 10.0,
     ) -> None:
         self.name = name
         self._metrics = metrics
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
-        self._queued: set[K] = set()
+        self._waiters: deque[asyncio.Future[None]] = deque()  # idle workers, woken one per add
+        self._ready: tuple[deque[K], deque[K]] = (deque(), deque())
+        self._queued: dict[K, int] = {}
         self._processing: set[K] = set()
-        self._dirty: set[K] = set()
+        self._dirty: dict[K, int] = {}
         self._added_at: dict[K, float] = {}
         self._timers: dict[K, asyncio.TimerHandle] = {}
         self._failures: dict[K, int] = {}
         self._base_delay = base_delay
         self._max_delay = max_delay
+        self._quiet = quiet
+        self._max_low_wait = max_low_wait
+        self._last_high = float("-inf")
         self._shutdown = False
 
     def __len__(self) -> int:
@@ -47,17 +64,32 @@ class WorkQueue(Generic[K]):
         if self._metrics is not None:
             self._metrics.queue_depth.labels(self.name).set(len(self._queued))
 
-    def add(self, key: K) -> None:
+    def waiting(self, priority: int = HIGH) -> int:
+        """How many keys wait at this priority."""
+        return len(self._ready[priority])
+
+    def add(self, key: K, priority: int = HIGH) -> None:
         if self._shutdown:
             return
         if key in self._processing:
-            self._dirty.add(key)
+            self._dirty[key] = min(priority, self._dirty.get(key, LOW))
             return
-        if key in self._queued:
+        queued = self._queued.get(key)
+        if queued is not None:
+            if priority < queued:  # move it up (rare: a LOW key that gets an event)
+                self._ready[queued].remove(key)
+                self._ready[priority].append(key)
+                self._queued[key] = priority
+                self._last_high = time.monotonic()
+                self._wake_one()
             return
-        self._queued.add(key)
-        self._added_at[key] = time.monotonic()
-        self._queue.put_nowait(key)
+        self._queued[key] = priority
+        now = time.monotonic()
+        self._added_at[key] = now
+        if priority == HIGH:
+            self._last_high = now
+        self._ready[priority].append(key)
+        self._wake_one()
         if self._metrics is not None:
             self._metrics.queue_adds.labels(self.name).inc()
         self._gauge()
@@ -99,11 +131,47 @@ class WorkQueue(Generic[K]):
         if timer is not None:
             timer.cancel()
         self._failures.pop(key, None)
-        self._dirty.discard(key)
+        self._dirty.pop(key, None)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _low_due_in(self, now: float) -> float | None:
+        """Seconds until the oldest LOW key may be taken (0: now; None: no LOW key)."""
+        high, low = self._ready
+        if not low:
+            return None
+        aged = self._added_at[low[0]] + self._max_low_wait
+        if high:  # only age lets it pass HIGH keys, and only those added after it
+            return max(0.0, aged - now) if self._added_at[high[0]] > self._added_at[low[0]] else None
+        return max(0.0, min(self._last_high + self._quiet, aged) - now)
 
     async def get(self) -> K:
-        key = await self._queue.get()
-        self._queued.discard(key)
+        loop = asyncio.get_running_loop()
+        while True:
+            high, low = self._ready
+            due = self._low_due_in(time.monotonic())
+            if due == 0.0:
+                key = low.popleft()
+                break
+            if high:
+                key = high.popleft()
+                break
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            timer = loop.call_later(due, _wake, waiter) if due is not None else None
+            try:
+                await waiter
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        if self._waiters and (self._ready[HIGH] or self._ready[LOW]):
+            self._wake_one()  # more work, or a LOW key whose time another worker should watch
+        del self._queued[key]
         self._processing.add(key)
         added = self._added_at.pop(key, None)
         if self._metrics is not None and added is not None:
@@ -113,12 +181,17 @@ class WorkQueue(Generic[K]):
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
-        if key in self._dirty:
-            self._dirty.discard(key)
-            self.add(key)
+        priority = self._dirty.pop(key, None)
+        if priority is not None:
+            self.add(key, priority)
 
     def shutdown(self) -> None:
         self._shutdown = True
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -205,3 +205,44 @@ async def test_a_change_made_during_the_reconcile_is_decided_on(edited: bool) ->
     controller.run_event("MODIFIED", returned)
     # ... so only the write's answer can bring the run back when it was edited.
     assert len(controller.queue) == (1 if edited else 0)
+
+
+def test_a_burst_of_runs_gets_its_jobs_first_and_every_status_once(
+    still_cluster: FakeCluster, tmp_path: Path
+) -> None:
+    """40 runs at once: each run's status is written once (most of them by a deferred, LOW reconcile after the
+    burst's Jobs), with one StageStarted Event and one Job per run."""
+    cluster = still_cluster
+    log: list[tuple[str, str, int]] = []
+
+    def hook(request: Any, status: int) -> None:
+        if request.resource is not None and request.resource.plural == "purpcoderuns":
+            log.append((str(request.action).rsplit(".", 1)[-1], request.name or "", status))
+
+    cluster.call(lambda: cluster.emulator.request_hooks.append(hook))
+    op = OperatorProcess(cluster.kubeconfig, tmp_path).start()
+    names = [f"burst-{i:02d}" for i in range(40)]
+    try:
+        for name in names:
+            cluster.create_run(tiny_run(name))
+
+        def all_written() -> bool:
+            for name in names:
+                st = (cluster.get_run(name) or {}).get("status", {}).get("stages", {}).get("initialize", {})
+                if not st.get("pendingSince"):
+                    return False
+            return True
+
+        cluster.wait_for(all_written, timeout=60, what="every run's status saying its pods are pending")
+        time.sleep(1.0)  # anything still queued would write now
+        deferred = metric_value(op.metrics(), "purpcode_deferred_status_total", controller="purpcoderun")
+    finally:
+        op.stop()
+    assert deferred is not None and deferred > 0  # the burst did take the deferred path
+    for name in names:
+        assert run_status_writes(cluster, log, name) == 1, name
+        assert [j["metadata"]["name"] for j in cluster.jobs(name)] == [f"{name}-init-1"], name
+        started = [e for e in cluster.events(name) if e["reason"] == "StageStarted"]
+        assert len(started) == 1, (name, started)
+        stage = cluster.get_run(name)["status"]["stages"]["initialize"]  # type: ignore[index]
+        assert (stage["attempts"], stage["jobName"]) == (1, f"{name}-init-1")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from purpcode_operator.metrics import OperatorMetrics
-from purpcode_operator.workqueue import WorkQueue
+from purpcode_operator.workqueue import HIGH, LOW, WorkQueue
 
 
 async def test_adds_are_deduplicated() -> None:
@@ -65,3 +67,92 @@ async def test_depth_gauge_follows_the_queue() -> None:
     assert metrics.queue_depth.labels("purpcoderun")._value.get() == 2
     await q.get()
     assert metrics.queue_depth.labels("purpcoderun")._value.get() == 1
+
+
+async def test_high_keys_go_first_and_low_keys_wait_for_a_quiet_queue() -> None:
+    q: WorkQueue[str] = WorkQueue("t", quiet=1.0, max_low_wait=60)
+    q.add("status", LOW)
+    q.add("new-run")  # HIGH
+    assert q.waiting(HIGH) == 1 and q.waiting(LOW) == 1
+    assert await q.get() == "new-run"
+    q.done("new-run")
+    # A HIGH key was added just now: a burst may still be arriving, so the LOW key waits ...
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(q.get(), 0.1)
+    # ... until no HIGH key came for `quiet` seconds (a timer wakes the worker: no polling).
+    assert await asyncio.wait_for(q.get(), 3.0) == "status"
+
+
+async def test_a_low_key_that_waited_too_long_passes_newer_high_keys() -> None:
+    q: WorkQueue[str] = WorkQueue("t", quiet=60, max_low_wait=0.05)
+    q.add("old-status", LOW)
+    await asyncio.sleep(0.1)
+    q.add("a")
+    q.add("b")
+    assert await q.get() == "old-status"  # aged: served in arrival order with the HIGH keys
+    assert [await q.get(), await q.get()] == ["a", "b"]
+
+
+async def test_an_aged_low_key_does_not_pass_older_high_keys() -> None:
+    q: WorkQueue[str] = WorkQueue("t", quiet=60, max_low_wait=0.05)
+    q.add("a")
+    q.add("status", LOW)
+    await asyncio.sleep(0.1)
+    assert await q.get() == "a"
+    assert await asyncio.wait_for(q.get(), 1.0) == "status"
+
+
+async def test_a_waiting_low_key_added_at_high_moves_up_and_priority_never_drops() -> None:
+    q: WorkQueue[str] = WorkQueue("t", quiet=60, max_low_wait=60)
+    q.add("run", LOW)
+    q.add("other")
+    q.add("run")  # an event for it: HIGH now, behind the HIGH keys already waiting
+    q.add("run", LOW)  # a later LOW add does not push it down again
+    assert (q.waiting(HIGH), q.waiting(LOW), len(q)) == (2, 0, 2)
+    assert [await q.get(), await asyncio.wait_for(q.get(), 0.5)] == ["other", "run"]
+
+
+async def test_a_key_in_progress_is_requeued_at_the_highest_priority_asked() -> None:
+    q: WorkQueue[str] = WorkQueue("t", quiet=60, max_low_wait=60)
+    q.add("a")
+    key = await q.get()
+    q.add("a", LOW)  # e.g. the reconcile left its status for later
+    q.done(key)
+    assert (q.waiting(HIGH), q.waiting(LOW)) == (0, 1)
+    with pytest.raises(TimeoutError):  # LOW: it waits for a quiet queue
+        await asyncio.wait_for(q.get(), 0.1)
+    q.add("a")  # an event: HIGH
+    key = await asyncio.wait_for(q.get(), 0.5)
+    q.add("a", LOW)
+    q.add("a")
+    q.done(key)
+    assert (q.waiting(HIGH), q.waiting(LOW)) == (1, 0)
+
+
+async def test_every_idle_worker_is_woken_for_a_burst() -> None:
+    q: WorkQueue[int] = WorkQueue("t")
+    got: list[int] = []
+    release, all_done = asyncio.Event(), asyncio.Event()
+
+    async def worker() -> None:
+        while True:
+            key = await q.get()
+            got.append(key)
+            await release.wait()
+            q.done(key)
+            if len(got) == 8:
+                all_done.set()
+
+    workers = [asyncio.create_task(worker()) for _ in range(4)]
+    await asyncio.sleep(0)  # all four wait
+    for i in range(8):
+        q.add(i)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert got == [0, 1, 2, 3]  # one add, one woken worker: four at once, in order
+    release.set()
+    await asyncio.wait_for(all_done.wait(), 2.0)
+    assert got == list(range(8))
+    for w in workers:
+        w.cancel()
+    await asyncio.gather(*workers, return_exceptions=True)
