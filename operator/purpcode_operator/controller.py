@@ -35,7 +35,7 @@ from .kube import ApiError, KubeClient, gather_api, gather_errors
 from .metrics import CONTROLLER, OperatorMetrics
 from .plan import RunPlan
 from .validate import SpecError
-from .workqueue import HIGH, LOW, WorkQueue
+from .workqueue import LOW, WorkQueue
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, run name)
@@ -301,6 +301,7 @@ class Controller:
         if body is None:
             return None
         namespace, name = key
+        began = time.monotonic()
         now = self._clock()
         observed = self.observe(body)
         prepared = self._prepare(key, body)
@@ -335,7 +336,7 @@ class Controller:
                 body, [EventSpec("Warning", "CreateFailed", message, f"CreateFailed/{digest}")], now
             )
             raise ReconcileError(message)
-        if self._defer(key, decision, created):
+        if self._defer(key, decision, created, began):
             return None
         self._fresh_jobs.pop(key, None)
         decision, decided_jobs = self._follow_up(body, observed, now, prepared, decision, created)
@@ -353,17 +354,18 @@ class Controller:
             return None
         return decision.requeue_after
 
-    def _defer(self, key: Key, decision: Decision, created: list[Any]) -> bool:
+    def _defer(self, key: Key, decision: Decision, created: list[Any], began: float) -> bool:
         """Leave a new attempt's status and Events to a LOW-priority reconcile while other runs wait (HIGH).
 
         When hundreds of runs arrive at once, each run's first Job is what users wait for; its status write,
-        Events and their watch echoes cost as much again. So a reconcile that has just created Jobs, while other
-        runs wait for theirs, stops there and queues its run at LOW priority: that reconcile observes the Jobs
+        Events and their watch echoes cost as much again. So a reconcile that has just created Jobs while other
+        runs wait for theirs (HIGH keys queued, or added since this reconcile began: kopf hands a burst's events
+        over one by one) stops there and queues its run at LOW priority: that reconcile observes the Jobs
         (index, or the create's answer until the index has them) and decides exactly what a restarted operator
         would after a crash at this point (the status and Events of the attempt, from the Job). Nothing is kept
         only in memory: lose this process now and the next one decides the same from the cluster.
         """
-        if decision.status is None or decision.delete_run or not self.queue.waiting(HIGH):
+        if decision.status is None or decision.delete_run or not self.queue.busy_since(began):
             return False
         jobs = [obj for obj in created if isinstance(obj, dict) and obj.get("kind") == "Job"]
         if not jobs or any(obj.get("status") for obj in jobs):

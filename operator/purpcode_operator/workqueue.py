@@ -68,6 +68,10 @@ class WorkQueue(Generic[K]):
         """How many keys wait at this priority."""
         return len(self._ready[priority])
 
+    def busy_since(self, since: float) -> bool:
+        """Whether HIGH keys wait, or one was added after `since` (time.monotonic()): a burst is arriving."""
+        return bool(self._ready[HIGH]) or self._last_high > since
+
     def add(self, key: K, priority: int = HIGH) -> None:
         if self._shutdown:
             return

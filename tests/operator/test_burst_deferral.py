@@ -113,3 +113,22 @@ async def test_a_job_that_existed_with_a_history_is_decided_on_at_once() -> None
     await first_reconcile(h, burst=True)
     assert h.controller.metrics.deferred.labels("purpcoderun")._value.get() == 0
     assert h.api.status_writes == 1 and h.stage()["attempts"] == 1
+
+
+async def test_runs_arriving_during_the_reconcile_defer_it_even_when_another_worker_took_them() -> None:
+    """kopf hands a burst over one event at a time and idle workers take each run at once, so the HIGH queue is
+    often empty when a reconcile finishes its creates: a HIGH add since the reconcile began counts too."""
+    h = Harness(run_body(pendingTimeoutSeconds=600))
+    real_ensure = h.api.ensure
+
+    async def ensure_while_runs_arrive(obj: Obj, *, patch_if_exists: Obj | None = None) -> Obj:
+        if obj["kind"] == "Job":
+            h.controller.queue.add(OTHER)  # the next run of the burst arrives ...
+            assert await h.controller.queue.get() == OTHER  # ... and another worker takes it
+        return await real_ensure(obj, patch_if_exists=patch_if_exists)
+
+    h.api.ensure = ensure_while_runs_arrive  # type: ignore[method-assign]
+    await first_reconcile(h, burst=False)
+    assert h.controller.queue.waiting(HIGH) == 0
+    assert h.controller.metrics.deferred.labels("purpcoderun")._value.get() == 1
+    assert h.api.status_writes == 0 and h.controller.queue.waiting(LOW) == 1
