@@ -7,7 +7,7 @@ For each size: a fresh in-process fake API (kmock emulator, no job simulator: Jo
 `purpcode-operator` process, then all runs POSTed concurrently over HTTP (like `kubectl apply -f dir/`).
 Apply-to-first-Job latency per run = the API's own create time of the run's first Job minus that of the run.
 Reports p50/p99/max latency, the reconcile rate (controller_runtime_reconcile_total over the time until the last
-first Job), CPU per run of the operator and of this process (the fake API and the creating client: in a real
+first Job; deferred status writes that ran by then count too, see docs/operator.md "Architecture"), CPU per run of the operator and of this process (the fake API and the creating client: in a real
 cluster that work is the API server's), the operator's peak RSS, and the ratios 500 vs 50 (how cost grows).
 Goal (issue 8): p99 < 1 s and RSS < 300 MiB at 500 runs. The last line ends with the 500-run p99 in seconds.
 """
