@@ -44,10 +44,8 @@ def run_status_writes(cluster: FakeCluster, log: list[tuple[str, str, int]], run
     return sum(1 for action, name, status in log if action == "UPDATE" and name == run and status < 300)
 
 
-def test_a_new_attempt_is_written_once_and_its_job_event_queues_nothing(
-    still_cluster: FakeCluster, tmp_path: Path
-) -> None:
-    cluster = still_cluster
+def log_run_requests(cluster: FakeCluster) -> list[tuple[str, str, int]]:
+    """(action, run name, HTTP status) of every request the fake API answers about runs, from now on."""
     log: list[tuple[str, str, int]] = []
 
     def hook(request: Any, status: int) -> None:
@@ -55,6 +53,14 @@ def test_a_new_attempt_is_written_once_and_its_job_event_queues_nothing(
             log.append((str(request.action).rsplit(".", 1)[-1], request.name or "", status))
 
     cluster.call(lambda: cluster.emulator.request_hooks.append(hook))
+    return log
+
+
+def test_a_new_attempt_is_written_once_and_its_job_event_queues_nothing(
+    still_cluster: FakeCluster, tmp_path: Path
+) -> None:
+    cluster = still_cluster
+    log = log_run_requests(cluster)
     op = OperatorProcess(cluster.kubeconfig, tmp_path).start()
     try:
         cluster.create_run(tiny_run("once"))
@@ -213,13 +219,7 @@ def test_a_burst_of_runs_gets_its_jobs_first_and_every_status_once(
     """40 runs at once: each run's status is written once (most of them by a deferred, LOW reconcile after the
     burst's Jobs), with one StageStarted Event and one Job per run."""
     cluster = still_cluster
-    log: list[tuple[str, str, int]] = []
-
-    def hook(request: Any, status: int) -> None:
-        if request.resource is not None and request.resource.plural == "purpcoderuns":
-            log.append((str(request.action).rsplit(".", 1)[-1], request.name or "", status))
-
-    cluster.call(lambda: cluster.emulator.request_hooks.append(hook))
+    log = log_run_requests(cluster)
     op = OperatorProcess(cluster.kubeconfig, tmp_path).start()
     names = [f"burst-{i:02d}" for i in range(40)]
     try:
