@@ -54,6 +54,8 @@ def _rv(body: Mapping[str, Any]) -> int | None:
 
 
 _VOLATILE_META = ("resourceVersion", "managedFields")
+# Events a decision on the created Jobs posts again (see Controller._defer; decide._record_attempt).
+_REPEATABLE_EVENTS = ("StageStarted/", "RunStarted")
 
 
 def _changed_besides_status(before: Obj, after: Obj) -> bool:
@@ -363,9 +365,14 @@ class Controller:
         over one by one) stops there and queues its run at LOW priority: that reconcile observes the Jobs
         (index, or the create's answer until the index has them) and decides exactly what a restarted operator
         would after a crash at this point (the status and Events of the attempt, from the Job). Nothing is kept
-        only in memory: lose this process now and the next one decides the same from the cluster.
+        only in memory: lose this process now and the next one decides the same from the cluster. A decision
+        that says more than "an attempt started" (a failure recorded, a stage finished) is written at once.
         """
         if decision.status is None or decision.delete_run or not self.queue.busy_since(began):
+            return False
+        if decision.finished or not all(e.key.startswith(_REPEATABLE_EVENTS) for e in decision.events):
+            # Something else happened in this decision (an attempt failed and its retry started at once, a
+            # stage finished): the Job alone does not tell it again, so it is written now.
             return False
         jobs = [obj for obj in created if isinstance(obj, dict) and obj.get("kind") == "Job"]
         if not jobs or any(obj.get("status") for obj in jobs):

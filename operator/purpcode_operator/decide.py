@@ -619,6 +619,17 @@ def _start_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
     ctx.decision.creates.append(Create(render.build_stage_job(run, ctx.plan, stage, attempt, owner)))
     if st.attempts < attempt:
         _record_attempt(ctx, stage, st, attempt, ctx.now_s)
+    # What the next decision, on the created Job, says too: a queued Job waits for Kueue, the others' pods are
+    # pending (so the Ready condition does not flip to True and back within one reconcile).
+    job = naming.job_name(ctx.name, stage.slug, attempt)
+    if run.spec.queue_name:
+        ctx.ready = (
+            False,
+            "WaitingForAdmission",
+            f"waiting for Kueue to admit job {job} (queue {run.spec.queue_name})",
+        )
+    else:
+        ctx.ready = (False, "PodsPending", f"job {job}: pods pending since {ctx.now_s}")
 
 
 def _record_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int, started: str) -> None:
@@ -977,9 +988,17 @@ def _finish_status(ctx: _Ctx) -> None:
         ctx.event("Normal", "Suspended", f"run suspended (stage {stage})", f"Suspended/{since}")
     elif old.phase == "Suspended" and phase != "Suspended":
         ctx.event("Normal", "Resumed", f"run resumed (stage {stage})", f"Resumed/{since}")
-    if old.phase == "Pending" and phase == "Running" and not old.start_time:
+    if phase == "Running" and old.phase != "Running" and _never_ran(old):
         ctx.event("Normal", "Running", f"run started (stage {stage})", "RunStarted")
     ctx.decision.status = dump_status(status)
+
+
+def _never_ran(status: PurpCodeRunStatus) -> bool:
+    """No stage has got past Pending: its first Job not created, or created and waiting for Kueue's admission.
+
+    (Not "no startTime": that is set with the first Job, while a Kueue run is still Pending; and a run whose
+    first status is written after its Job exists - a crash, or a deferred status write - has it already.)"""
+    return all(st.phase in ("Pending", "Skipped") for st in status.stages.values())
 
 
 def action_failed_status(body: Obj, message: str, now: datetime.datetime) -> Obj:

@@ -170,6 +170,10 @@ class WorkQueue(Generic[K]):
             timer = loop.call_later(due, _wake, waiter) if due is not None else None
             try:
                 await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_one()  # woken by an add, then cancelled: another idle worker takes the key
+                raise
             finally:
                 if timer is not None:
                     timer.cancel()

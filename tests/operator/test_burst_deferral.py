@@ -10,9 +10,21 @@ after a crash at that point decides the same.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
-from support.controller_harness import INIT_JOB, KEY, NS, Harness, Obj, run_body
+from support.controller_harness import (
+    INIT_JOB,
+    KEY,
+    NS,
+    T0,
+    Harness,
+    Obj,
+    failed_pod,
+    failed_version,
+    run_body,
+)
 
+from purpcode_operator.controller import trim_pod
 from purpcode_operator.workqueue import HIGH, LOW
 
 OTHER = (NS, "another-new-run")  # queued, not known: its reconcile is a no-op
@@ -132,3 +144,55 @@ async def test_runs_arriving_during_the_reconcile_defer_it_even_when_another_wor
     assert h.controller.queue.waiting(HIGH) == 0
     assert h.controller.metrics.deferred.labels("purpcoderun")._value.get() == 1
     assert h.api.status_writes == 0 and h.controller.queue.waiting(LOW) == 1
+
+
+async def _through_admission(burst: bool) -> Harness:
+    """A Kueue run: its Job is created suspended; Kueue admits it later."""
+    spec = {"pendingTimeoutSeconds": 600, "queueName": "team-a"}
+    h = Harness(run_body(**spec))
+    h.deliver_run("ADDED", run_body(**spec))
+    if burst:
+        h.controller.queue.add(OTHER)
+    await h.drain()
+    assert h.api.run["status"]["phase"] == "Pending"
+    job = copy.deepcopy(h.api.existing[("Job", INIT_JOB)])
+    job["spec"]["suspend"] = False
+    job["metadata"]["resourceVersion"] = h.api.next_rv()
+    job["status"] = {"active": 1, "startTime": job["metadata"]["creationTimestamp"]}
+    h.index_job(job)
+    await h.drain()
+    assert h.api.run["status"]["phase"] == "Running"
+    return h
+
+
+async def test_a_deferred_kueue_run_still_says_it_started_when_admitted() -> None:
+    """Found in review: the 'run started' Event keyed on a missing startTime, which the deferred (or post-crash)
+    decision sets while the run still waits for Kueue; it was never posted. It is posted once the run runs (and,
+    on the direct path, no longer while the Job still waits for admission)."""
+    for burst in (False, True):
+        h = await _through_admission(burst)
+        assert reasons(h).count("Running") == 1, burst
+        started = next(e for e in h.api.events if e["reason"] == "Running")
+        assert started["message"] == "run started (stage initialize)"
+
+
+async def test_a_failure_recorded_with_its_retry_started_is_written_at_once() -> None:
+    """Found in review: with no retry backoff, one decision records attempt 1's failure and creates attempt 2's
+    Job; deferred, the LOW decision saw only attempt 2 and the failure (its Event, the pod's error) was lost."""
+    for burst in (False, True):
+        h = Harness(run_body())
+        h.controller.settings = dataclasses.replace(h.controller.settings, retry_backoff_seconds=0.0)
+        h.deliver_run("ADDED", run_body())
+        await h.drain()
+        job = h.api.existing[("Job", INIT_JOB)]
+        h.deliver_run()
+        h.index_job(job)
+        h.pods[KEY] = [trim_pod(failed_pod(job, "CUDA error: out of memory"))]
+        h.index_job(failed_version(job, h.api.rv + 1, T0))
+        if burst:
+            h.controller.queue.add(OTHER)
+        await h.drain()
+        failed = [e for e in h.api.events if e["reason"] == "StageAttemptFailed"]
+        assert len(failed) == 1 and "CUDA error" in failed[0]["message"], burst
+        assert h.stage()["attempts"] == 2
+        assert h.controller.metrics.deferred.labels("purpcoderun")._value.get() == 0

@@ -171,7 +171,9 @@ def test_a_new_run_starts_its_first_stage() -> None:
     assert (init.phase, init.attempts, init.job_name) == ("Running", 1, "r-init-1")
     assert [s for s in st.stages] == ["initialize", "synthesis", "ruleLearning", "rl", "evaluation", "report"]
     assert {e.reason for e in d.events} == {"StageStarted", "Running"}
-    assert conds(d)["Running"]["status"] == "True" and conds(d)["Ready"]["status"] == "True"
+    assert conds(d)["Running"]["status"] == "True"
+    # Its pods are pending (as the next decision, on the created Job, will say): not Ready yet.
+    assert (conds(d)["Ready"]["status"], conds(d)["Ready"]["reason"]) == ("False", "PodsPending")
     assert st.observed_generation == 1
     assert d.requeue_after is None and not d.deletes and not d.patches
 
@@ -436,6 +438,9 @@ def test_conditions_keep_their_transition_time_while_unchanged() -> None:
     d2 = decide(body2, Observed(jobs={"r-init-1": j}, pods=[pod(j)]), at(30), SETTINGS)
     t1 = {c["type"]: c["lastTransitionTime"] for c in d1.status["conditions"]}  # type: ignore[index]
     t2 = {c["type"]: c["lastTransitionTime"] for c in d2.status["conditions"]}  # type: ignore[index]
+    ready = {c["type"]: c["status"] for c in d2.status["conditions"]}["Ready"]  # type: ignore[index]
+    # Ready flipped (pods pending at creation, running now); the others did not change and keep their time.
+    assert ready == "True" and parse_time(t2.pop("Ready")) == at(30) and parse_time(t1.pop("Ready")) == T0
     assert t1 == t2
     assert parse_time(t1["Running"]) == T0
 

@@ -156,3 +156,16 @@ async def test_every_idle_worker_is_woken_for_a_burst() -> None:
     for w in workers:
         w.cancel()
     await asyncio.gather(*workers, return_exceptions=True)
+
+
+async def test_a_woken_worker_cancelled_before_it_runs_passes_the_key_on() -> None:
+    """Found in review: an add wakes one idle worker; cancelled before it ran, it took the wake-up with it and
+    the key stayed queued while the other workers slept."""
+    q: WorkQueue[str] = WorkQueue("t")
+    a = asyncio.create_task(q.get())
+    b = asyncio.create_task(q.get())
+    await asyncio.sleep(0)
+    q.add("k")
+    a.cancel()
+    await asyncio.gather(a, return_exceptions=True)
+    assert await asyncio.wait_for(b, 1.0) == "k"
