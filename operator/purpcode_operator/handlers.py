@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import kopf
 
-from . import api, naming
+from . import api, gctune, naming
 from .config import OperatorConfig
 from .controller import Controller, index_key, trim_deployment, trim_job, trim_pod
 from .health import HealthServer
@@ -36,6 +36,7 @@ class OperatorState:
         self.health: HealthServer | None = None
         self.client: KubeClient | None = None
         self.probe: asyncio.Task[None] | None = None
+        self.collector: asyncio.Task[None] | None = None
         self.api_reachable = False
 
 
@@ -95,6 +96,8 @@ async def startup(**kwargs: Any) -> None:
     await controller.start()
     STATE.client, STATE.controller, STATE.health = client, controller, health
     STATE.probe = asyncio.create_task(_probe_api(client, logger), name="purpcode-api-probe")
+    gctune.tune()  # last: what start-up built stays out of every later collection
+    STATE.collector = asyncio.create_task(gctune.collect_periodically(), name="purpcode-gc")
     logger.info("purpcode operator started: %d workers, metrics on :%d", config.workers, config.metrics_port)
 
 
@@ -117,8 +120,9 @@ async def _probe_api(client: KubeClient, logger: logging.Logger) -> None:
 @kopf.on.cleanup()
 async def cleanup(**kwargs: Any) -> None:
     logger: logging.Logger = kwargs["logger"]
-    if STATE.probe is not None:
-        STATE.probe.cancel()
+    for task in (STATE.probe, STATE.collector):
+        if task is not None:
+            task.cancel()
     if STATE.controller is not None:
         await STATE.controller.stop()
     if STATE.health is not None:

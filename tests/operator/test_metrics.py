@@ -24,6 +24,7 @@ NAMES = {
     "purpcode_operator_build_info",
     "purpcode_stage_pending_since_timestamp_seconds",
     "process_resident_memory_bytes",
+    "python_gc_collections_total",
 }
 
 
