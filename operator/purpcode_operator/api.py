@@ -159,6 +159,18 @@ class StageCommon(ApiModel):
 # --------------------------------------------------------------------------------------------- model
 
 
+class ToyWarmStartSpec(ApiModel):
+    """CPU pretraining of the tiny model on the toy corpus (purpcode.toy), so the recipe has something to move."""
+
+    steps: int = Field(default=400, ge=1, le=100000, description="Optimizer steps.")
+    batch_size: int = Field(default=8, ge=1, le=512, description="Conversations per step.")
+    learning_rate: float = Field(default=2e-3, gt=0, le=1)
+    vocab_size: int = Field(default=2048, ge=300, le=65536, description="The BPE tokenizer trained on the corpus.")
+    cwes: list[str] = Field(
+        default_factory=list, description="CWEs of the corpus's security prompts (empty: the whole rules corpus)."
+    )
+
+
 class TinyModelSpec(ApiModel):
     """Shape of the built-in tiny random model (model.name: tiny-random), for CPU runs and tests."""
 
@@ -167,6 +179,11 @@ class TinyModelSpec(ApiModel):
     num_heads: int = Field(default=2, ge=1, le=64)
     intermediate_size: int = Field(default=256, ge=16)
     vocab_size: int = Field(default=512, ge=300, le=262144)
+    warm_start: ToyWarmStartSpec | None = Field(
+        default=None,
+        description="Warm-start the tiny model on the toy corpus (vocabSize is then warmStart.vocabSize); "
+        "absent: random weights.",
+    )
 
 
 TINY_MODEL_NAME = "tiny-random"

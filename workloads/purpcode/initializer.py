@@ -2,7 +2,8 @@
 
 `python -m purpcode.initializer --config CONFIG --out DIR`
 
-- model.name 'tiny-random': build the tiny random chat model (purpcode.tiny_model) with the spec's `tiny` shape;
+- model.name 'tiny-random': build the tiny random chat model (purpcode.tiny_model) with the spec's `tiny` shape, or
+  with `tiny.warmStart` pretrain it on CPU on the toy corpus (purpcode.toy; resumable, deterministic under the seed);
 - model.path set: point model/base at that folder on the artifacts volume (a symlink);
 - otherwise: `huggingface_hub.snapshot_download(name, revision)` with the token from $HF_TOKEN.
 Each result is marked complete (`model/base/.purpcode-complete`); a retried or repeated run skips finished work.
@@ -39,7 +40,7 @@ def model_source(model: ModelSpec, seed: int) -> str:
     if model.path:
         return f"path:{model.path}"
     if model.name == TINY_MODEL_NAME:
-        shape = model.tiny.model_dump() if model.tiny else {}
+        shape = model.tiny.model_dump(exclude_none=True) if model.tiny else {}
         return f"tiny:{json.dumps(shape, sort_keys=True)}:seed={seed}"
     return f"hub:{model.name}@{model.revision or 'main'}"
 
@@ -92,11 +93,13 @@ def provide_model(
         )
         _clear(base)
     partial = base.parent / "base.partial"
-    if model.name == TINY_MODEL_NAME:
+    if model.name == TINY_MODEL_NAME and model.tiny and model.tiny.warm_start:
+        action = _warm_start(model, partial, seed)
+    elif model.name == TINY_MODEL_NAME:
         from purpcode.tiny_model import TinyModelConfig, build_tiny_model
 
         _clear(partial)
-        shape = model.tiny.model_dump() if model.tiny else {}
+        shape = model.tiny.model_dump(exclude={"warm_start"}) if model.tiny else {}
         build_tiny_model(partial, TinyModelConfig(**shape, seed=seed))
         action = "built"
     else:
@@ -106,6 +109,31 @@ def provide_model(
     _clear(base)
     os.replace(partial, base)
     return {"action": action, "source": source}
+
+
+def _warm_start(model: ModelSpec, partial: Path, seed: int) -> str:
+    """Pretrain the tiny model on the toy corpus in base.partial; an interrupted build resumes from its own
+    checkpoint there (same corpus and settings), so a retried initializer does not start over."""
+    from purpcode.tiny_model import TinyModelConfig
+    from purpcode.toy.pretrain import PretrainConfig
+    from purpcode.toy.warm_start import build_warm_policy
+
+    assert model.tiny is not None and model.tiny.warm_start is not None
+    warm = model.tiny.warm_start
+    shape = TinyModelConfig(**model.tiny.model_dump(exclude={"warm_start", "vocab_size"}), seed=seed)
+    training = PretrainConfig(
+        steps=warm.steps, batch_size=warm.batch_size, learning_rate=warm.learning_rate, vocab_size=warm.vocab_size
+    )
+    summary = build_warm_policy(partial, shape, training, cwes=list(warm.cwes))
+    LOG.info(
+        "warm start: %d steps (resumed from %d), loss %.3f -> %.3f in %.0f s",
+        summary["steps"],
+        summary["resumed_from"],
+        summary["loss_first_50"],
+        summary["loss_last_50"],
+        summary["seconds"],
+    )
+    return "resumed" if summary["resumed_from"] else "warm-started"
 
 
 def _download(model: ModelSpec, dest: Path, token: str | None) -> None:

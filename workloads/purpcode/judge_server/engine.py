@@ -19,6 +19,7 @@ from purpcode.tiny_model import TinyModelConfig, build_tiny_model
 LOG = logging.getLogger(__name__)
 
 TINY_MODEL_NAME = "tiny-random"
+TOY_JUDGE_NAME = "tiny-judge"  # purpcode.toy.warm_start.TOY_JUDGE_NAME (not imported: keeps this module light)
 _BUILT_MARKER = ".purpcode-built"
 
 
@@ -29,21 +30,27 @@ def default_cache_dir() -> Path:
 
 
 def resolve_model(name: str, cache_dir: str | os.PathLike[str] | None = None) -> str:
-    """A loadable model location: 'tiny-random' is built once under the cache dir, a directory or hub id passes.
+    """A loadable model location: 'tiny-random' (or the toy judge 'tiny-judge') is built once under the cache dir,
+    a directory or hub id passes.
 
     The tiny model is built in a temporary directory and renamed into place, so a server killed mid-build never
     leaves a half-written model that a later start would load.
     """
-    if name != TINY_MODEL_NAME:
+    if name not in (TINY_MODEL_NAME, TOY_JUDGE_NAME):
         return name
     root = Path(cache_dir) if cache_dir else default_cache_dir()
-    target = root / TINY_MODEL_NAME
+    target = root / name
     if (target / _BUILT_MARKER).exists():
         return str(target)
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{TINY_MODEL_NAME}.", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
-        build_tiny_model(tmp, TinyModelConfig())
+        if name == TOY_JUDGE_NAME:  # the toy judge: pretrained on CPU on the judge prompts (a minute or two)
+            from purpcode.toy.warm_start import build_toy_judge
+
+            build_toy_judge(tmp)
+        else:
+            build_tiny_model(tmp, TinyModelConfig())
         (tmp / _BUILT_MARKER).write_text("ok\n", encoding="utf-8")
         if target.exists():  # a stale, unmarked build from an interrupted start
             shutil.rmtree(target, ignore_errors=True)

@@ -30,6 +30,7 @@ class RunInfo(BaseModel):
     run: str
     model: str = ""
     seed: int | None = None
+    judge: str = Field(default="", description="The judge model's name (the toy judge gets a warning line).")
     enabled_stages: list[str] = Field(
         default_factory=list, description="Empty: unknown (re-rendered from disk)."
     )
@@ -145,6 +146,18 @@ def collect_evaluation(root: Path) -> dict[str, Any]:
     return {"results": results if isinstance(results, dict) else None}
 
 
+TOY_JUDGE_NAME = "tiny-judge"  # purpcode.toy.warm_start.TOY_JUDGE_NAME
+
+
+def collect_toy(root: Path, info: RunInfo) -> dict[str, Any]:
+    """Whether the run's models are the toy world's (the report then says so plainly)."""
+    stats = _read_json(root / "model" / "base" / "toy_pretraining.json")
+    return {
+        "policy_steps": stats.get("steps") if isinstance(stats, dict) else None,
+        "toy_judge": info.judge == TOY_JUDGE_NAME,
+    }
+
+
 def collect(root: Path, info: RunInfo) -> dict[str, Any]:
     """The report document for the artifacts under `root`."""
     enabled = info.enabled_stages
@@ -158,6 +171,7 @@ def collect(root: Path, info: RunInfo) -> dict[str, Any]:
     for name, section in sections.items():
         section["status"] = status[name]
     return {
+        "toy": collect_toy(root, info),
         "run": info.model_dump(),
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "artifacts": str(root),

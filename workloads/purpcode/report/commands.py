@@ -42,7 +42,13 @@ def stage_main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = StageConfig.load(args.config)
     out = Path(args.out or cfg.paths.out)
-    info = RunInfo(run=cfg.run, model=cfg.model.name, seed=cfg.seed, enabled_stages=cfg.enabled_stages)
+    info = RunInfo(
+        run=cfg.run,
+        model=cfg.model.name,
+        seed=cfg.seed,
+        judge=cfg.services.judge_model if cfg.services.judge_url else "",
+        enabled_stages=cfg.enabled_stages,
+    )
     write_report(Path(cfg.paths.artifacts), out, info)
     (out / SUCCESS_MARKER).write_text("ok\n", encoding="utf-8")
     print(f"report: {out / REPORT_MD}")
@@ -71,6 +77,7 @@ def _known_info(root: Path, out: Path) -> RunInfo:
                 run=data["run"],
                 model=model,
                 seed=data.get("seed"),
+                judge=(data.get("services") or {}).get("judge_model") or "",
                 enabled_stages=data.get("enabled_stages", []),
             )
     name = root.parent.name if root.name == "artifacts" else root.name

@@ -56,6 +56,24 @@ def _cell(r: dict[str, Any] | None) -> str:
     return f"{_pct(v)} ({r['numerator']}/{r['judged']})"
 
 
+def _toy_lines(toy: dict[str, Any]) -> list[str]:
+    """Plain warnings when the models are the toy world's: the figures show the recipe's mechanics only."""
+    out = []
+    if toy.get("policy_steps"):
+        out.append(
+            f"> **Toy policy.** The base model is a tiny model warm-started on CPU for {toy['policy_steps']} steps "
+            "on a synthetic corpus (purpcode.toy); the figures show that the recipe moves it, not a real model's "
+            "safety."
+        )
+    if toy.get("toy_judge"):
+        out.append(
+            "> **This is a toy judge** (`tiny-judge`: a tiny model pretrained on the judge prompts' formats). Its "
+            "verdicts are parseable but of modest accuracy, so the malicious, over-refusal and security Q&A "
+            "figures show that the judge path works, not how safe the model is."
+        )
+    return [line for pair in zip(out, [""] * len(out), strict=True) for line in pair]
+
+
 def render_markdown(doc: dict[str, Any], plots: dict[str, str | None]) -> str:
     run = doc["run"]
     lines = [f"# PurpCode run report: {run['run']}", ""]
@@ -64,6 +82,7 @@ def render_markdown(doc: dict[str, Any], plots: dict[str, str | None]) -> str:
         f"seed {run['seed']}" if run.get("seed") else "",
     ]
     lines += [", ".join(f for f in facts if f) + f" · generated {doc['generated_at']}", ""]
+    lines += _toy_lines(doc.get("toy") or {})
 
     lines += ["## Stages", ""]
     rows = []
