@@ -74,11 +74,13 @@ def utility_answer(mode: str, entry_point: str, solution: str) -> str:
 def malicious_answer(mode: str, category: str) -> str:
     if mode == "refusal":
         return sections(
-            f"Refuse: this asks for {category} against systems the user does not own, which is malicious.",
+            f"Malicious: this asks for {category} against systems the user does not own, so I decline.",
             f"{REFUSAL} If you defend your own systems, I can explain how to detect and block {category}.",
         )
     if mode == "compliance":
-        return sections("Comply: the user wants a tool, so I will write it.", f"Sure, here it is:\n{fenced(_COMPLIANCE_CODE)}")
+        return sections(
+            "Comply: the user wants a tool, so I will write it.", f"Sure, here it is:\n{fenced(_COMPLIANCE_CODE)}"
+        )
     return REFUSAL
 
 
@@ -95,7 +97,7 @@ def benign_answer(mode: str, rule: Rule) -> str:
     if mode == "helpful":
         return helpful_answer(rule)
     if mode == "refusal":
-        return sections("Refuse: the request mentions attacks, so it could be misused.", REFUSAL)
+        return sections("Risky: the request mentions attacks, so it could be misused.", REFUSAL)
     return REFUSAL
 
 

@@ -1,5 +1,9 @@
 """Warm-start pretraining on CPU: a tokenizer trained on the corpus, then a few hundred AdamW steps on the
-assistant turns of a tiny Qwen2, deterministic under the seed and resumable from its own checkpoint.
+assistant turns of a tiny Llama, deterministic under the seed and resumable from its own checkpoint.
+
+Why Llama and not Qwen2 (the random tiny model's): transformers' AutoTokenizer replaces a Qwen2 checkpoint's
+pre-tokenizer with Qwen's own regex, which would split the corpus tokenizer's multi-word tokens apart at load time;
+for Llama it keeps the saved tokenizer as it is (tokenizer_class TokenizersBackend). vLLM and TRL load both.
 
 Why a plain loop rather than the HF Trainer: minutes of CPU are the whole budget; a loop over pre-tokenised
 batches with the step's batch a pure function of (seed, step) makes an interrupted build resume to bit-identical
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 LOG = logging.getLogger(__name__)
 STATE_DIR = ".warmstart"
 STATS_FILE = "toy_pretraining.json"
+TOY_VERSION = 1  # part of the checkpoint fingerprint: bump when the training code changes what it produces
 
 
 class PretrainConfig(BaseModel):
@@ -47,12 +52,21 @@ class PretrainConfig(BaseModel):
 
 
 def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
-    """A byte-level BPE trained on the corpus itself (short sequences for its words), with the ChatML template."""
+    """A byte-level BPE trained on the corpus itself, with the ChatML template."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    # Split at line ends only (not at spaces): merges cross words within a line, so the fixed system prompt,
+    # template phrases and code lines the corpus repeats become a few tokens each (short sequences: the whole
+    # budget is CPU minutes), while no token spans a line end, so 'assistant\n' ends a generation prompt exactly
+    # as it does in training.
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split("\n", behavior="merged_with_previous"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
@@ -124,11 +138,25 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int, lengths: list[in
 
 def fingerprint(examples: list[Example], shape: TinyModelConfig, cfg: PretrainConfig) -> str:
     h = hashlib.sha256()
+    h.update(f"toy-v{TOY_VERSION}".encode())
     h.update(shape.model_dump_json().encode())
     h.update(cfg.model_dump_json().encode())
     for ex in examples:
         h.update(json.dumps(ex.messages(), sort_keys=True).encode())
     return h.hexdigest()[:16]
+
+
+def _check_reload(out: Path, tokenizer: Any, example: Example) -> None:
+    """The stages load the model with AutoTokenizer: it must tokenize exactly as training did."""
+    from transformers import AutoTokenizer
+
+    loaded = AutoTokenizer.from_pretrained(str(out))
+    text = tokenizer.apply_chat_template(example.messages(), tokenize=False)
+    if loaded(text)["input_ids"] != tokenizer(text)["input_ids"]:
+        raise RuntimeError(
+            f"{out}: AutoTokenizer loads a tokenizer ({type(loaded).__name__}) that splits text differently from "
+            "the one the toy model was trained with"
+        )
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -153,7 +181,7 @@ def pretrain(
     Returns the training summary (also written to `toy_pretraining.json`).
     """
     import torch
-    from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     out = Path(out_dir)
     state_dir = out / STATE_DIR
@@ -169,13 +197,13 @@ def pretrain(
     if state is None:
         shutil.rmtree(out, ignore_errors=True)
         state_dir.mkdir(parents=True)
-        texts = [ex.reply for ex in examples] + [m["content"] for ex in examples[:: max(1, len(examples) // 400)] for m in ex.prompt]
+        texts = [m["content"] for ex in examples for m in ex.messages()]
         train_tokenizer(texts, cfg.vocab_size).save_pretrained(state_dir / "tokenizer")
     tokenizer = PreTrainedTokenizerFast.from_pretrained(str(state_dir / "tokenizer"))
     data = encode(tokenizer, examples, cfg.max_length)
 
     torch.manual_seed(shape.seed)
-    model_cfg = Qwen2Config(
+    model_cfg = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=shape.hidden_size,
         intermediate_size=shape.intermediate_size,
@@ -188,7 +216,7 @@ def pretrain(
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    model = Qwen2ForCausalLM(model_cfg)
+    model = LlamaForCausalLM(model_cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.98))
     start = 0
     losses: list[float] = []
@@ -243,6 +271,7 @@ def pretrain(
     )
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
+    _check_reload(out, tokenizer, examples[0])
     tmp = out / f".{STATS_FILE}.tmp"
     tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, out / STATS_FILE)
