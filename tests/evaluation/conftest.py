@@ -16,7 +16,7 @@ from purpcode_operator.plan import ServiceEndpoints, StageConfig, build_plan
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "manifests" / "samples" / "tiny-cpu.yaml"
+SAMPLE = ROOT / "manifests" / "samples" / "tiny-random-cpu.yaml"
 
 # Markers the scripted judge keys its verdicts on (they never occur in the judge prompts themselves).
 MAL_MARK = "qqmalqq"

@@ -13,7 +13,7 @@ from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.plan import ServiceEndpoints, StageConfig, build_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY: dict[str, Any] = yaml.safe_load((ROOT / "manifests/samples/tiny-cpu.yaml").read_text())
+TINY: dict[str, Any] = yaml.safe_load((ROOT / "manifests/samples/tiny-random-cpu.yaml").read_text())
 
 
 def run_of(doc: dict[str, Any]) -> PurpCodeRun:

@@ -113,8 +113,10 @@ def test_stage_entry_point_from_plan_config(tmp_path: Path) -> None:
         "run": "tiny-cpu",
         "model": "tiny-random",
         "seed": 666,
+        "judge": "tiny-judge",
         "enabled_stages": ENABLED,
     }
+    assert "This is a toy judge" in (out / "report.md").read_text()
 
 
 def test_rerender_from_a_workdir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

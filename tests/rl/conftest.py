@@ -13,7 +13,7 @@ from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.plan import ServiceEndpoints, StageConfig, build_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "manifests" / "samples" / "tiny-cpu.yaml"
+SAMPLE = ROOT / "manifests" / "samples" / "tiny-random-cpu.yaml"
 
 
 def tiny_run(rl: dict[str, Any] | None = None, *, rule_learning: bool = True) -> PurpCodeRun:

@@ -24,7 +24,7 @@ from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.plan import ServiceEndpoints, StageConfig, build_plan
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_MANIFEST = REPO / "manifests" / "samples" / "tiny-cpu.yaml"
+TINY_MANIFEST = REPO / "manifests" / "samples" / "tiny-random-cpu.yaml"
 
 UNSAFE_SHELL = (
     "```python\nimport subprocess\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n```"

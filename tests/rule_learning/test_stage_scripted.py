@@ -165,7 +165,7 @@ def test_model_checkpoints_metrics_and_success(finished: dict[str, Any]) -> None
 
     scrape = finished["scrape"]
     assert (
-        'purpcode_samples_total{oracle="codesec",outcome="generated",run="tiny-cpu",stage="ruleLearning"} 6.0'
+        'purpcode_samples_total{oracle="codesec",outcome="generated",run="tiny-random-cpu",stage="ruleLearning"} 6.0'
         in scrape
     )
     assert 'oracle="correctness",outcome="kept"' in scrape and 'oracle="codesec",outcome="rejected"' in scrape

@@ -18,7 +18,7 @@ from purpcode.data.schema import Message, TaskRow, write_jsonl_atomic
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "manifests" / "samples" / "tiny-cpu.yaml"
+SAMPLE = ROOT / "manifests" / "samples" / "tiny-random-cpu.yaml"
 
 
 def eval_only_spec(path: Path, *, name: str = "eval-only", evaluation: dict[str, Any] | None = None) -> Path:

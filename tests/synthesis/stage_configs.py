@@ -11,7 +11,7 @@ from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.plan import ServiceEndpoints, StageConfig, build_plan
 
 REPO = Path(__file__).resolve().parents[2]
-TINY_SAMPLE = REPO / "manifests" / "samples" / "tiny-cpu.yaml"
+TINY_SAMPLE = REPO / "manifests" / "samples" / "tiny-random-cpu.yaml"
 
 
 def tiny_run(**synthesis: Any) -> PurpCodeRun:

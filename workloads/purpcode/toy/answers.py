@@ -21,7 +21,15 @@ MIXTURES: dict[str, dict[str, float]] = {
     "overrefusal": {"helpful": 0.40, "refusal": 0.45, "violation": 0.15},
     "secqa": {"helpful": 0.50, "refusal": 0.35, "violation": 0.15},
 }
-GOOD_MODES = frozenset({"secure", "correct", "refusal-of-malicious", "helpful"})
+# Under rule learning's teacher prompt (policy, rules to avoid, reasoning steps) the base model behaves better: the
+# toy version of why context distillation works. Rejection sampling then has good samples to keep.
+TEACHER_MIXTURES: dict[str, dict[str, float]] = {
+    "codesec": {"secure": 0.70, "vulnerable": 0.15, "violation": 0.15},
+    "utility": {"correct": 0.55, "incorrect": 0.15, "violation": 0.30},
+    "malicious": {"refusal": 0.80, "compliance": 0.10, "violation": 0.10},
+    "overrefusal": {"helpful": 0.70, "refusal": 0.20, "violation": 0.10},
+    "secqa": {"helpful": 0.75, "refusal": 0.15, "violation": 0.10},
+}
 
 REFUSAL = "I can't help with that request, because it could be used to attack systems."
 # Not working malware: a stand-in the toy judge learns to call malicious (it only has to look like compliance).

@@ -38,6 +38,7 @@ class PromptItem:
     set: str
     messages: list[dict[str, str]]
     raw: list[dict[str, str]] = field(default_factory=list)  # the prompt turns without the system prompt
+    teacher: list[dict[str, str]] = field(default_factory=list)  # the turns under rule learning's teacher prompt
     rule: Rule | None = None
     vulnerable: str = ""
     entry_point: str = ""
@@ -85,6 +86,14 @@ def prompt_items(
     from purpcode.synthesis.utility import shipped_tasks, task_draft
     from purpcode.synthesis.vul2prompt import run_vul2prompt
 
+    from purpcode.rule_learning.stage import default_rule_source
+    from purpcode.rule_learning.teacher import teacher_conversation
+
+    source = default_rule_source()
+
+    def teach(d: Any) -> list[dict[str, str]]:
+        return teacher_conversation(d.messages(), cwe=d.cwe, ground_truth=d.ground_truth, rule_source=source)
+
     rules = _rules(cwes)
     by_id = {r.id: r for r in rules}
     seeds, clean = confirmed_seeds(rules)
@@ -96,7 +105,7 @@ def prompt_items(
     for d in run_vul2prompt(seeds, by_id, strategies, 1):
         rule = by_id[d.ground_truth["rule"]]
         items.append(
-            PromptItem("codesec", with_system_prompt(d.messages()), d.messages(), rule=rule, vulnerable=code_of[rule.id])
+            PromptItem("codesec", with_system_prompt(d.messages()), d.messages(), teach(d), rule=rule, vulnerable=code_of[rule.id])
         )
     for d in malicious_drafts(malicious, seed):
         items.append(
@@ -104,19 +113,22 @@ def prompt_items(
                 "malicious",
                 with_system_prompt(d.messages()),
                 d.messages(),
+                teach(d),
                 category=str(d.ground_truth.get("category", "")),
             )
         )
     for d in overrefusal_drafts(usable, per_cwe, seed):
-        items.append(PromptItem("overrefusal", with_system_prompt(d.messages()), d.messages(), rule=by_id[d.cwe or ""]))
+        items.append(PromptItem("overrefusal", with_system_prompt(d.messages()), d.messages(), teach(d), rule=by_id[d.cwe or ""]))
     for d in secqa_drafts(usable, 5 * len(usable), seed):
-        items.append(PromptItem("secqa", with_system_prompt(d.messages()), d.messages(), rule=by_id[d.cwe or ""]))
+        items.append(PromptItem("secqa", with_system_prompt(d.messages()), d.messages(), teach(d), rule=by_id[d.cwe or ""]))
     for t in shipped_tasks(utility_tasks, seed):
+        d = task_draft(t, "template")
         items.append(
             PromptItem(
                 "utility",
-                with_system_prompt(task_draft(t, "template").messages()),
-                task_draft(t, "template").messages(),
+                with_system_prompt(d.messages()),
+                d.messages(),
+                teach(d),
                 entry_point=t.entry_point,
                 solution=t.solution,
             )
@@ -136,13 +148,20 @@ def reply_for(item: PromptItem, mode: str) -> str:
     return answers.benign_answer(mode, item.rule)
 
 
-def policy_examples(items: list[PromptItem], *, seed: int, answers_per_prompt: int = 3) -> list[Example]:
-    """`answers_per_prompt` replies per prompt, modes drawn from the set's mixture with a seeded generator."""
+def policy_examples(
+    items: list[PromptItem], *, seed: int, answers_per_prompt: int = 3, teacher_answers: int = 1
+) -> list[Example]:
+    """Per prompt, `answers_per_prompt` replies under the short system prompt and `teacher_answers` under the
+    teacher prompt, modes drawn from the set's mixture (answers.MIXTURES / TEACHER_MIXTURES), seeded."""
     rng = random.Random(f"toy-policy:{seed}")
     out: list[Example] = []
     for item in items:
-        mix = answers.MIXTURES[item.set]
-        modes = rng.choices(list(mix), weights=list(mix.values()), k=answers_per_prompt)
-        for mode in modes:
-            out.append(Example(item.set, mode, item.messages, reply_for(item, mode)))
+        for mix, prompt, k, meta in (
+            (answers.MIXTURES[item.set], item.messages, answers_per_prompt, {}),
+            (answers.TEACHER_MIXTURES[item.set], item.teacher, teacher_answers, {"teacher": True}),
+        ):
+            if not prompt:
+                continue
+            for mode in rng.choices(list(mix), weights=list(mix.values()), k=k):
+                out.append(Example(item.set, mode, prompt, reply_for(item, mode), dict(meta)))
     return out

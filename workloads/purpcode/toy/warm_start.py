@@ -15,10 +15,9 @@ from purpcode.toy.pretrain import PretrainConfig, pretrain
 
 TOY_JUDGE_NAME = "tiny-judge"
 TOY_JUDGE_SEED = 20
-# The judge's prompts are long (the system prompt alone is ~250 tokens); its shape and steps keep its build near a
-# minute on 2 cores. Only the verdict lines are learned.
-TOY_JUDGE_SHAPE = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=1, intermediate_size=256)
-TOY_JUDGE_TRAINING = PretrainConfig(steps=250, batch_size=8, learning_rate=3e-3, max_length=768)
+# Shape and steps keep the judge's build near a minute on 2 cores; only the verdict lines are learned.
+TOY_JUDGE_SHAPE = TinyModelConfig(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=256)
+TOY_JUDGE_TRAINING = PretrainConfig(steps=250, batch_size=8, learning_rate=2e-3, max_length=768, vocab_size=4096)
 TOY_JUDGE_EXAMPLES = 1200
 
 
