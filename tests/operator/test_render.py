@@ -348,7 +348,7 @@ def test_judge_vllm_on_gpus_and_small_server_on_cpu() -> None:
     tiny = body("tiny-cpu")
     run, plan = prepared(tiny)
     (c,) = render.build_judge_deployment(run, plan, 1)["spec"]["template"]["spec"]["containers"]
-    assert c["command"][:5] == ["purpcode", "judge", "serve", "--model", "tiny-random"]
+    assert c["command"][:5] == ["purpcode", "judge", "serve", "--model", "tiny-judge"]
     assert "nvidia.com/gpu" not in c["resources"]["limits"]
     svc = render.build_judge_service(run)
     assert svc["metadata"]["name"] == "tiny-cpu-judge" and svc["spec"]["ports"][0]["port"] == 8000
