@@ -165,9 +165,12 @@ class ToyWarmStartSpec(ApiModel):
     steps: int = Field(default=600, ge=1, le=100000, description="Optimizer steps.")
     batch_size: int = Field(default=8, ge=1, le=512, description="Conversations per step.")
     learning_rate: float = Field(default=2e-3, gt=0, le=1)
-    vocab_size: int = Field(default=4096, ge=300, le=65536, description="The BPE tokenizer trained on the corpus.")
+    vocab_size: int = Field(
+        default=4096, ge=300, le=65536, description="The BPE tokenizer trained on the corpus."
+    )
     cwes: list[str] = Field(
-        default_factory=list, description="CWEs of the corpus's security prompts (empty: the whole rules corpus)."
+        default_factory=list,
+        description="CWEs of the corpus's security prompts (empty: the whole rules corpus).",
     )
 
 

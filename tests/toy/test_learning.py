@@ -50,7 +50,9 @@ def toy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from purpcode.synthesis.writer import Writer
 
     rules = [r for r in load_rules(cwes=CWES, detectors=False) if r.kind == "cwe"]
-    seeds, _ = run_rule2code(rules, Writer(None, label="t"), get_analyzer("bandit", workers=0), seeds_per_rule=0)
+    seeds, _ = run_rule2code(
+        rules, Writer(None, label="t"), get_analyzer("bandit", workers=0), seeds_per_rule=0
+    )
     strategies = ["general", "benign2vul", "vul2vul", "jailbreak", "multi-turn"]
     codesec = [draft_row(d) for d in run_vul2prompt(seeds, {r.id: r for r in rules}, strategies, 1)]
     utility = [draft_row(task_draft(t, "template")) for t in shipped_tasks(64, SEED)]
@@ -130,9 +132,13 @@ def assistant_nll(model_dir: Path, conversations: list[list[dict[str, str]]]) ->
     model = AutoModelForCausalLM.from_pretrained(str(model_dir)).eval()
     losses = []
     for messages in conversations:
-        enc = tok.apply_chat_template(messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
+        enc = tok.apply_chat_template(
+            messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        )
         ids = torch.tensor([enc["input_ids"]])
-        labels = torch.tensor([[t if m else -100 for t, m in zip(enc["input_ids"], enc["assistant_masks"])]])
+        labels = torch.tensor(
+            [[t if m else -100 for t, m in zip(enc["input_ids"], enc["assistant_masks"], strict=True)]]
+        )
         with torch.no_grad():
             losses.append(float(model(input_ids=ids, labels=labels).loss))
     return sum(losses) / len(losses)
@@ -158,7 +164,9 @@ def test_rule_learning_keeps_at_the_recipe_threshold_and_sft_lowers_the_loss(
     summary = stage.run(cfg, data_dir=toy_data, out_dir=out)
     kept = [json.loads(line) for line in (out / stage.SFT_FILE).read_text().splitlines()]
     print(f"rule learning: {summary}")
-    assert 0 < summary["kept"] < summary["samples"], "the toy base must write both passing and failing samples"
+    assert 0 < summary["kept"] < summary["samples"], (
+        "the toy base must write both passing and failing samples"
+    )
     assert kept and all(r["reward"] >= 0.5 for r in kept)
     before = assistant_nll(toy_policy, [r["messages"] for r in kept])
     after = assistant_nll(out / "model", [r["messages"] for r in kept])

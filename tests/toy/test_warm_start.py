@@ -75,7 +75,9 @@ def test_initializer_builds_caches_and_resumes(reference: Path, tmp_path: Path) 
     # A crashed first attempt left its checkpoint in base.partial: the initializer resumes it.
     partial = artifacts / "model" / "base.partial"
     shape = SHAPE.model_copy(update={"seed": 7})
-    training = TRAINING.model_copy(update={"max_length": PretrainConfig().max_length, "checkpoint_every": 100})
+    training = TRAINING.model_copy(
+        update={"max_length": PretrainConfig().max_length, "checkpoint_every": 100}
+    )
     build_warm_policy(partial, shape, training, cwes=CWES, stop_after=3)
     result = provide_model(spec, artifacts, seed=7)
     assert result["action"] == "resumed"

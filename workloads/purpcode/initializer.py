@@ -122,7 +122,10 @@ def _warm_start(model: ModelSpec, partial: Path, seed: int) -> str:
     warm = model.tiny.warm_start
     shape = TinyModelConfig(**model.tiny.model_dump(exclude={"warm_start", "vocab_size"}), seed=seed)
     training = PretrainConfig(
-        steps=warm.steps, batch_size=warm.batch_size, learning_rate=warm.learning_rate, vocab_size=warm.vocab_size
+        steps=warm.steps,
+        batch_size=warm.batch_size,
+        learning_rate=warm.learning_rate,
+        vocab_size=warm.vocab_size,
     )
     summary = build_warm_policy(partial, shape, training, cwes=list(warm.cwes))
     LOG.info(

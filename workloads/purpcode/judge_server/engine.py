@@ -19,7 +19,8 @@ from purpcode.tiny_model import TinyModelConfig, build_tiny_model
 LOG = logging.getLogger(__name__)
 
 TINY_MODEL_NAME = "tiny-random"
-TOY_JUDGE_NAME = "tiny-judge"  # purpcode.toy.warm_start.TOY_JUDGE_NAME (not imported: keeps this module light)
+# The toy judge (purpcode.toy.warm_start.TOY_JUDGE_NAME; not imported: keeps this module light).
+TOY_JUDGE_NAME = "tiny-judge"
 _BUILT_MARKER = ".purpcode-built"
 
 

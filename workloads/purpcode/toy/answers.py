@@ -87,7 +87,8 @@ def malicious_answer(mode: str, category: str) -> str:
         )
     if mode == "compliance":
         return sections(
-            "Comply: the user wants a tool, so I will write it.", f"Sure, here it is:\n{fenced(_COMPLIANCE_CODE)}"
+            "Comply: the user wants a tool, so I will write it.",
+            f"Sure, here it is:\n{fenced(_COMPLIANCE_CODE)}",
         )
     return REFUSAL
 

@@ -38,7 +38,9 @@ class PromptItem:
     set: str
     messages: list[dict[str, str]]
     raw: list[dict[str, str]] = field(default_factory=list)  # the prompt turns without the system prompt
-    teacher: list[dict[str, str]] = field(default_factory=list)  # the turns under rule learning's teacher prompt
+    teacher: list[dict[str, str]] = field(
+        default_factory=list
+    )  # the turns under rule learning's teacher prompt
     rule: Rule | None = None
     vulnerable: str = ""
     entry_point: str = ""
@@ -80,14 +82,13 @@ def prompt_items(
     """Prompts of every set, written by the synthesis templates (codesec: only CWEs with confirmed seeds and a
     safe example the analyzer passes, so the 'vulnerable' and 'secure' answers are what their names say)."""
     from purpcode.prompts import with_system_prompt
+    from purpcode.rule_learning.stage import default_rule_source
+    from purpcode.rule_learning.teacher import teacher_conversation
     from purpcode.synthesis.malicious import malicious_drafts
     from purpcode.synthesis.overrefusal import overrefusal_drafts
     from purpcode.synthesis.secqa import secqa_drafts
     from purpcode.synthesis.utility import shipped_tasks, task_draft
     from purpcode.synthesis.vul2prompt import run_vul2prompt
-
-    from purpcode.rule_learning.stage import default_rule_source
-    from purpcode.rule_learning.teacher import teacher_conversation
 
     source = default_rule_source()
 
@@ -105,7 +106,14 @@ def prompt_items(
     for d in run_vul2prompt(seeds, by_id, strategies, 1):
         rule = by_id[d.ground_truth["rule"]]
         items.append(
-            PromptItem("codesec", with_system_prompt(d.messages()), d.messages(), teach(d), rule=rule, vulnerable=code_of[rule.id])
+            PromptItem(
+                "codesec",
+                with_system_prompt(d.messages()),
+                d.messages(),
+                teach(d),
+                rule=rule,
+                vulnerable=code_of[rule.id],
+            )
         )
     for d in malicious_drafts(malicious, seed):
         items.append(
@@ -118,9 +126,21 @@ def prompt_items(
             )
         )
     for d in overrefusal_drafts(usable, per_cwe, seed):
-        items.append(PromptItem("overrefusal", with_system_prompt(d.messages()), d.messages(), teach(d), rule=by_id[d.cwe or ""]))
+        items.append(
+            PromptItem(
+                "overrefusal",
+                with_system_prompt(d.messages()),
+                d.messages(),
+                teach(d),
+                rule=by_id[d.cwe or ""],
+            )
+        )
     for d in secqa_drafts(usable, 5 * len(usable), seed):
-        items.append(PromptItem("secqa", with_system_prompt(d.messages()), d.messages(), teach(d), rule=by_id[d.cwe or ""]))
+        items.append(
+            PromptItem(
+                "secqa", with_system_prompt(d.messages()), d.messages(), teach(d), rule=by_id[d.cwe or ""]
+            )
+        )
     for t in shipped_tasks(utility_tasks, seed):
         d = task_draft(t, "template")
         items.append(

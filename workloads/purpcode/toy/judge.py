@@ -21,7 +21,9 @@ def _malicious_example(item: PromptItem, reply: str, verdict: str, mode: str) ->
     from purpcode.oracles.format import extract_answer
     from purpcode.oracles.judge_prompts import judge_messages
 
-    return Example("judge-malicious", mode, judge_messages("general-safety", item.raw, extract_answer(reply)), verdict)
+    return Example(
+        "judge-malicious", mode, judge_messages("general-safety", item.raw, extract_answer(reply)), verdict
+    )
 
 
 def _noreject_example(item: PromptItem, reply: str, cls: str) -> Example:
@@ -65,7 +67,9 @@ def judge_examples(items: list[PromptItem], *, seed: int) -> list[Example]:
             off_topic = reply_for(other, "correct" if other.set == "utility" else "secure")
             out.append(_noreject_example(item, off_topic, "IRRELEVANT"))
             if rng.random() < 0.3:
-                out.append(_noreject_example(item, answers.malicious_answer("compliance", "an attack"), "UNSAFE"))
+                out.append(
+                    _noreject_example(item, answers.malicious_answer("compliance", "an attack"), "UNSAFE")
+                )
             out.append(_malicious_example(item, reply_for(item, "helpful"), NOT_MALICIOUS, "benign-help"))
             if item.set == "overrefusal":
                 out.append(_filter_example(item, False))

@@ -76,7 +76,11 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
     )
     tok.train_from_iterator(texts, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        bos_token=None,
+        unk_token=None,
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
@@ -118,7 +122,9 @@ def _assistant_loss(model: Any, ids: Any, attn: Any, labels: Any) -> Any:
     return torch.nn.functional.cross_entropy(logits, target[keep])
 
 
-def batch_order(n: int, steps: int, batch_size: int, seed: int, lengths: list[int] | None = None) -> list[list[int]]:
+def batch_order(
+    n: int, steps: int, batch_size: int, seed: int, lengths: list[int] | None = None
+) -> list[list[int]]:
     """The example indices of every step: seeded epoch permutations (then, with `lengths`, sorted by length within
     windows of 8 batches so a batch pads little), a pure function of its arguments."""
     order: list[int] = []
@@ -128,7 +134,9 @@ def batch_order(n: int, steps: int, batch_size: int, seed: int, lengths: list[in
         perm = list(range(n))
         random.Random(f"{seed}:{epoch}").shuffle(perm)
         if lengths is not None:
-            perm = [i for k in range(0, n, window) for i in sorted(perm[k : k + window], key=lambda j: lengths[j])]
+            perm = [
+                i for k in range(0, n, window) for i in sorted(perm[k : k + window], key=lambda j: lengths[j])
+            ]
         order.extend(perm)
         epoch += 1
     batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
@@ -249,7 +257,13 @@ def pretrain(
             LOG.info("warm start: step %d/%d loss %.3f", done, cfg.steps, losses[-1])
         if done % cfg.checkpoint_every == 0 or done == stop_after:
             _atomic_torch_save(
-                {"fingerprint": fp, "step": done, "model": model.state_dict(), "optimizer": opt.state_dict(), "losses": losses},
+                {
+                    "fingerprint": fp,
+                    "step": done,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "losses": losses,
+                },
                 state_file,
             )
         if stop_after is not None and done >= stop_after and done < cfg.steps:

@@ -17,7 +17,9 @@ TOY_JUDGE_NAME = "tiny-judge"
 TOY_JUDGE_SEED = 20
 # Shape and steps keep the judge's build near a minute on 2 cores; only the verdict lines are learned.
 TOY_JUDGE_SHAPE = TinyModelConfig(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=256)
-TOY_JUDGE_TRAINING = PretrainConfig(steps=250, batch_size=8, learning_rate=2e-3, max_length=768, vocab_size=4096)
+TOY_JUDGE_TRAINING = PretrainConfig(
+    steps=250, batch_size=8, learning_rate=2e-3, max_length=768, vocab_size=4096
+)
 TOY_JUDGE_EXAMPLES = 1200
 
 
