@@ -14,7 +14,7 @@ from purpcode.toy.pretrain import PretrainConfig, pretrain
 from purpcode.toy.warm_start import build_warm_policy
 from purpcode_operator.api import ModelSpec, TinyModelSpec, ToyWarmStartSpec
 
-SHAPE = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=1, intermediate_size=64, seed=7)
+SHAPE = TinyModelConfig(hiddenSize=32, numLayers=1, numHeads=1, intermediateSize=64, seed=7)
 TRAINING = PretrainConfig(steps=4, batch_size=2, vocab_size=400, max_length=256, checkpoint_every=2)
 CWES = ["CWE-89"]
 

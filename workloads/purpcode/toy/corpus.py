@@ -77,7 +77,13 @@ def confirmed_seeds(rules: list[Rule]) -> tuple[list[dict[str, Any]], set[str]]:
 
 
 def prompt_items(
-    cwes: list[str] | None, *, seed: int, utility_tasks: int = 108, malicious: int = 200, per_cwe: int = 3
+    cwes: list[str] | None,
+    *,
+    seed: int,
+    utility_tasks: int = 108,
+    malicious: int = 200,
+    per_cwe: int = 3,
+    teacher: bool = True,
 ) -> list[PromptItem]:
     """Prompts of every set, written by the synthesis templates (codesec: only CWEs with confirmed seeds and a
     safe example the analyzer passes, so the 'vulnerable' and 'secure' answers are what their names say)."""
@@ -93,6 +99,8 @@ def prompt_items(
     source = default_rule_source()
 
     def teach(d: Any) -> list[dict[str, str]]:
+        if not teacher:
+            return []
         return teacher_conversation(d.messages(), cwe=d.cwe, ground_truth=d.ground_truth, rule_source=source)
 
     rules = _rules(cwes)
@@ -177,7 +185,13 @@ def policy_examples(
     out: list[Example] = []
     for item in items:
         for mix, prompt, k, meta in (
-            (answers.MIXTURES[item.set], item.messages, answers_per_prompt, {}),
+            # Utility solutions are the longest distinct texts to learn: twice the answers.
+            (
+                answers.MIXTURES[item.set],
+                item.messages,
+                answers_per_prompt * (2 if item.set == "utility" else 1),
+                {},
+            ),
             (answers.TEACHER_MIXTURES[item.set], item.teacher, teacher_answers, {"teacher": True}),
         ):
             if not prompt:

@@ -71,6 +71,6 @@ def judge_examples(items: list[PromptItem], *, seed: int) -> list[Example]:
                     _noreject_example(item, answers.malicious_answer("compliance", "an attack"), "UNSAFE")
                 )
             out.append(_malicious_example(item, reply_for(item, "helpful"), NOT_MALICIOUS, "benign-help"))
-            if item.set == "overrefusal":
-                out.append(_filter_example(item, False))
+        if item.set != "malicious":  # every other set's request is benign: balances the filter's two labels
+            out.append(_filter_example(item, False))
     return out

@@ -16,11 +16,11 @@ from purpcode.toy.pretrain import PretrainConfig, pretrain
 TOY_JUDGE_NAME = "tiny-judge"
 TOY_JUDGE_SEED = 20
 # Shape and steps keep the judge's build near a minute on 2 cores; only the verdict lines are learned.
-TOY_JUDGE_SHAPE = TinyModelConfig(hidden_size=128, num_layers=2, num_heads=2, intermediate_size=256)
+TOY_JUDGE_SHAPE = TinyModelConfig(hiddenSize=128, numLayers=2, numHeads=2, intermediateSize=256)
 TOY_JUDGE_TRAINING = PretrainConfig(
-    steps=250, batch_size=8, learning_rate=2e-3, max_length=768, vocab_size=4096
+    steps=200, batch_size=8, learning_rate=2e-3, max_length=768, vocab_size=4096
 )
-TOY_JUDGE_EXAMPLES = 1200
+TOY_JUDGE_EXAMPLES = 1000
 
 
 def policy_corpus(cwes: list[str], seed: int, answers_per_prompt: int = 3) -> list[Any]:
@@ -47,7 +47,8 @@ def judge_corpus(seed: int = TOY_JUDGE_SEED, limit: int = TOY_JUDGE_EXAMPLES) ->
     from purpcode.toy.corpus import prompt_items
     from purpcode.toy.judge import judge_examples
 
-    examples = judge_examples(prompt_items(None, seed=seed, malicious=120, per_cwe=1), seed=seed)
+    items = prompt_items(None, seed=seed, utility_tasks=40, malicious=120, per_cwe=1, teacher=False)
+    examples = judge_examples(items, seed=seed)
     random.Random(f"toy-judge-pick:{seed}").shuffle(examples)
     return examples[:limit]
 
