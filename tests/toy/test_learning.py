@@ -162,7 +162,11 @@ def test_rule_learning_keeps_at_the_recipe_threshold_and_sft_lowers_the_loss(
         endpoints=ServiceEndpoints(sandbox_url=sandbox_url),
     )
     cfg = plan.stage("ruleLearning").config.model_copy(update={"metrics_port": None})
-    cfg = cfg.model_copy(update={"paths": cfg.paths.model_copy(update={"base_model": str(toy_policy)})})
+    cfg = cfg.model_copy(
+        update={
+            "paths": cfg.paths.model_copy(update={"base_model": str(toy_policy), "model": str(toy_policy)})
+        }
+    )
     assert cfg.rule_learning().rejection_threshold == 0.5  # the recipe's, not an override
     out = tmp_path / "rl_out"
     summary = stage.run(cfg, data_dir=toy_data, out_dir=out)
