@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import subprocess
+import sys
+import sysconfig
 import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import httpx
-from support.sandbox_fixture import SandboxService
+import pytest
+from support.sandbox_fixture import SandboxService, sandbox_service
 
 from purpcode.sandbox.client import SandboxClient
 from purpcode.sandbox.models import RunCodeRequest, RunCodeResponse
@@ -37,11 +45,77 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+MODES = ("namespaces", "restricted")
+UNPRIVILEGED_UID = 65534
+RESTRICTED_POD = str(Path(__file__).with_name("restricted_pod.py"))
+
+
+def unprivileged_python() -> str:
+    """An interpreter any uid can run, with this environment's packages: a venv of Debian's /usr/bin/python3 (this
+    one may live in root's home, which uid 65534 cannot traverse) whose `.pth` points at this venv's site-packages
+    (same CPython minor version, so the same compiled extensions)."""
+    base = "/usr/bin/python3"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    probe = subprocess.run(
+        [base, "-c", "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0 or probe.stdout.strip() != version:
+        pytest.fail(f"{base} must exist and be Python {version} (got {probe.stdout.strip() or probe.stderr})")
+    site_dirs = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    key = hashlib.sha256("\n".join([sys.prefix, *site_dirs]).encode()).hexdigest()[:12]
+    venv = Path(f"/tmp/purpcode-uvenv-{key}")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        tmp = Path(f"{venv}.{os.getpid()}")
+        subprocess.run([base, "-m", "venv", "--without-pip", str(tmp)], check=True)
+        site = tmp / "lib" / f"python{version}" / "site-packages"
+        (site / "purpcode-shared.pth").write_text("\n".join(site_dirs) + "\n")
+        subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
+        with contextlib.suppress(OSError):
+            os.rename(tmp, venv)
+    return str(python)
+
+
+def service_for_mode(mode: str, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """The real service in one isolation mode. `namespaces`: as this user (root here), the bubblewrap jail.
+    `restricted`: inside a simulated restricted-PSS container (uid 65534, no capabilities, no_new_privs, user
+    namespaces refused), with isolation `auto`, so the service must find out by itself that the jail cannot start
+    and fall back to the restricted mode."""
+    full = dict(env or {})
+    if mode == "namespaces":
+        full.setdefault("PURPCODE_SANDBOX_ISOLATION", "namespaces")
+        return sandbox_service(args=args, env=full)
+    if os.getuid() != 0:
+        pytest.fail("the restricted-mode tests drop to uid 65534 and must start as root (CI runs as root)")
+    import purpcode
+
+    tmp = Path(f"/tmp/purpcode-restricted-{os.getpid()}")
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    os.chown(tmp, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    src = str(Path(purpcode.__file__).resolve().parent.parent)
+    path = [src, *[p for p in os.environ.get("PYTHONPATH", "").split(":") if p and p != src]]
+    full.setdefault("PURPCODE_SANDBOX_ISOLATION", "auto")
+    full.update({"TMPDIR": str(tmp), "PYTHONPATH": ":".join(path), "HOME": str(tmp)})
+    return sandbox_service(args=args, env=full, python=[sys.executable, RESTRICTED_POD, unprivileged_python()])
+
+
+@contextlib.contextmanager
+def sandbox_in_mode(mode: str, env: Mapping[str, str] | None = None) -> Iterator[Sandbox]:
+    with service_for_mode(mode, env) as service:
+        box = Sandbox(service, mode)
+        try:
+            yield box
+        finally:
+            box.client.close()
+
+
 class Sandbox:
     """A running service plus what the tests check after each hostile run."""
 
-    def __init__(self, service: SandboxService) -> None:
+    def __init__(self, service: SandboxService, mode: str = "namespaces") -> None:
         self.service = service
+        self.mode = mode
         self.url = service.url
         self.client = SandboxClient(service.url)
         self.baseline = descendants(service.proc.pid)

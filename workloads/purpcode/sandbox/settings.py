@@ -36,8 +36,19 @@ class SandboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    isolation: Literal["bwrap"] = Field(
-        default="bwrap", description="bwrap: bubblewrap jail + per-execution namespaces (the only mode)."
+    isolation: Literal["auto", "namespaces", "restricted"] = Field(
+        default="auto",
+        description="namespaces: bubblewrap jail + per-execution namespaces (needs a privileged pod); restricted: "
+        "per-execution seccomp + Landlock + rlimits, nothing beyond the restricted Pod Security Standard; auto: "
+        "namespaces where the pod allows them, else restricted.",
+    )
+    allow_weaker_isolation: bool = Field(
+        default=False,
+        description="Let the restricted mode start on a kernel without Landlock ABI 6 (Linux >= 6.12); /healthz "
+        "then lists what is missing.",
+    )
+    work_root: str = Field(
+        default="", description="Restricted mode: parent of the executions' private dirs (default $TMPDIR)."
     )
     python: str = Field(
         default="", description="Interpreter that runs user code (default: the service's own)."
