@@ -97,7 +97,9 @@ def service_for_mode(mode: str, env: Mapping[str, str] | None = None, args: tupl
     path = [src, *[p for p in os.environ.get("PYTHONPATH", "").split(":") if p and p != src]]
     full.setdefault("PURPCODE_SANDBOX_ISOLATION", "auto")
     full.update({"TMPDIR": str(tmp), "PYTHONPATH": ":".join(path), "HOME": str(tmp)})
-    return sandbox_service(args=args, env=full, python=[sys.executable, RESTRICTED_POD, unprivileged_python()])
+    return sandbox_service(
+        args=args, env=full, python=[sys.executable, RESTRICTED_POD, unprivileged_python()]
+    )
 
 
 @contextlib.contextmanager
@@ -119,6 +121,13 @@ class Sandbox:
         self.url = service.url
         self.client = SandboxClient(service.url)
         self.baseline = descendants(service.proc.pid)
+
+    def health(self) -> dict[str, object]:
+        return self.client.healthz()
+
+    def max_tasks(self) -> int:
+        """Processes + threads one execution may reach: per execution (namespaces), per uid (restricted)."""
+        return int(self.health()["isolation"]["max_tasks"])  # type: ignore[index]
 
     def run(self, code: str, **kwargs: object) -> RunCodeResponse:
         return self.client.run_code(

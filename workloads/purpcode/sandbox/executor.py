@@ -199,6 +199,8 @@ class Sandbox:
             "requested": self.settings.isolation,
             "reason": self.mode_reason,
             "pod_needs": "privileged Pod Security level (user namespaces, unmasked /proc, Unconfined seccomp)",
+            "max_tasks": self.settings.max_processes,
+            "max_tasks_scope": "execution" if nproc_by else "not enforced",
             "warm": self.settings.warm,
             "namespaces": ["user", "pid", "mount", "ipc", "uts (jail-wide)", "cgroup (jail-wide)"]
             + (["net (per execution)"] if netns_per_exec else ["net (jail-wide, empty)"]),
@@ -238,6 +240,9 @@ class Sandbox:
             "requested": s.isolation,
             "reason": self.mode_reason,
             "pod_needs": "nothing beyond the restricted Pod Security Standard",
+            "work_root": self.jail_cfg.work_root,
+            "max_tasks": self._restricted_nproc(z),
+            "max_tasks_scope": "uid (the service and all executions together)",
             "warm": s.warm,
             "namespaces": [],
             "seccomp": bool(features.get("seccomp")),

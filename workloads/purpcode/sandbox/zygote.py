@@ -696,6 +696,7 @@ def restrict_self(cfg, job):
     for key, value in job["limits"].items():
         if key in _RLIMITS and value is not None:
             resource.setrlimit(_RLIMITS[key], (value, value))
+    prctl(PR_SET_DUMPABLE, 1)  # inherited off from the zygote; /proc/self files must be ours for a moment
     try:
         with open("/proc/self/oom_score_adj", "w") as fh:
             fh.write("1000")  # the pod's OOM killer takes executions before the service
