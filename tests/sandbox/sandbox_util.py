@@ -77,15 +77,15 @@ def unprivileged_python() -> str:
     return str(python)
 
 
-def service_for_mode(mode: str, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
-    """The real service in one isolation mode. `namespaces`: as this user (root here), the bubblewrap jail.
-    `restricted`: inside a simulated restricted-PSS container (uid 65534, no capabilities, no_new_privs, user
-    namespaces refused), with isolation `auto`, so the service must find out by itself that the jail cannot start
-    and fall back to the restricted mode."""
+def mode_launch(mode: str, env: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """(interpreter command, environment) that start the service in one isolation mode. `namespaces`: as this
+    user (root here), the bubblewrap jail. `restricted`: inside a simulated restricted-PSS container (uid 65534,
+    no capabilities, no_new_privs, user namespaces refused), with isolation `auto`, so the service must find out
+    by itself that the jail cannot start and fall back to the restricted mode."""
     full = dict(env or {})
     if mode == "namespaces":
         full.setdefault("PURPCODE_SANDBOX_ISOLATION", "namespaces")
-        return sandbox_service(args=args, env=full)
+        return [sys.executable], full
     if os.getuid() != 0:
         pytest.fail("the restricted-mode tests drop to uid 65534 and must start as root (CI runs as root)")
     import purpcode
@@ -97,9 +97,13 @@ def service_for_mode(mode: str, env: Mapping[str, str] | None = None, args: tupl
     path = [src, *[p for p in os.environ.get("PYTHONPATH", "").split(":") if p and p != src]]
     full.setdefault("PURPCODE_SANDBOX_ISOLATION", "auto")
     full.update({"TMPDIR": str(tmp), "PYTHONPATH": ":".join(path), "HOME": str(tmp)})
-    return sandbox_service(
-        args=args, env=full, python=[sys.executable, RESTRICTED_POD, unprivileged_python()]
-    )
+    return [sys.executable, RESTRICTED_POD, unprivileged_python()], full
+
+
+def service_for_mode(mode: str, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """The real service in one isolation mode (see `mode_launch`)."""
+    python, full = mode_launch(mode, env)
+    return sandbox_service(args=args, env=full, python=python)
 
 
 @contextlib.contextmanager
@@ -118,6 +122,7 @@ class Sandbox:
     def __init__(self, service: SandboxService, mode: str = "namespaces") -> None:
         self.service = service
         self.mode = mode
+        self.python = sys.executable if mode == "namespaces" else unprivileged_python()  # runs user code
         self.url = service.url
         self.client = SandboxClient(service.url)
         self.baseline = descendants(service.proc.pid)

@@ -36,6 +36,11 @@ _CACHE_MAX_SOURCE = 512 << 10
 _REPORT_GRACE_S = 30.0  # the zygote kills at the deadline; this only guards against a wedged zygote
 
 
+class ClientError(ValueError):
+    """What the request made impossible (invalid base64, files larger than the work dir): answered with a 200
+    whose status is Failed, like SandboxFusion; counted as the client's error, not the sandbox's."""
+
+
 class RequestRejected(ValueError):
     """A request the service will not run (limits above the maximum, oversize files): a 4xx for the caller."""
 
@@ -325,20 +330,37 @@ class Sandbox:
 
     # ------------------------------------------------------------------------------------------- limits
 
-    def _limits(self, req: RunCodeRequest, z: Zygote) -> tuple[float, dict[str, Any], dict[str, Any], bool]:
+    def _limits(
+        self, req: RunCodeRequest, z: Zygote
+    ) -> tuple[float, dict[str, Any], dict[str, Any], bool, list[str]]:
+        """Per-run limits from the request, clamped into the service's range (SandboxFusion clients send values
+        it accepts, e.g. run_timeout 0): each clamp is a note in the response's message."""
         s = self.settings
-        if req.run_timeout > s.max_run_timeout_s:
-            raise RequestRejected(
-                f"run_timeout {req.run_timeout} exceeds this service's maximum {s.max_run_timeout_s}"
+        notes = []
+        timeout = float(req.run_timeout)
+        if timeout <= 0:
+            notes.append(
+                f"run_timeout {req.run_timeout} is not positive: ran with {s.default_run_timeout_s} s"
             )
-        memory_mb = s.default_memory_mb if req.memory_limit_MB == -1 else req.memory_limit_MB
-        if memory_mb > s.max_memory_mb:
-            raise RequestRejected(
-                f"memory_limit_MB {memory_mb} exceeds this service's maximum {s.max_memory_mb}"
+            timeout = s.default_run_timeout_s
+        elif timeout > s.max_run_timeout_s:
+            notes.append(
+                f"run_timeout {req.run_timeout} above this service's maximum: ran with {s.max_run_timeout_s} s"
             )
+            timeout = s.max_run_timeout_s
+        memory_mb = s.default_memory_mb if req.memory_limit_MB <= 0 else req.memory_limit_MB
+        if req.memory_limit_MB < -1 or req.memory_limit_MB == 0:
+            notes.append(f"memory_limit_MB {req.memory_limit_MB}: ran with the default {memory_mb} MiB")
+        if memory_mb < 16:
+            notes.append(f"memory_limit_MB {memory_mb} below 16: ran with 16 MiB")
+            memory_mb = 16
+        elif memory_mb > s.max_memory_mb:
+            notes.append(
+                f"memory_limit_MB {memory_mb} above this service's maximum: ran with {s.max_memory_mb} MiB"
+            )
+            memory_mb = s.max_memory_mb
         warm = s.warm
         footprint = int(z.features.get("address_space_bytes") or 0) if warm else _COLD_FOOTPRINT
-        timeout = float(req.run_timeout)
         cpu = math.ceil(timeout) + 1
         rlimits = {
             "as": (memory_mb << 20) + footprint,
@@ -349,7 +371,7 @@ class Sandbox:
             "core": 0,
         }
         cgroup = {"memory_bytes": (memory_mb + 2 * s.tmpfs_mb + 64) << 20, "pids": s.max_processes, "zero": 0}
-        return timeout, rlimits, cgroup, warm
+        return timeout, rlimits, cgroup, warm, notes
 
     def _payload(self, req: RunCodeRequest) -> tuple[bytes, bytes, str]:
         files = {path: content for path, content in req.files.items()}
@@ -358,7 +380,7 @@ class Sandbox:
             size = (len(content) * 3) // 4 if content else 0
             total += size
             if total > self.settings.tmpfs_mb << 20:
-                raise RequestRejected(
+                raise ClientError(
                     f"files exceed the work dir size ({self.settings.tmpfs_mb} MiB) at {path!r}"
                 )
         base = "main" if req.language == "python" else "test_main"
@@ -383,8 +405,32 @@ class Sandbox:
     async def execute(self, req: RunCodeRequest) -> Outcome:
         # Code that uses pytest goes to the zygote that has it loaded; everything else forks the lighter one.
         z = self._pick("pytest" if req.language == "pytest" or "pytest" in req.code else "python")
-        timeout, rlimits, cgroup, warm = self._limits(req, z)
-        payload, code, code_name = self._payload(req)
+        timeout, rlimits, cgroup, warm, notes = self._limits(req, z)
+        invalid = req.invalid_files()
+        try:
+            if invalid:
+                raise ClientError(invalid)
+            payload, code, code_name = self._payload(req)
+        except ClientError as err:
+            return client_error(str(err))
+        outcome = await self._execute(req, z, timeout, rlimits, cgroup, warm, payload, code, code_name)
+        if notes:
+            resp = outcome.response
+            resp.message = "; ".join([*notes, *([resp.message] if resp.message else [])])
+        return outcome
+
+    async def _execute(
+        self,
+        req: RunCodeRequest,
+        z: Zygote,
+        timeout: float,
+        rlimits: dict[str, Any],
+        cgroup: dict[str, Any],
+        warm: bool,
+        payload: bytes,
+        code: bytes,
+        code_name: str,
+    ) -> Outcome:
         code_hash = hashlib.sha256(code_name.encode() + b"\0" + code).hexdigest()
         compile_hint = False
         if warm and len(code) <= _CACHE_MAX_SOURCE and code_hash not in z.code_cached:

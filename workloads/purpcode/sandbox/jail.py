@@ -253,6 +253,7 @@ class Zygote:
             "rw_files": ["/dev/null", "/dev/full"],
             "seccomp_bpf": base64.b64encode(cfg.seccomp_bpf).decode() if cfg.seccomp else "",
             "allow_weaker": cfg.allow_weaker,
+            "landlock": cfg.landlock,
             "landlock_min_abi": 6,
         }
         self._ready = loop.create_future()

@@ -637,6 +637,12 @@ def run_python_warm(path, code_obj, source):
         except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes in the source
             _report_uncaught(exc, None)
             _finish(1)
+    # The program's frames sit below this module's: raise the recursion limit by as many, so recursion goes
+    # exactly as deep as under `python3 file.py`.
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    sys.setrecursionlimit(sys.getrecursionlimit() + depth + 1)  # + 1: the exec() call itself
     try:
         exec(code_obj, main.__dict__)
     except SystemExit as exc:
@@ -740,7 +746,7 @@ def run_user_code(cfg, job, payload, code_path, code_obj, source, exit_fd):
     if cfg.get("mode") == "restricted":
         os.environ["TMPDIR"] = cfg["work_dir"]  # the only writable place
     sys.path[:] = [cfg["work_dir"]] + [p for p in sys.path if p]
-    if not job.get("warm", True):
+    if not job.get("warm", True) or "\x00" in source:  # a fresh interpreter reports NUL bytes its own way
         python = cfg["python"]
         if payload["language"] == "python":
             argv = [python, "-I", code_path]
@@ -938,6 +944,8 @@ def execution_main(cfg, job, fds, code_cache):
         stdin_fd = _memfd_with(stdin.encode("utf-8")) if stdin else os.open("/dev/null", os.O_RDONLY)
         stage = "setup"
         code_obj = cached_code(code_cache, job.get("code_hash"))
+        if code_obj is not None and code_obj.co_filename != code_path:
+            code_obj = _retarget(code_obj, code_path)  # restricted mode: cached under another work dir
         text = source.decode("utf-8", "replace")
         fetch = payload.get("fetch_files") or []
         if fetch or not restricted:
@@ -1029,6 +1037,12 @@ def compile_child(code_fd, path, out_fd, max_fd):
     except BaseException:  # noqa: BLE001 - not cached; the execution compiles (and reports) it itself
         pass
     os._exit(rc)
+
+
+def _retarget(code, filename):
+    """The code object with every nested code object's file name set to `filename` (what tracebacks show)."""
+    consts = tuple(_retarget(c, filename) if isinstance(c, type(code)) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
 
 
 def cached_code(code_cache, code_hash):
@@ -1510,7 +1524,7 @@ def main():
         # are root's, not readable by the programs that share its uid).
         prctl(PR_SET_CHILD_SUBREAPER, 1)
         prctl(PR_SET_DUMPABLE, 0)
-        abi = landlock_abi()
+        abi = landlock_abi() if cfg.get("landlock", "auto") != "off" else 0
         if abi < cfg.get("landlock_min_abi", 6) and not cfg.get("allow_weaker"):
             sys.stderr.write(
                 f"Landlock ABI {abi} on this kernel (needed: {cfg.get('landlock_min_abi', 6)}, Linux >= 6.12): "
