@@ -486,6 +486,12 @@ class SandboxSpec(ApiModel):
     cpu: str = Field(default="2", pattern=_QUANTITY)
     memory: str = Field(default="4Gi", pattern=_QUANTITY)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    isolation: Literal["auto", "namespaces", "restricted"] = Field(
+        default="auto",
+        description="auto/restricted: a pod that passes the restricted Pod Security Standard (per-execution "
+        "seccomp + Landlock, Linux >= 6.12); namespaces: the bubblewrap jail, which needs a privileged namespace "
+        "and Kubernetes >= 1.33 (docs/sandbox.md).",
+    )
 
 
 class JudgeDeploySpec(ApiModel):
