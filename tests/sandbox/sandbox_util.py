@@ -72,6 +72,17 @@ def unprivileged_python() -> str:
         site = tmp / "lib" / f"python{version}" / "site-packages"
         (site / "purpcode-shared.pth").write_text("\n".join(site_dirs) + "\n")
         subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
+        check = subprocess.run(
+            ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+             str(tmp / "bin" / "python"), "-c", "import fastapi, uvicorn, pydantic, pyseccomp, pytest"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if check.returncode != 0:
+            subprocess.run(["rm", "-rf", str(tmp)], check=False)
+            pytest.fail(
+                f"uid {UNPRIVILEGED_UID} cannot import the test environment's packages from {site_dirs} (every "
+                f"directory above them must be world-traversable; a venv under /root is not): {check.stderr[-800:]}"
+            )
         with contextlib.suppress(OSError):
             os.rename(tmp, venv)
     return str(python)

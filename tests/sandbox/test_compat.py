@@ -161,7 +161,9 @@ def test_files_that_fill_the_sandbox_disk_are_the_clients_error(sandbox: Sandbox
     r = post(sandbox, verl_body("import os\nprint(len(os.listdir('d')))", files=many))
     assert r.status_code == 200, r.text[:300]
     if sandbox.mode == "namespaces":
-        assert r.json()["status"] == "Failed" and "do not fit the work dir" in r.json()["message"], r.text[:300]
+        assert r.json()["status"] == "Failed" and "do not fit the work dir" in r.json()["message"], r.text[
+            :300
+        ]
         assert r.json()["run_result"]["status"] == "Error"
     else:
         assert r.json()["run_result"]["stdout"] == "300\n", r.text[:300]

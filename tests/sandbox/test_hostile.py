@@ -492,3 +492,40 @@ except OSError as err:
     finally:
         srv.close()
         os.unlink(path)
+
+
+def test_ipc_objects_do_not_cross_executions(sandbox: Sandbox) -> None:
+    """System V shared memory and message queues outlive their creator: one execution could leave data (or hold
+    memory) for the next. Namespaces mode gives each execution its own IPC namespace; restricted mode (one IPC
+    namespace for the pod) refuses them, and memfd, whose pages no address-space limit counts."""
+    key = 0x5EC0DE
+    writer = f"""
+import ctypes, os
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+shm = libc.shmget({key}, 4096, 0o1666)          # IPC_CREAT | 0666
+print("shmget", shm if shm < 0 else "ok", ctypes.get_errno() if shm < 0 else 0)
+if shm >= 0:
+    addr = libc.shmat(shm, None, 0)
+    ctypes.memmove(addr, b"left-behind", 11)
+q = libc.msgget({key}, 0o1666)
+print("msgget", q if q < 0 else "ok", ctypes.get_errno() if q < 0 else 0)
+try:
+    os.memfd_create("x")
+    print("memfd ok")
+except OSError as err:
+    print("memfd refused", err.errno)
+"""
+    r = sandbox.run(writer, run_timeout=10)
+    assert r.status == "Success", r
+    if sandbox.mode == "restricted":
+        assert r.run_result.stdout == "shmget -1 1\nmsgget -1 1\nmemfd refused 1\n"
+    else:
+        assert r.run_result.stdout == "shmget ok 0\nmsgget ok 0\nmemfd ok\n"
+    reader = f"""
+import ctypes
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+print(libc.shmget({key}, 0, 0), libc.msgget({key}, 0))
+"""
+    r = sandbox.run(reader, run_timeout=10)
+    assert r.run_result.stdout == "-1 -1\n", r  # nothing the writer made is there

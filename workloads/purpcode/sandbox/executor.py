@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +182,9 @@ class Sandbox:
     async def stop(self) -> None:
         self._stopping = True
         await asyncio.gather(*(z.stop() for z in self.zygotes), return_exceptions=True)
+        if self.mode == "restricted" and self.jail_cfg.work_root:
+            # Work dirs of executions cut short by the stop (the zygotes removed the others).
+            await asyncio.to_thread(shutil.rmtree, self.jail_cfg.work_root, True)
 
     def _pids_by_cgroup(self) -> bool:
         return bool(self.zygotes) and "pids" in self.zygotes[0].cgroups.enforced

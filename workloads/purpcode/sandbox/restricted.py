@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 # Syscalls refused (EPERM) to user code in restricted mode: tracing and reading other processes, every way to
 # mount, change root or namespaces, kernel surfaces user code never needs (io_uring, bpf, perf, keys, userfaultfd,
-# modules, kexec), file-handle and inotify/fanotify tricks on shared trees, and leaving the execution's process
-# group (setsid/setpgid: the wall-time kill is a kill of that group).
+# modules, kexec), file-handle and inotify/fanotify tricks on shared trees, leaving the execution's process group
+# (setsid/setpgid: the wall-time kill is a kill of that group), and uid-wide IPC objects (below).
 DENIED: tuple[str, ...] = (
     "ptrace", "process_vm_readv", "process_vm_writev", "process_madvise", "pidfd_getfd", "kcmp",
     "mount", "umount2", "pivot_root", "chroot", "unshare", "setns", "open_tree", "move_mount", "fsopen", "fsconfig",
@@ -31,6 +31,12 @@ DENIED: tuple[str, ...] = (
     "name_to_handle_at", "open_by_handle_at", "inotify_init", "inotify_init1", "inotify_add_watch",
     "fanotify_init", "fanotify_mark",
     "setsid", "setpgid",
+    # No IPC namespace per execution here: System V and POSIX message-queue objects outlive their creator and are
+    # shared by the uid (a channel between executions, memory that survives them), and memfd pages are not
+    # counted by RLIMIT_AS (memory outside every per-execution bound).
+    "shmget", "shmat", "shmctl", "shmdt", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop", "semctl",
+    "semtimedop", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify", "mq_getsetattr",
+    "memfd_create", "memfd_secret",
 )  # fmt: skip
 AF_UNIX = 1
 PR_SET_DUMPABLE = 4
