@@ -45,6 +45,34 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def _status(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def spares_removed(pids: set[int]) -> set[int]:
+    """`pids` without the zygotes' prepared pid 1s (namespaces mode, `zygote.spare_main`): at most one per zygote,
+    a direct child of it, pid 1 of its own namespace, with no child. Anything else is a leftover."""
+    left = set(pids)
+    by_parent: dict[str, list[int]] = {}
+    for pid in pids:
+        st = _status(pid)
+        if st.get("NSpid", "").split()[-1:] == ["1"] and not descendants(pid):
+            by_parent.setdefault(st.get("PPid", ""), []).append(pid)
+    for parent, spares in by_parent.items():
+        cmdline = (
+            open(f"/proc/{parent}/cmdline", "rb").read()
+            if parent and os.path.exists(f"/proc/{parent}")
+            else b""
+        )
+        if b"ctrl_fd" in cmdline and len(spares) == 1:
+            left -= set(spares)
+    return left
+
+
 MODES = ("namespaces", "restricted")
 UNPRIVILEGED_UID = 65534
 RESTRICTED_POD = str(Path(__file__).with_name("restricted_pod.py"))
@@ -158,7 +186,7 @@ class Sandbox:
         assert httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
         deadline = time.monotonic() + timeout_s
         while True:
-            extra = descendants(self.service.proc.pid) - self.baseline
+            extra = spares_removed(descendants(self.service.proc.pid) - self.baseline)
             if not extra:
                 return
             if time.monotonic() > deadline:

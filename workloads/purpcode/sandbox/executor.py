@@ -98,6 +98,7 @@ class Sandbox:
             seccomp=settings.seccomp,
             cgroups=settings.cgroups,
             allow_weaker=settings.allow_weaker_isolation,
+            tmpfs_mb=settings.tmpfs_mb,
         )
         self.zygotes: list[Zygote] = []
         self.mode = ""  # the isolation mode in use once started: namespaces | restricted

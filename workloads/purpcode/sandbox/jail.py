@@ -64,6 +64,7 @@ class JailConfig:
     interpreter_paths: list[str] = field(default_factory=list)
     # "namespaces" (bubblewrap jail) or "restricted" (no jail: seccomp + Landlock per execution).
     mode: str = "namespaces"
+    tmpfs_mb: int = 64
     work_root: str = ""
     allow_weaker: bool = False
     ro_paths: list[str] = field(default_factory=list)
@@ -195,6 +196,7 @@ class Zygote:
             "sandbox_uid": cfg.sandbox_uid,
             "work_dir": WORK_DIR,
             "tmpfs_inodes": cfg.tmpfs_inodes,
+            "tmpfs_mb": cfg.tmpfs_mb,
             "preload": self.preload,
             "netns_per_exec": cfg.netns_per_exec,
             "landlock": cfg.landlock,

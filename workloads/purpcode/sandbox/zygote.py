@@ -887,7 +887,34 @@ CLIENT_ERRNOS = {
 }  # fmt: skip
 
 
-def execution_main(cfg, job, fds, code_cache):
+def spare_main(cfg, sock_fd, code_cache):
+    """Namespaces mode: a pid 1 made ahead of its execution, while the zygote is idle (the fork and the mounts are
+    off the request's path). It waits for one job (the message and its fds) and then runs it like
+    `execution_main`; the zygote's end closing (or the zygote dying) ends it."""
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        os.closerange(3, sock_fd)
+        os.closerange(sock_fd + 1, cfg["max_fd"])
+        _setup_mounts(cfg, {"tmpfs_mb": cfg["tmpfs_mb"]})
+        sock = socket.socket(fileno=sock_fd)
+        fds = array.array("i")
+        msg, ancdata, _, _ = sock.recvmsg(
+            MAX_MSG, socket.CMSG_SPACE(16 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        sock.close()
+        if not msg or len(fds) != 7:
+            os._exit(0)
+        job = json.loads(msg)
+    except BaseException:  # noqa: BLE001 - the zygote sees it exit unused and stops making spares
+        os._exit(125)
+    execution_main(cfg, job, tuple(fds), code_cache, prepared=True)
+    os._exit(125)
+
+
+def execution_main(cfg, job, fds, code_cache, prepared=False):
     """The leader of one execution: pid 1 of its own pid namespace (namespaces mode) or the leader of its own
     process group (restricted mode). It prepares the work dir and the request's files, then forks the program and
     stays as its trusted parent, or (restricted mode without fetch_files) becomes the program itself.
@@ -907,16 +934,18 @@ def execution_main(cfg, job, fds, code_cache):
         if restricted:
             os.setpgid(0, 0)  # the zygote kills the whole group (setpgid/setsid are refused to the program)
         rule_fds = [fd for fd, _, _ in (*cfg.get("rule_fds", ()), *cfg.get("rw_rule_fds", ()))]
-        low = 3
-        for fd in sorted((*fds, *rule_fds)):
-            os.closerange(low, fd)
-            low = fd + 1
-        os.closerange(low, cfg["max_fd"])
+        if not prepared:
+            low = 3
+            for fd in sorted((*fds, *rule_fds)):
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, cfg["max_fd"])
         if restricted:
             cfg["work_dir"] = job["work_dir"]
             os.mkdir(cfg["work_dir"], 0o700)
         else:
-            _setup_mounts(cfg, job)
+            if not prepared:
+                _setup_mounts(cfg, job)
             if job.get("cgroup_paths"):
                 _cgroup_join(job["cgroup_paths"], cfg["cgroup_procs_file"])
             if os.path.isdir("/cgroup"):
@@ -1074,6 +1103,8 @@ class Zygote:
         self.compiles = {}  # pidfd -> compile child
         self.cleaners = {}  # pidfd -> pid of a work-dir remover
         self.groups = set()  # restricted mode: process groups of finished executions with members left
+        self.spare = None  # namespaces mode: a prepared pid 1 waiting for its job (see spare_main)
+        self.spares_ok = cfg.get("mode") != "restricted" and cfg.get("prefork", True)
         self.cg_free = []
         self.cg_written = {}
         self.cg_seq = 0
@@ -1130,6 +1161,51 @@ class Zygote:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+    def make_spare(self):
+        if not self.spares_ok or self.spare is not None:
+            return
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            unshare(CLONE_NEWPID)
+            pid = os.fork()
+        except OSError:
+            parent.close()
+            child.close()
+            setns(self.pidns_fd, CLONE_NEWPID)
+            self.spares_ok = False
+            return
+        if pid == 0:
+            parent.close()
+            spare_main(self.cfg, child.detach(), self.code_cache)
+            os._exit(125)
+        setns(self.pidns_fd, CLONE_NEWPID)
+        child.close()
+        pidfd = os.pidfd_open(pid)
+        self.spare = {"pid": pid, "pidfd": pidfd, "sock": parent}
+        self.by_fd[pidfd] = (pidfd, "spare")
+        self.sel.register(pidfd, selectors.EVENT_READ)
+
+    def take_spare(self):
+        """The prepared pid 1, unregistered (its pidfd becomes the job's), or None."""
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            self.sel.unregister(spare["pidfd"])
+            del self.by_fd[spare["pidfd"]]
+        return spare
+
+    def on_spare_exit(self, pidfd):
+        """A spare died before it got a job (its mounts failed): no more spares, the jobs set up themselves."""
+        spare = self.take_spare()
+        if spare is None:
+            return
+        spare["sock"].close()
+        os.close(spare["pidfd"])
+        try:
+            os.waitpid(spare["pid"], 0)
+        except ChildProcessError:
+            pass
+        self.spares_ok = False
 
     def reap_groups(self):
         """Restricted mode: the zygote is a child subreaper, so what an execution left (killed with its group)
@@ -1274,6 +1350,25 @@ class Zygote:
         restricted = self.restricted
         if restricted:
             msg["work_dir"] = os.path.join(self.cfg["work_root"], f"x{os.getpid()}-{job_id}")
+        spare = self.take_spare()
+        if spare is not None:
+            try:
+                spare["sock"].sendmsg(
+                    [json.dumps(msg).encode()],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", (*fds, setup_w, exit_w)))],
+                )
+            except OSError:
+                signal.pidfd_send_signal(spare["pidfd"], signal.SIGKILL)
+                os.waitpid(spare["pid"], 0)
+                os.close(spare["pidfd"])
+                spare = None
+            else:
+                spare["sock"].close()
+                for fd in (*fds, setup_w, exit_w):
+                    os.close(fd)
+                self.register_job(job_id, msg, spare["pid"], spare["pidfd"], setup_r, exit_r, started)
+                self.make_spare()
+                return
         try:
             if not restricted:
                 unshare(CLONE_NEWPID)
@@ -1298,8 +1393,11 @@ class Zygote:
             setns(self.pidns_fd, CLONE_NEWPID)
         for fd in (*fds, setup_w, exit_w):
             os.close(fd)
+        self.register_job(job_id, msg, pid, os.pidfd_open(pid), setup_r, exit_r, started)
+        self.make_spare()
+
+    def register_job(self, job_id, msg, pid, pidfd, setup_r, exit_r, started):
         os.set_blocking(setup_r, False)
-        pidfd = os.pidfd_open(pid)
         self.jobs[job_id] = {
             "pid": pid,
             "pidfd": pidfd,
@@ -1461,6 +1559,7 @@ class Zygote:
 
     def loop(self):
         self.sel.register(self.sock, selectors.EVENT_READ)
+        self.make_spare()
         while True:
             now = time.monotonic()
             timeout = None
@@ -1497,6 +1596,8 @@ class Zygote:
                     self.on_compile_exit(job_id)
                 elif kind == "cleaner":
                     self.on_cleaner_exit(job_id)
+                elif kind == "spare":
+                    self.on_spare_exit(job_id)
 
 
 def _preload(names):
