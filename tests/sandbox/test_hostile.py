@@ -529,3 +529,25 @@ print(libc.shmget({key}, 0, 0), libc.msgget({key}, 0))
 """
     r = sandbox.run(reader, run_timeout=10)
     assert r.run_result.stdout == "-1 -1\n", r  # nothing the writer made is there
+
+
+def test_pathname_sockets_and_subprocesses(sandbox: Sandbox) -> None:
+    """Restricted mode: Landlock does not check connect() on pathname unix sockets, so an execution may not create
+    one at all (no MAKE_SOCK right): another execution of the same uid could otherwise connect to it. FIFOs and
+    child processes (fork, exec of the interpreter, a pipe between them) keep working in both modes."""
+    code = """
+import os, socket, subprocess, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.bind("sock")
+    print("bound")
+except OSError as err:
+    print("bind refused", type(err).__name__)
+os.mkfifo("fifo")
+out = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True, check=True).stdout
+print("child", out.strip())
+"""
+    r = sandbox.run(code, run_timeout=20)
+    assert r.status == "Success", r
+    first = "bind refused PermissionError" if sandbox.mode == "restricted" else "bound"
+    assert r.run_result.stdout == f"{first}\nchild 42\n"
