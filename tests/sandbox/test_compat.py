@@ -198,3 +198,18 @@ async def test_sleeping_programs_do_not_hold_the_cpu_slots(sandbox: Sandbox) -> 
         )
     assert seen == 16
     assert [r.json()["run_result"]["status"] for r in results] == ["TimeLimitExceeded"] * 16
+
+
+@pytest.mark.slow
+async def test_a_burst_is_queued_not_refused(sandbox: Sandbox) -> None:
+    """A burst of 600 sent at once got 60 answers of 429 (which verl does not retry): the queue now holds an RL
+    step's batch. 600 concurrent requests on this module's 4 CPU slots all run (admission does not depend on the
+    isolation mode: one mode is enough)."""
+    if sandbox.mode != "namespaces":
+        pytest.skip("admission control is the same in both modes")
+    body = verl_body("pass")
+    limits = httpx.Limits(max_connections=600, max_keepalive_connections=600)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+        results = await asyncio.gather(*(http.post(f"{sandbox.url}/run_code", json=body) for _ in range(600)))
+    assert sorted({r.status_code for r in results}) == [200]
+    assert all(r.json()["status"] == "Success" for r in results)
