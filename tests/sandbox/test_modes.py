@@ -4,6 +4,7 @@ refuses to start without Landlock unless weaker isolation is accepted; a normal 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -15,6 +16,8 @@ import httpx
 import pytest
 from sandbox_util import mode_launch, sandbox_in_mode, service_for_mode
 from support.sandbox_fixture import free_port, sandbox_service
+
+from purpcode.sandbox.client import SandboxClientError
 
 
 def test_auto_falls_back_to_restricted_where_the_pod_refuses_namespaces() -> None:
@@ -117,3 +120,45 @@ def test_ctrl_c_shutdown_logs_nothing_above_info(mode: str) -> None:
     os.unlink(log.name)
     assert "exited; restarting" not in text, text
     assert not re.search(r" (WARNING|ERROR|CRITICAL) ", text), text
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[2])
+    except OSError:
+        return None
+
+
+def test_stopping_the_service_ends_running_executions_and_their_children() -> None:
+    """Restricted mode has no pid namespace: a program's children outlive their leader unless someone kills the
+    process group. When the service goes (stopped, or killed as here), the zygote sees its control socket close and
+    kills every running execution's group on its way out, so nothing of them is left on the pod."""
+    import threading
+
+    from sandbox_util import descendants
+
+    from purpcode.sandbox.models import RunCodeRequest
+
+    code = "import os, time\nif os.fork() == 0:\n    os.fork()\ntime.sleep(60)\n"
+    with sandbox_in_mode("restricted") as box:
+        service_pid = box.service.proc.pid
+        request = RunCodeRequest(code=code, language="python", run_timeout=60)
+
+        def run() -> None:
+            with contextlib.suppress(httpx.HTTPError, SandboxClientError):  # the service goes away under it
+                box.client.run_code(request)
+
+        threading.Thread(target=run, daemon=True).start()
+        deadline = time.monotonic() + 20
+        group: list[int] = []
+        while time.monotonic() < deadline and len(group) < 3:
+            tree = descendants(service_pid)
+            zygote_groups = {_pgid(service_pid)} | {p for p in tree if _pgid(p) == p and p in box.baseline}
+            group = [p for p in tree if _pgid(p) not in zygote_groups]
+            time.sleep(0.1)
+        assert len(group) == 3, group  # the leader, its child and its grandchild, in their own process group
+        box.service.proc.kill()  # the hardest stop: the zygote only sees its control socket close
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in group):
+        time.sleep(0.1)
+    assert not [p for p in group if os.path.exists(f"/proc/{p}")]

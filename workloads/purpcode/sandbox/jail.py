@@ -404,6 +404,10 @@ class Zygote:
             self.sock.close()
             self.sock = None
         if self.proc is not None and self.proc.returncode is None:
+            if self.cfg.mode == "restricted":
+                # The closed socket tells the zygote to kill its executions' process groups, then it exits.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.proc.wait()), 2.0)
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
             await self.proc.wait()

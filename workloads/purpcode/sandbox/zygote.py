@@ -1689,7 +1689,10 @@ def main():
     try:
         zygote.loop()
     except EOFError:
-        pass
+        # The service closed the control socket (it is stopping): take every running execution with us. In
+        # restricted mode nothing else would (no pid namespace: a program's children outlive their leader).
+        for job in zygote.jobs.values():
+            zygote.kill_tree(job)
 
 
 if __name__ == "__main__":
