@@ -8,6 +8,9 @@ Work directory (default `./runs/<run name>`):
 
 Resume: a stage whose `_SUCCESS` marker exists is skipped; any other stage is started again and resumes from its own
 checkpoints. The report step re-runs whenever an earlier stage ran.
+
+Ownership (purpcode.runner.owned): every stage and service dies with the runner, however it dies, and the work
+directory's lock is held until the last of them is gone.
 """
 
 from __future__ import annotations
@@ -29,6 +32,14 @@ from types import FrameType
 from typing import Any
 
 from purpcode.data.schema import write_json_atomic
+from purpcode.runner.owned import (
+    MARKER_ENV,
+    Guard,
+    die_with_parent,
+    run_processes,
+    settle_state,
+    stop_run_processes,
+)
 from purpcode.runner.progress import (
     Display,
     MetricsTail,
@@ -66,6 +77,17 @@ class StageFailed(RuntimeError):
     """A stage exited non-zero (or without its marker); the message names the log."""
 
 
+class WorkdirBusy(RuntimeError):
+    """Another run (or processes an earlier run left) still uses the work directory."""
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OS error: the path and the cause (e.g. 'No space left on device'), no traceback."""
+    where = err.filename if err.filename is not None else ""
+    cause = err.strerror or str(err)
+    return f"{where}: {cause}" if where else cause
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of stage and service processes.
 
@@ -81,34 +103,51 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def workdir_lock(workdir: Path) -> Iterator[None]:
-    """One runner per work directory at a time (two would race on the same stage outputs)."""
+def workdir_lock(workdir: Path) -> Iterator[int]:
+    """One runner per work directory at a time (two would race on the same stage outputs); yields the lock's fd.
+
+    The runner passes that fd to its guard and its stages: the lock is held while any of them lives, so a rerun
+    cannot start a second copy of a stage that is still running. The file holds the runner's pid for the message.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    fh = (workdir / ".lock").open("w")
+    lock = workdir / ".lock"
+    fh = lock.open("a+")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise RuntimeError(
-                f"another `purpcode run` is using {workdir} (lock {workdir / '.lock'})"
-            ) from err
-        yield
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            pids = run_processes(workdir)
+            who = f"`purpcode run` (pid {holder})" if holder.isdigit() else "`purpcode run`"
+            procs = f"; its processes: {' '.join(map(str, pids))}" if pids else ""
+            raise WorkdirBusy(
+                f"another {who} is using {workdir} (lock {lock}){procs}. Wait for it, or stop it "
+                f"(kill {holder if holder.isdigit() else ' '.join(map(str, pids))}: its children stop with it)"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield fh.fileno()
     finally:
         fh.close()
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (e.g. `kill`, a CI timeout) like Ctrl-C: stop children cleanly, leave a resumable state."""
+    """Treat SIGTERM (e.g. `kill`, a CI timeout) and SIGHUP (the terminal or SSH session closed) like Ctrl-C: stop
+    children cleanly, leave a resumable state."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def max_steps_of(stage: StagePlan) -> int | None:
@@ -135,6 +174,7 @@ class LocalRun:
         judge_backend: str = "auto",
         metrics_port: int | None = None,
         spec_path: str = "",
+        lock_fd: int | None = None,
     ) -> None:
         self.run = run
         self.workdir = workdir.resolve()
@@ -152,6 +192,11 @@ class LocalRun:
         self.state: dict[str, Any] = {}
         self.started = time.monotonic()
         self._error = ""
+        self.lock_fd = lock_fd
+
+    def child_env(self) -> dict[str, str]:
+        """child_env() plus the run's marker: how leftovers of this run are found again (purpcode.runner.owned)."""
+        return child_env({MARKER_ENV: str(self.workdir)})
 
     # ------------------------------------------------------------------ plan and services
 
@@ -165,6 +210,7 @@ class LocalRun:
         sandbox_url = judge_url = None
         if "sandbox" in needed:
             svc = sandbox_service(self.logs, spec.services.sandbox.concurrency)
+            svc.env[MARKER_ENV] = str(self.workdir)
             self.services["sandbox"] = svc
             sandbox_url = svc.url
         key_env = None
@@ -184,6 +230,7 @@ class LocalRun:
                     tensor_parallel_size=judge.deploy.tensor_parallel_size or max(judge.deploy.gpus, 1),
                     backend=backend,
                 )
+                svc.env[MARKER_ENV] = str(self.workdir)
                 self.services["judge"] = svc
                 judge_url = svc.url
             else:
@@ -268,8 +315,11 @@ class LocalRun:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=child_env(),
+                env=self.child_env(),
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
+                # The stage holds the workdir lock too: no rerun starts while it lives, even if the runner is gone.
+                pass_fds=(self.lock_fd,) if self.lock_fd is not None else (),
                 cwd=str(self.workdir),
             )
         proc = self.current
@@ -396,25 +446,38 @@ class LocalRun:
                 current.status, current.ended = "interrupted", time.monotonic()
                 self.display.event(current)
                 self._record(current)
-        except (StageFailed, ServiceError) as err:
+        except (StageFailed, ServiceError, OSError) as err:
             code = EXIT_FAILED
+            self._error = os_error_line(err) if isinstance(err, OSError) else str(err)
             if current is not None:
                 current.status, current.ended = "failed", time.monotonic()
-                self.display.event(current)
-                self._record(current)
-            self._error = str(err)
+                with contextlib.suppress(OSError):  # the disk may still be full: the error above says so
+                    self.display.event(current)
+                    self._record(current)
         finally:
-            # A second Ctrl-C must not cut the clean-up short and leave services behind.
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # A second Ctrl-C (or a SIGTERM/SIGHUP) must not cut the clean-up short and leave services behind.
+            previous = {
+                sig: signal.signal(sig, signal.SIG_IGN)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            }
             try:
                 if self.current is not None:
                     stop_process_group(self.current)
                 self._stop_services()
-                self.display.stop()
-                self._save_state()
+                # Whatever left its process group (a fork-server's children in their own sessions) goes too.
+                stop_run_processes(self.workdir)
+                with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) must not stop the clean-up
+                    self.display.stop()
+                try:
+                    self._save_state()
+                except OSError as err:
+                    if code == EXIT_OK:
+                        code, self._error = EXIT_FAILED, os_error_line(err)
             finally:
-                signal.signal(signal.SIGINT, previous)
-        self._final_message(code)
+                for sig, old in previous.items():
+                    signal.signal(sig, old)
+        with contextlib.suppress(OSError):
+            self._final_message(code)
         return code
 
     def _final_message(self, code: int) -> None:
@@ -486,8 +549,18 @@ def main(argv: list[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         spec_path=str(args.spec),
     )
+    guard: Guard | None = None
     try:
-        with workdir_lock(workdir), sigterm_as_interrupt():
+        with workdir_lock(workdir) as lock_fd, sigterm_as_interrupt():
+            runner.lock_fd = lock_fd
+            leftovers = stop_run_processes(workdir)
+            if leftovers:
+                display.message(
+                    f"stopped {len(leftovers)} process(es) an earlier run on {workdir} left behind: "
+                    + " ".join(map(str, leftovers))
+                )
+            settle_state(workdir, "no process ran this stage any more when the next run started")
+            guard = Guard(runner.workdir, lock_fd)
             if args.rerun:
                 try:
                     reset = runner.rerun_from(args.rerun)
@@ -496,6 +569,12 @@ def main(argv: list[str] | None = None) -> int:
                     return EXIT_INVALID
                 display.message(f"re-running: {', '.join(reset)}")
             return runner.execute()
+    except OSError as err:
+        print(f"purpcode run: {os_error_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
     except RuntimeError as err:
         print(f"purpcode run: {err}", file=sys.stderr)
         return EXIT_INVALID
+    finally:
+        if guard is not None:
+            guard.goodbye()
