@@ -56,6 +56,12 @@ from purpcode.runner.services import (
     sandbox_service,
     stop_process_group,
 )
+from purpcode.training.settings_guard import (
+    GUARDED_STAGES,
+    describe_changes,
+    record_settings,
+    settings_differences,
+)
 from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.layout import SUCCESS_MARKER, Layout
 from purpcode_operator.plan import (
@@ -299,7 +305,36 @@ class LocalRun:
             f" · stage {fmt_seconds(view.seconds)} · total {fmt_seconds(time.monotonic() - self.started)}"
         )
 
+    def changed_settings(self, plan: RunPlan) -> str | None:
+        """Why the work directory cannot be reused under this spec, or None.
+
+        A stage that finished (or started) under other result settings would be skipped (or resumed) silently: the
+        message names the changed fields and the `--rerun` that redoes the earliest such stage and every later one.
+        A stage from before settings were recorded adopts the current ones.
+        """
+        changes: dict[str, list[str]] = {}
+        for stage in plan.stages:
+            if stage.name not in GUARDED_STAGES:
+                continue
+            out = stage.config.paths.out
+            changed = settings_differences(out, stage.config)
+            if changed:
+                changes[stage.name] = changed
+            elif changed is None and self.marker(stage.name).exists():
+                record_settings(out, stage.config)
+        if not changes:
+            return None
+        first = next(iter(changes))
+        lines = [f"{name}: {describe_changes(c)}" for name, c in changes.items()]
+        return (
+            f"settings changed since the work in {self.workdir} was done ({' | '.join(lines)}). Reusing it would "
+            f"mix both. Run again with `--rerun {first}` to redo {first} and every later stage, or restore the "
+            "settings."
+        )
+
     def _run_stage(self, plan: RunPlan, stage: StagePlan, view: StageView) -> None:
+        if stage.name in GUARDED_STAGES:
+            record_settings(stage.config.paths.out, stage.config)
         config_path = self._write_config(stage)
         argv = stage.argv(str(config_path), python=sys.executable)
         log_path = self.logs / f"{stage.name}.log"
@@ -401,6 +436,10 @@ class LocalRun:
             earlier = json.loads((self.workdir / STATE_FILE).read_text(encoding="utf-8")).get("stages", {})
         self.state = {"run": name, "spec": self.spec_path, "workdir": str(self.workdir), "stages": earlier}
         draft = build_plan(self.run, artifacts_root=str(self.artifacts))
+        changed = self.changed_settings(draft)
+        if changed:
+            self.display.message(f"purpcode run: {changed}")
+            return EXIT_INVALID
         remaining = [s for s in draft.stages if not self.marker(s.name).exists()]
         if any(s.name != "report" for s in remaining):
             self.marker("report").unlink(missing_ok=True)  # the report must reflect what runs now
