@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,12 +80,32 @@ POLL_S = 0.5
 STATE_FILE = "state.json"
 
 
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)\b.*)$", re.MULTILINE)
+
+
+def cause_of(log_tail_text: str) -> str:
+    """': <the last exception line>' of a stage's log tail (e.g. the path and 'No space left on device'), or ''."""
+    found = _ERROR_LINE.findall(log_tail_text)
+    return f": {found[-1].strip()[:300]}" if found else ""
+
+
 class StageFailed(RuntimeError):
     """A stage exited non-zero (or without its marker); the message names the log."""
 
 
 class WorkdirBusy(RuntimeError):
     """Another run (or processes an earlier run left) still uses the work directory."""
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OS error the path it was about (a failed write() or fsync() names none)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
 
 
 def os_error_line(err: OSError) -> str:
@@ -227,6 +248,13 @@ class LocalRun:
                     backend = "transformers"  # the spec asks for a CPU judge
                 local = Path(self.layout.judge_model)
                 model = str(local) if (local / "config.json").exists() else judge.deploy.model
+                from purpcode.judge_server.engine import is_local_path
+
+                if is_local_path(model) and not Path(model).expanduser().is_dir():
+                    raise RuntimeError(
+                        f"services.judge.deploy.model: the local path {model} does not exist (give an existing "
+                        "model directory, or a Hub id such as Qwen/Qwen2.5-32B-Instruct)"
+                    )
                 svc = judge_service(
                     model=model,
                     served_name=judge.model_name(),
@@ -291,9 +319,8 @@ class LocalRun:
         cfg = stage.config.model_copy(update={"metrics_port": self.metrics_port})
         path = self.configs / f"{stage.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(cfg.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        with naming(path):
+            write_json_atomic(path, json.loads(cfg.to_json()))
         return path
 
     def _summary(self, plan: RunPlan, view: StageView) -> str:
@@ -390,8 +417,9 @@ class LocalRun:
         view.ended = time.monotonic()
         self.state["stages"][stage.name].update(exit_code=rc, log=str(log_path))
         if rc != 0:
+            tail = log_tail(log_path)
             raise StageFailed(
-                f"stage {stage.name} failed with exit status {rc} (log {log_path}):\n{log_tail(log_path)}"
+                f"stage {stage.name} failed with exit status {rc}{cause_of(tail)} (log {log_path}):\n{tail}"
             )
         if not self.marker(stage.name).exists():
             raise StageFailed(
@@ -402,7 +430,8 @@ class LocalRun:
     def _save_state(self) -> None:
         self.state["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.state["wall_seconds"] = round(time.monotonic() - self.started, 1)
-        write_json_atomic(self.workdir / STATE_FILE, self.state)
+        with naming(self.workdir / STATE_FILE):
+            write_json_atomic(self.workdir / STATE_FILE, self.state)
 
     def _record(self, view: StageView) -> None:
         entry = self.state["stages"].setdefault(view.name, {})
