@@ -202,6 +202,23 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     try:
         with sampling.without_launcher_env():
             backend = get_backend(gen, model_path(cfg), seed=cfg.seed, gpus=cfg.gpus_per_node)
+            if (
+                metrics is not None
+            ):  # progress inside a chunk's generation (a chunk is 256+ prompts: a minute)
+                from purpcode.generation.base import throttled
+
+                def on_generated(done: int, total: int) -> None:
+                    # Scored prompts + this chunk's generated ones: the chunk before is still being scored, so this
+                    # lags by at most a chunk and never runs ahead of the record that chunk's scoring logs.
+                    assert metrics is not None
+                    metrics.log(
+                        0,
+                        phase="sampling",
+                        prompts_done=min(len(mix.rows), len(done_prompts) + done),
+                        prompts=len(mix.rows),
+                    )
+
+                backend.on_progress = throttled(on_generated)
             try:
                 marker = sampling.sample_and_score(
                     mix.rows,

@@ -465,6 +465,11 @@ class LocalRun:
             earlier = json.loads((self.workdir / STATE_FILE).read_text(encoding="utf-8")).get("stages", {})
         self.state = {"run": name, "spec": self.spec_path, "workdir": str(self.workdir), "stages": earlier}
         draft = build_plan(self.run, artifacts_root=str(self.artifacts))
+        for s in draft.stages:  # finished is finished, whatever the last (maybe interrupted) state save said
+            entry = earlier.get(s.name)
+            if isinstance(entry, dict) and entry.get("status") != "done" and self.marker(s.name).exists():
+                entry.update(status="done")
+                entry.pop("pid", None)
         changed = self.changed_settings(draft)
         if changed:
             self.display.message(f"purpcode run: {changed}")
