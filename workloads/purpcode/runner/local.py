@@ -115,6 +115,12 @@ def os_error_line(err: OSError) -> str:
     return f"{where}: {cause}" if where else cause
 
 
+def accelerator_devices() -> list[str]:
+    """GPU device nodes on this machine (NVIDIA, AMD), without importing torch."""
+    dev = Path("/dev")
+    return [str(p) for pattern in ("nvidia[0-9]*", "kfd") for p in dev.glob(pattern)]
+
+
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of stage and service processes.
 
@@ -124,6 +130,10 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not accelerator_devices():
+        # DeepSpeed (imported by transformers when installed) otherwise warns in every process that it fell back to
+        # the CPU: on a machine without GPU device nodes that is the expected case, not a warning.
+        env.setdefault("DS_ACCELERATOR", "cpu")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -237,7 +247,7 @@ class LocalRun:
         sandbox_url = judge_url = None
         if "sandbox" in needed:
             svc = sandbox_service(self.logs, spec.services.sandbox.concurrency)
-            svc.env[MARKER_ENV] = str(self.workdir)
+            svc.env.update(self.child_env())
             self.services["sandbox"] = svc
             sandbox_url = svc.url
         key_env = None
@@ -264,7 +274,7 @@ class LocalRun:
                     tensor_parallel_size=judge.deploy.tensor_parallel_size or max(judge.deploy.gpus, 1),
                     backend=backend,
                 )
-                svc.env[MARKER_ENV] = str(self.workdir)
+                svc.env.update(self.child_env())
                 self.services["judge"] = svc
                 judge_url = svc.url
             else:
@@ -417,9 +427,9 @@ class LocalRun:
         view.ended = time.monotonic()
         self.state["stages"][stage.name].update(exit_code=rc, log=str(log_path))
         if rc != 0:
-            tail = log_tail(log_path)
+            last = log_tail(log_path)
             raise StageFailed(
-                f"stage {stage.name} failed with exit status {rc}{cause_of(tail)} (log {log_path}):\n{tail}"
+                f"stage {stage.name} failed with exit status {rc}{cause_of(last)} (log {log_path}):\n{last}"
             )
         if not self.marker(stage.name).exists():
             raise StageFailed(
