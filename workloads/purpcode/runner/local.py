@@ -655,6 +655,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:
         print(f"purpcode run: {os_error_line(err)}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # before or after the stages (execute() handles it while they run)
+        with contextlib.suppress(OSError):
+            print("purpcode run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except RuntimeError as err:
         print(f"purpcode run: {err}", file=sys.stderr)
         return EXIT_INVALID
