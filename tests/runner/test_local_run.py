@@ -193,7 +193,10 @@ def test_rerun_resets_a_stage_and_the_ones_after_it(tmp_path: Path) -> None:
     spec.write_text(spec.read_text().replace("maxPerSuite: 4", "maxPerSuite: 3"))
     changed = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
     assert changed.returncode == 2, changed.stdout + changed.stderr
-    assert "evaluation: params.maxPerSuite: 4 -> 3" in changed.stdout and "`--rerun evaluation`" in changed.stdout
+    assert (
+        "evaluation: params.maxPerSuite: 4 -> 3" in changed.stdout
+        and "`--rerun evaluation`" in changed.stdout
+    )
     stale = workdir / "artifacts" / "evaluation" / "left-by-the-first-run.txt"
     stale.write_text("old")
     kept = workdir / "artifacts" / "model" / "base"
