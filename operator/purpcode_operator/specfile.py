@@ -12,6 +12,7 @@ Any input ends in a PurpCodeRun or a SpecError with one line per problem, never 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import yaml
@@ -52,6 +53,15 @@ class _StrictLoader(_BASE_LOADER):  # type: ignore[misc]
                 )
         mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
         return mapping
+
+
+# YAML 1.1 (PyYAML) reads `5e-7` as a string: a float needs a dot there. Kubernetes reads it as a number, users
+# write learning rates that way, and strict models refuse strings for numbers: resolve YAML 1.2 floats too.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _expanded_size(root: yaml.Node) -> int | str:

@@ -117,3 +117,11 @@ def test_merge_keys_and_plain_aliases_still_work(tmp_path: Path) -> None:
     )
     run = load_spec_file(path)
     assert run.spec.stages.evaluation.resources.cpu == "1" and run.spec.stages.evaluation.max_per_suite == 4
+
+
+def test_exponent_floats_are_numbers_as_kubernetes_reads_them(tmp_path: Path) -> None:
+    """PyYAML alone reads `5e-7` as a string, which the strict models would refuse for a learning rate."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(GOOD + "  stages:\n    rl: {learningRate: 5e-7, klCoef: 1E-3}\n")
+    run = load_spec_file(path)
+    assert run.spec.stages.rl.learning_rate == 5e-7 and run.spec.stages.rl.kl_coef == 1e-3
