@@ -125,6 +125,7 @@ class Controller:
             judge_model=config.judge_model,
             judge_api_key_secret=config.judge_api_key_secret,
             sandbox_runtime_class_name=config.sandbox_runtime_class_name,
+            sandbox_metrics_scrapers=config.sandbox_metrics_scrapers,
         )
         self.jobs, self.pods, self.deployments = jobs, pods, deployments
         self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)

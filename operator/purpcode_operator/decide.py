@@ -50,6 +50,9 @@ class Settings:
     judge_model: str | None = None
     judge_api_key_secret: str | None = None  # Secret in the run's namespace, key "api-key"
     sandbox_runtime_class_name: str | None = None
+    # Who may scrape the sandbox's /metrics (NetworkPolicy peers; Helm value sandbox.metricsScrapers); None: the
+    # built-in default (render.DEFAULT_METRICS_SCRAPERS), [] : nobody.
+    sandbox_metrics_scrapers: tuple[Obj, ...] | None = None
 
     def backoff(self, failed_attempt: int) -> float:
         """Delay before the attempt after `failed_attempt` (1-based): base * 2^(n-1), capped."""
@@ -364,7 +367,11 @@ class _Ctx:
 
 def apply_cluster_defaults(spec: Any, settings: Settings) -> Any:
     """The operator-wide defaults for what a spec leaves out: a shared judge URL, the sandbox RuntimeClass."""
-    if not isinstance(spec, dict) or not (settings.judge_url or settings.sandbox_runtime_class_name):
+    if not isinstance(spec, dict) or not (
+        settings.judge_url
+        or settings.sandbox_runtime_class_name
+        or settings.sandbox_metrics_scrapers is not None
+    ):
         return spec
     services = dict(spec.get("services") or {})
     if settings.judge_url and not services.get("judge"):
@@ -375,8 +382,12 @@ def apply_cluster_defaults(spec: Any, settings: Settings) -> Any:
             judge["apiKeySecretRef"] = {"name": settings.judge_api_key_secret, "key": "api-key"}
         services["judge"] = judge
     sandbox = dict(services.get("sandbox") or {})
-    if settings.sandbox_runtime_class_name and not sandbox.get("runtimeClassName"):
+    own_runtime = sandbox.get("runtimeClassName") or (sandbox.get("scheduling") or {}).get("runtimeClassName")
+    if settings.sandbox_runtime_class_name and not own_runtime:
         sandbox["runtimeClassName"] = settings.sandbox_runtime_class_name
+        services["sandbox"] = sandbox
+    if settings.sandbox_metrics_scrapers is not None and sandbox.get("metricsScrapers") is None:
+        sandbox["metricsScrapers"] = [dict(p) for p in settings.sandbox_metrics_scrapers]
         services["sandbox"] = sandbox
     return {**spec, "services": services}
 
@@ -397,14 +408,13 @@ def prepare(body: Obj, settings: Settings) -> tuple[PurpCodeRun, RunPlan]:
 
 
 def owner_of(body: Obj) -> Obj:
-    """The slice of the run's body that kopf.adopt reads (owner reference, namespace, labels)."""
+    """The slice of the run's body its children's owner reference and namespace come from (never its labels:
+    children carry only the operator's own, see render._adopt)."""
     meta = body.get("metadata", {})
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {
-            k: meta.get(k) for k in ("name", "namespace", "uid", "labels") if meta.get(k) is not None
-        },
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid") if meta.get(k) is not None},
     }
 
 
@@ -609,14 +619,10 @@ def _stage_jobs(ctx: _Ctx, stage: StagePlan) -> list[Obj]:
 
 def _start_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -> None:
     """Create everything one attempt needs; creates are idempotent so repeating this after a crash is safe."""
-    run, owner = ctx.run, ctx.owner
-    pvc = render.build_pvc(run, owner)
-    if pvc is not None:
-        ctx.decision.creates.append(Create(pvc))
-    ctx.decision.creates.append(Create(render.build_stage_config_map(run, stage, owner)))
-    if stage.distributed and stage.resources.nodes > 1:
-        ctx.decision.creates.append(Create(render.build_rendezvous_service(run, stage, owner)))
-    ctx.decision.creates.append(Create(render.build_stage_job(run, ctx.plan, stage, attempt, owner)))
+    run = ctx.run
+    ctx.decision.creates += [
+        Create(o) for o in render.stage_objects(run, ctx.plan, stage, attempt, ctx.owner)
+    ]
     if st.attempts < attempt:
         _record_attempt(ctx, stage, st, attempt, ctx.now_s)
     # What the next decision, on the created Job, says too: a queued Job waits for Kueue, the others' pods are
@@ -833,26 +839,14 @@ def _wait_or_retry(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
 
 def _service_replicas(ctx: _Ctx) -> dict[str, int]:
     """Desired replicas of each service the run deploys (absent key = not deployed at all)."""
-    out: dict[str, int] = {}
-    if ctx.plan.sandbox.replicas > 0:
-        out[naming.ROLE_SANDBOX] = ctx.plan.sandbox.replicas
-    if ctx.plan.judge.deploy:
-        out[naming.ROLE_JUDGE] = ctx.plan.judge.replicas
-    return out
+    return render.service_replicas(ctx.plan)
 
 
 def _service_objects(ctx: _Ctx, role: str, replicas: int) -> list[Create]:
-    run, plan, owner = ctx.run, ctx.plan, ctx.owner
     patch = {"spec": {"replicas": replicas}}
-    if role == naming.ROLE_SANDBOX:
-        return [
-            Create(render.build_sandbox_network_policy(run, owner)),
-            Create(render.build_sandbox_service(run, owner)),
-            Create(render.build_sandbox_deployment(run, plan, replicas, owner), patch_if_exists=patch),
-        ]
     return [
-        Create(render.build_judge_service(run, owner)),
-        Create(render.build_judge_deployment(run, plan, replicas, owner), patch_if_exists=patch),
+        Create(obj, patch_if_exists=patch if obj["kind"] == "Deployment" else None)
+        for obj in render.service_objects(ctx.run, ctx.plan, role, replicas, ctx.owner)
     ]
 
 
