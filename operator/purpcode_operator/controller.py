@@ -29,6 +29,7 @@ from .decide import (
     decide,
     parse_time,
     prepare,
+    rejected_status,
     status_changed,
 )
 from .kube import ApiError, KubeClient, gather_api, gather_errors
@@ -96,7 +97,9 @@ def trim_pod(body: Mapping[str, Any]) -> Obj:
 def trim_deployment(body: Mapping[str, Any]) -> Obj:
     meta = body.get("metadata", {})
     return {
-        "metadata": {k: meta.get(k) for k in ("name", "uid", "labels", "ownerReferences")},
+        "metadata": {
+            k: meta.get(k) for k in ("name", "uid", "labels", "ownerReferences", "creationTimestamp")
+        },
         "spec": {"replicas": body.get("spec", {}).get("replicas")},
         "status": body.get("status") or {},
     }
@@ -323,6 +326,26 @@ class Controller:
                 [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in jobs]
             )
             created += created_jobs
+        invalid = [e for e in errors if e.status == 422]
+        if invalid:
+            # 422 Invalid on a create: the spec asks for something the API server will never accept (a field
+            # Kubernetes validates and the CRD cannot). Retrying forever cannot help: fail the run with the
+            # server's own message; a spec change (new generation) continues it.
+            message = "; ".join(str(e) for e in invalid)[:4000]
+            status = rejected_status(body, message, now)
+            await self._write_status(key, body, status)
+            digest = hashlib.sha256(message.encode()).hexdigest()[:12]
+            await self._post_events(
+                body,
+                [
+                    EventSpec(
+                        "Warning", "SpecRejected", status.get("message", message), f"SpecRejected/{digest}"
+                    )
+                ],
+                now,
+            )
+            self._record(key, body, Decision(status=status))
+            return None
         if not errors:
             errors = await gather_errors(
                 [

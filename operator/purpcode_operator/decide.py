@@ -31,6 +31,9 @@ CONDITION_TYPES: tuple[ConditionType, ...] = ("Ready", "Running", "Succeeded", "
 
 REASON_INVALID_SPEC = "InvalidSpec"
 REASON_CREATE_FAILED = "CreateFailed"
+# The API server refused a child as invalid (422): the spec asks for something Kubernetes will not run. Retrying
+# cannot help; the run fails until its spec changes (a new generation continues it).
+REASON_REJECTED = "SpecRejected"
 PENDING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError")
 MESSAGE_TAIL_CHARS = 2000
 
@@ -337,6 +340,74 @@ def pending_verdict(pods: Sequence[Obj], fallback_since: str | None) -> PendingV
     return PendingVerdict(True, since, reason, detail)
 
 
+# A service container that keeps failing: it will not become ready by waiting.
+CRASH_REASONS = ("CrashLoopBackOff", "RunContainerError", "CreateContainerError", "StartError")
+
+
+def _last_exit(cs: Obj) -> str:
+    term = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") or {}
+    if not term:
+        return ""
+    out = f"; last exit code {term.get('exitCode')}" + (f" ({term['reason']})" if term.get("reason") else "")
+    msg = (term.get("message") or "").strip()
+    return out + (f": {msg[-MESSAGE_TAIL_CHARS:]}" if msg else "")
+
+
+def service_verdict(dep: Obj, pods: Sequence[Obj], *, queued: bool) -> PendingVerdict:
+    """Why a service Deployment has no available replica, and whether the wait is timed (`pending`).
+
+    Timed from the Deployment's creation (or from when it last lost availability: a scale-up after a resume),
+    whatever the cause: no pod at all (a Pod Security refusal, quota, an invalid template: the ReplicaSet's
+    `ReplicaFailure` the Deployment controller copies into the Deployment's conditions), pods Pending
+    (unschedulable, image pull) or crash-looping (phase Running, container waiting in CrashLoopBackOff). Not
+    timed: a pod that runs and is starting up (a judge loading its model; its startupProbe bounds that), and pods
+    Kueue holds at their scheduling gate until the queue admits them.
+    """
+    meta = dep.get("metadata", {})
+    name = meta.get("name", "?")
+    since = meta.get("creationTimestamp")
+    for cond in dep.get("status", {}).get("conditions") or []:
+        if (
+            cond.get("type") == "Available"
+            and cond.get("status") == "False"
+            and cond.get("lastTransitionTime")
+        ):
+            since = max(t for t in (since, cond["lastTransitionTime"]) if t)
+    for pod in pods:
+        pname = pod.get("metadata", {}).get("name", "?")
+        for cs in pod.get("status", {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in CRASH_REASONS:
+                detail = (
+                    f"pod {pname} container {cs.get('name', '?')}: {waiting['reason']} "
+                    f"(restarted {cs.get('restartCount', 0)} times): {waiting.get('message', '')}".rstrip(
+                        ": "
+                    )
+                    + _last_exit(cs)
+                )
+                return PendingVerdict(True, since, waiting["reason"], detail)
+    for cond in dep.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            detail = f"deployment {name}: {cond.get('reason') or 'ReplicaFailure'}: {cond.get('message', '')}"
+            return PendingVerdict(True, since, "ReplicaFailure", detail.rstrip(": "))
+    if any(p.get("status", {}).get("phase") == "Running" for p in pods):
+        return PendingVerdict(False, since, "Starting", f"deployment {name}: pods starting")
+    gated = [
+        p
+        for p in pods
+        if any(
+            c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated"
+            for c in p.get("status", {}).get("conditions") or []
+        )
+    ]
+    if queued and gated:
+        return PendingVerdict(False, since, "WaitingForAdmission", f"deployment {name}: pods gated by Kueue")
+    if not pods:
+        return PendingVerdict(True, since, "PendingTimeout", f"deployment {name}: no pod was created")
+    verdict = pending_verdict(pods, since)
+    return PendingVerdict(True, since, verdict.reason, verdict.detail)
+
+
 # --------------------------------------------------------------------------------------------- the decision
 
 
@@ -517,7 +588,10 @@ def _teardown_services(decision: Decision, run: str, observed: Observed) -> None
 
 def _reconcile(ctx: _Ctx) -> None:
     status, old = ctx.status, ctx.old
-    recovering = old.phase == "Failed" and _failed_reason(old) == REASON_INVALID_SPEC
+    reason = _failed_reason(old) if old.phase == "Failed" else ""
+    recovering = reason == REASON_INVALID_SPEC or (
+        reason == REASON_REJECTED and old.observed_generation != ctx.generation
+    )
     if recovering:
         status.phase = "Pending"
         status.message = None
@@ -817,7 +891,9 @@ def _check_pending(
     return "failed"
 
 
-def _wait_or_retry(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -> Literal["blocked"]:
+def _wait_or_retry(
+    ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int
+) -> Literal["blocked", "failed"]:
     st.phase = "Running"
     retry_at = parse_time(st.next_retry_time) or ctx.now
     if ctx.run.spec.suspend:
@@ -829,7 +905,7 @@ def _wait_or_retry(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
     if ctx.failure:
         return "blocked"
     if not _services_ready(ctx, stage, st, gate=True):
-        return "blocked"
+        return "failed" if ctx.failure else "blocked"
     _start_attempt(ctx, stage, st, attempt + 1)
     return "blocked"
 
@@ -861,6 +937,7 @@ def _services_ready(ctx: _Ctx, stage: StagePlan, st: StageStatus, *, gate: bool)
     """
     wanted = {role: n for role, n in _service_replicas(ctx).items() if role in stage.needs}
     waiting: list[str] = []
+    verdicts: list[tuple[str, PendingVerdict]] = []
     for role, replicas in wanted.items():
         dep = ctx.observed.deployments.get(_dep_name(ctx, role))
         if dep is None:
@@ -874,6 +951,12 @@ def _services_ready(ctx: _Ctx, stage: StagePlan, st: StageStatus, *, gate: bool)
         available = int(dep.get("status", {}).get("availableReplicas") or 0)
         if available < 1:
             waiting.append(f"{role} ({available}/{replicas} available)")
+            pods = [
+                p
+                for p in ctx.observed.pods
+                if p.get("metadata", {}).get("labels", {}).get(naming.LABEL_ROLE) == role
+            ]
+            verdicts.append((role, service_verdict(dep, pods, queued=bool(ctx.run.spec.queue_name))))
     if not waiting:
         return True
     message = "waiting for services: " + ", ".join(waiting)
@@ -883,16 +966,55 @@ def _services_ready(ctx: _Ctx, stage: StagePlan, st: StageStatus, *, gate: bool)
     st.message = message
     if st.attempts == 0:
         st.phase = "Pending"
-    pods = [
-        p
-        for p in ctx.observed.pods
-        if p.get("metadata", {}).get("labels", {}).get(naming.LABEL_ROLE) in wanted
-    ]
-    if pods:
-        verdict = pending_verdict(pods, None)
-        if verdict.pending:
-            _check_pending(ctx, stage, st, verdict, "services", stop_job=None)
+    timed = [(role, v) for role, v in verdicts if v.pending]
+    if timed:
+        # The longest-waiting service decides (a failure reason beats a plain Pending one at the same age).
+        slowest, verdict = min(
+            timed, key=lambda rv: (parse_time(rv[1].since) or ctx.now, rv[1].reason == "PendingTimeout")
+        )
+        _check_service_wait(ctx, stage, st, slowest, verdict, message)
+    elif any(v.reason == "WaitingForAdmission" for _, v in verdicts):
+        st.pending_since = None
+        ctx.ready = (False, "WaitingForAdmission", f"{message}: pods wait for Kueue's admission")
+    else:
+        st.pending_since = None
     return False
+
+
+def _check_service_wait(
+    ctx: _Ctx, stage: StagePlan, st: StageStatus, role: str, verdict: PendingVerdict, message: str
+) -> None:
+    """A service without a ready replica: say why in Ready (and once as an Event), fail the run at the timeout."""
+    timeout = ctx.run.spec.pending_timeout_seconds
+    since = parse_time(verdict.since) or ctx.now
+    st.pending_since = fmt_time(since)
+    waited = (ctx.now - since).total_seconds()
+    if waited < timeout:
+        reason = "ServicesNotReady" if verdict.reason == "PendingTimeout" else verdict.reason
+        st.message = f"{message}: {verdict.detail} (since {st.pending_since})"[:32768]
+        ctx.ready = (False, reason, st.message)
+        ctx.decision.requeue(timeout - waited)
+        old = condition(ctx.old, "Ready")
+        if reason != "ServicesNotReady" and (old is None or old.reason != reason):
+            ctx.event(
+                "Warning",
+                reason,
+                f"service {role}: {verdict.detail}",
+                f"Service/{role}/{reason}/{st.pending_since}",
+            )
+        return
+    text = (
+        f"stage {stage.name}: service {role} had no ready replica for {waited:.0f}s "
+        f"(pendingTimeoutSeconds {timeout}): {verdict.detail}"
+    )[:32768]
+    st.phase = "Failed"
+    st.completion_time = ctx.now_s
+    st.message = text
+    ctx.decision.finished.append(
+        StageFinished(stage.name, "failed", _seconds(st.start_time, st.completion_time))
+    )
+    ctx.event("Warning", verdict.reason, text, f"ServiceTimeout/{stage.name}/{role}")
+    ctx.failure = (verdict.reason, text)
 
 
 def _set_services(ctx: _Ctx, stage: StagePlan, *, suspended: bool) -> None:
@@ -1000,6 +1122,31 @@ def action_failed_status(body: Obj, message: str, now: datetime.datetime) -> Obj
     status = parse_status(body.get("status"))
     gen = body.get("metadata", {}).get("generation")
     set_condition(status.conditions, "Ready", False, REASON_CREATE_FAILED, message, fmt_time(now), gen)
+    status.conditions = sorted(status.conditions, key=lambda c: CONDITION_TYPES.index(c.type))
+    status.observed_generation = gen
+    return dump_status(status)
+
+
+def rejected_status(body: Obj, message: str, now: datetime.datetime) -> Obj:
+    """The stored status with the run Failed/SpecRejected: the API server refused a child as invalid (422)."""
+    status = parse_status(body.get("status"))
+    gen = body.get("metadata", {}).get("generation")
+    now_s = fmt_time(now)
+    text = (
+        f"the API server rejected what this spec asks for: {message}; fix the spec "
+        "(the run continues from where it stopped once its spec changes)"
+    )[:32768]
+    status.phase = "Failed"
+    status.message = text
+    status.completion_time = status.completion_time or now_s
+    current = status.stages.get(status.current_stage or "")
+    if current is not None and current.phase in ("Pending", "Running"):
+        current.message = text
+    for ctype in CONDITION_TYPES:
+        if ctype in ("Failed", "Ready"):
+            set_condition(status.conditions, ctype, ctype == "Failed", REASON_REJECTED, text, now_s, gen)
+        else:
+            set_condition(status.conditions, ctype, False, "Failed", "", now_s, gen)
     status.conditions = sorted(status.conditions, key=lambda c: CONDITION_TYPES.index(c.type))
     status.observed_generation = gen
     return dump_status(status)

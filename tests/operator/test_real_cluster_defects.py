@@ -1,0 +1,110 @@
+"""Integration (issue 16): what a real API server and controllers do that the operator must handle, through the
+real operator process against the fake API: a 422 Invalid on a child, a service whose ReplicaSet cannot create
+pods, Kueue-managed Jobs stopped by deletion, what `purpcode render` prints vs what the operator creates."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kmock
+from support.fake_cluster import DEPLOYMENTS, FakeCluster
+from support.job_simulator import Outcome, Scenario
+from support.kube_emulator import KubeEmulator
+from support.operator_process import OperatorProcess
+from support.run_specs import tiny_run
+
+
+def conditions(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (run.get("status") or {}).get("conditions", [])}
+
+
+INVALID = (
+    'Job.batch "bad-init-1" is invalid: spec.template.spec.containers[0].resources.requests[cpu]: '
+    'Invalid value: "1": must be less than or equal to cpu limit of 500m'
+)
+
+
+def test_a_422_on_a_child_create_fails_the_run_once_with_the_servers_message(
+    cluster: FakeCluster, operator: OperatorProcess
+) -> None:
+    calls = {"n": 0}
+
+    def invalid(request: kmock.Request) -> None:
+        calls["n"] += 1
+        raise kmock.KubernetesError(status=422, reason="Invalid", message=INVALID)
+
+    emulator: KubeEmulator = cluster.emulator
+    cluster.call(lambda: emulator[kmock.action.CREATE, kmock.resource("batch", "v1", "jobs")] << invalid)
+    operator.start()
+    cluster.create_run(tiny_run("bad"))
+    run = cluster.wait_phase("bad", "Failed", timeout=30)
+    failed = conditions(run)["Failed"]
+    assert failed["reason"] == "SpecRejected" and INVALID in failed["message"]
+    assert conditions(run)["Ready"]["reason"] == "SpecRejected"
+    cluster.wait_for(
+        lambda: any(e["reason"] == "SpecRejected" for e in cluster.events("bad")), what="a SpecRejected event"
+    )
+    tried = calls["n"]
+    time.sleep(
+        3
+    )  # a CreateFailed retry loop would try again within a second (backoff 0.2-1 s in these tests)
+    assert calls["n"] == tried == 1
+    assert cluster.jobs("bad") == []
+
+
+def test_a_service_without_pods_reports_the_replicasets_failure(
+    cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
+) -> None:
+    scenario.deployments = Outcome("pending")
+    operator.start()
+    cluster.create_run(tiny_run("psa", pendingTimeoutSeconds=600))
+    dep = cluster.wait_for(
+        lambda: cluster.call(cluster.emulator.get, DEPLOYMENTS, "default", "psa-judge"),
+        what="judge deployment",
+    )
+    refusal = (
+        'pods "psa-judge-6c9d-abcde" is forbidden: violates PodSecurity "restricted:latest": '
+        'allowPrivilegeEscalation != false (container "judge" must set securityContext.allowPrivilegeEscalation=false)'
+    )
+    status = {
+        "observedGeneration": 1,
+        "unavailableReplicas": 1,
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "False",
+                "reason": "MinimumReplicasUnavailable",
+                "message": "Deployment does not have minimum availability.",
+                "lastUpdateTime": dep["metadata"]["creationTimestamp"],
+                "lastTransitionTime": dep["metadata"]["creationTimestamp"],
+            },
+            {
+                "type": "ReplicaFailure",
+                "status": "True",
+                "reason": "FailedCreate",
+                "message": refusal,
+                "lastUpdateTime": dep["metadata"]["creationTimestamp"],
+                "lastTransitionTime": dep["metadata"]["creationTimestamp"],
+            },
+        ],
+    }
+    cluster.call(cluster.emulator.replace_status, DEPLOYMENTS, "default", "psa-judge", status)
+
+    def reported() -> bool:
+        run = cluster.get_run("psa") or {}
+        ready = conditions(run).get("Ready", {})
+        return ready.get("reason") == "ReplicaFailure" and "violates PodSecurity" in ready.get("message", "")
+
+    cluster.wait_for(reported, what="Ready=False ReplicaFailure with the server's refusal")
+    cluster.wait_for(
+        lambda: any(
+            e["reason"] == "ReplicaFailure" and "violates PodSecurity" in e["message"]
+            for e in cluster.events("psa")
+        ),
+        what="a ReplicaFailure event",
+    )
+    run = cluster.get_run("psa") or {}
+    synthesis = run["status"]["stages"]["synthesis"]
+    assert synthesis["pendingSince"] and synthesis["phase"] == "Pending"
+    assert [j["metadata"]["name"] for j in cluster.jobs("psa")] == ["psa-init-1"]  # synthesis waits
