@@ -566,10 +566,7 @@ def _invalid(
     )
     name = body.get("metadata", {}).get("name", "")
     for job in observed.jobs.values():
-        if job_outcome(job)[0] is None and not job.get("spec", {}).get("suspend"):
-            decision.patches.append(
-                Patch("batch/v1", "Job", job["metadata"]["name"], {"spec": {"suspend": True}})
-            )
+        _stop_job(decision, job)
     _teardown_services(decision, name, observed)
     decision.status = dump_status(status)
     return decision
@@ -650,11 +647,26 @@ def _terminal(ctx: _Ctx) -> None:
     _teardown_services(ctx.decision, ctx.name, ctx.observed)
     if ctx.status.phase == "Failed":
         for job in ctx.observed.jobs.values():
-            if job_outcome(job)[0] is None and not job.get("spec", {}).get("suspend"):
-                ctx.decision.patches.append(
-                    Patch("batch/v1", "Job", job["metadata"]["name"], {"spec": {"suspend": True}})
-                )
+            _stop_job(ctx.decision, job)
     _ttl(ctx)
+
+
+def kueue_managed(job: Obj) -> bool:
+    return naming.KUEUE_QUEUE_LABEL in (job.get("metadata", {}).get("labels") or {})
+
+
+def _stop_job(decision: Decision, job: Obj) -> None:
+    """Stop an unfinished Job: suspend it (kept, with its history, for inspection), or delete it when Kueue
+    manages it. Kueue owns a queued Job's spec.suspend: it un-suspends what it admits, so a suspended Kueue Job
+    would run again (the two controllers would fight), and a queued one would still be admitted later. Deleting
+    the Job (as Kubeflow Trainer and KubeRay do) also deletes its Workload and frees the queue's quota."""
+    if job_outcome(job)[0] is not None:
+        return
+    name = job["metadata"]["name"]
+    if kueue_managed(job):
+        decision.deletes.append(Delete("batch/v1", "Job", name))
+    elif not job.get("spec", {}).get("suspend"):
+        decision.patches.append(Patch("batch/v1", "Job", name, {"spec": {"suspend": True}}))
 
 
 def _ttl(ctx: _Ctx) -> None:
@@ -752,6 +764,12 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         _start_attempt(ctx, stage, st, 1)
         return "blocked"
     job = ctx.observed.jobs.get(naming.job_name(ctx.name, stage.slug, attempt))
+    if job is None and spec.suspend and st.next_retry_time is None:
+        # A Kueue-managed Job is deleted while the run is suspended; resuming creates it again (same attempt).
+        st.phase = "Suspended"
+        st.pending_since = None
+        st.message = f"suspended (attempt {attempt}; its job is created again on resume)"
+        return "blocked"
     if job is None:
         if st.next_retry_time is not None:
             return _wait_or_retry(ctx, stage, st, attempt)
@@ -816,8 +834,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
     suspended = bool(job.get("spec", {}).get("suspend"))
     name = job["metadata"]["name"]
     if spec.suspend:
-        if not suspended:
-            ctx.decision.patches.append(Patch("batch/v1", "Job", name, {"spec": {"suspend": True}}))
+        _stop_job(ctx.decision, job)
         st.phase = "Suspended"
         st.pending_since = None
         st.message = f"suspended (attempt {attempt}, job {name})"
@@ -841,7 +858,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         st.pending_since = None
         st.message = f"attempt {attempt}/{stage.backoff_limit + 1} running (job {name})"
         return "blocked"
-    return _check_pending(ctx, stage, st, verdict, f"job {name}", stop_job=name)
+    return _check_pending(ctx, stage, st, verdict, f"job {name}", stop_job=job)
 
 
 def _first_created(jobs: Iterable[Obj]) -> str | None:
@@ -863,7 +880,7 @@ def _normalize_time(text: str, fallback: str) -> str:
 
 
 def _check_pending(
-    ctx: _Ctx, stage: StagePlan, st: StageStatus, verdict: PendingVerdict, what: str, stop_job: str | None
+    ctx: _Ctx, stage: StagePlan, st: StageStatus, verdict: PendingVerdict, what: str, stop_job: Obj | None
 ) -> Literal["blocked", "failed"]:
     timeout = ctx.run.spec.pending_timeout_seconds
     since = parse_time(verdict.since) or ctx.now
@@ -883,7 +900,7 @@ def _check_pending(
     st.completion_time = ctx.now_s
     st.message = message
     if stop_job is not None:
-        ctx.decision.patches.append(Patch("batch/v1", "Job", stop_job, {"spec": {"suspend": True}}))
+        _stop_job(ctx.decision, stop_job)
     seconds = _seconds(st.start_time, st.completion_time)
     ctx.decision.finished.append(StageFinished(stage.name, "failed", seconds))
     ctx.event("Warning", verdict.reason, message, f"StagePending/{stage.name}/{st.attempts}")

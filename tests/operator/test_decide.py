@@ -785,3 +785,65 @@ def test_a_child_the_api_server_rejects_fails_the_run_until_the_spec_changes() -
     body["metadata"]["generation"] = 2
     d = decide(body, observed, at(20), SETTINGS)
     assert ("Job", "r-synthesis-1") in created(d) and status_of(d).phase == "Running"
+
+
+def kueue_job(slug: str, attempt: int, **kwargs: Any) -> dict[str, Any]:
+    j = job("r", slug, attempt, **kwargs)
+    j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "team-a"
+    return j
+
+
+def test_a_kueue_job_is_stopped_by_deleting_it_never_by_flipping_suspend() -> None:
+    # Suspending the run: the admitted, running Kueue Job is deleted (Kueue would un-suspend it).
+    body = run_body(queueName="team-a", suspend=True)
+    jobs = {"r-init-1": kueue_job("init", 1, state="complete"), "r-synthesis-1": kueue_job("synthesis", 1)}
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {"phase": "Succeeded", "attempts": 1},
+            "synthesis": {"phase": "Running", "attempts": 1},
+        },
+    }
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(5), SETTINGS)
+    assert ("Job", "r-synthesis-1") in {(x.kind, x.name) for x in d.deletes}
+    assert not [p for p in d.patches if p.kind == "Job"]
+    assert status_of(d).stages["synthesis"].phase == "Suspended"
+
+    # While suspended and deleted: nothing is created; on resume the same attempt's Job is created again.
+    body = apply(body, d)
+    del jobs["r-synthesis-1"]
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(10), SETTINGS)
+    assert not created(d) and status_of(d).phase == "Suspended"
+    body = apply(body, d)
+    body["spec"]["suspend"] = False
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(20), SETTINGS)
+    (jobobj,) = [c.obj for c in d.creates if c.obj["kind"] == "Job"]
+    assert jobobj["metadata"]["name"] == "r-synthesis-1" and jobobj["spec"]["suspend"] is True
+    assert status_of(d).stages["synthesis"].attempts == 1
+
+
+def test_a_kueue_job_whose_pods_stay_pending_is_deleted_at_the_timeout() -> None:
+    body = run_body(queueName="team-a", pendingTimeoutSeconds=60)
+    j = kueue_job("init", 1)
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    d = decide(
+        body,
+        Observed(jobs={"r-init-1": j}, pods=[pod(j, phase="Pending", unschedulable=True)]),
+        at(61),
+        SETTINGS,
+    )
+    assert status_of(d).phase == "Failed"
+    assert [(x.kind, x.name) for x in d.deletes if x.kind == "Job"] == [("Job", "r-init-1")]
+    assert not [p for p in d.patches if p.kind == "Job"]
+
+
+def test_a_failed_run_deletes_its_queued_kueue_jobs_and_suspends_the_others() -> None:
+    body = run_body()
+    body["spec"]["seed"] = -1  # invalid: the run fails and stops its Jobs
+    jobs = {
+        "r-init-1": kueue_job("init", 1, suspend=True),  # still queued: Kueue would admit it later
+        "r-synthesis-1": job("r", "synthesis", 1),
+    }
+    d = decide(body, Observed(jobs=jobs), T0, SETTINGS)
+    assert [(x.kind, x.name) for x in d.deletes if x.kind == "Job"] == [("Job", "r-init-1")]
+    assert [(p.name, p.body) for p in d.patches] == [("r-synthesis-1", {"spec": {"suspend": True}})]

@@ -9,7 +9,7 @@ from typing import Any
 
 import kmock
 from support.fake_cluster import DEPLOYMENTS, FakeCluster
-from support.job_simulator import Outcome, Scenario
+from support.job_simulator import JOBS, Outcome, Scenario
 from support.kube_emulator import KubeEmulator
 from support.operator_process import OperatorProcess
 from support.run_specs import tiny_run
@@ -108,3 +108,41 @@ def test_a_service_without_pods_reports_the_replicasets_failure(
     synthesis = run["status"]["stages"]["synthesis"]
     assert synthesis["pendingSince"] and synthesis["phase"] == "Pending"
     assert [j["metadata"]["name"] for j in cluster.jobs("psa")] == ["psa-init-1"]  # synthesis waits
+
+
+def test_a_kueue_run_is_suspended_by_deleting_its_job_and_resumed_by_creating_it_again(
+    cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
+) -> None:
+    scenario.outcomes[("rl", 1)] = Outcome("hang")
+    operator.start()
+    cluster.create_run(tiny_run("kq", queueName="team-a"))
+    cluster.wait_for(
+        lambda: len(cluster.pods("purpcode.dev/stage=rl")) == 1, what="rl pod (admitted by 'Kueue')"
+    )
+    for dep in cluster.objects(DEPLOYMENTS):
+        assert dep["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+        assert dep["spec"]["template"]["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
+
+    cluster.patch_run("kq", {"spec": {"suspend": True}})
+    cluster.wait_phase("kq", "Suspended")
+    cluster.wait_for(
+        lambda: cluster.call(cluster.emulator.get, JOBS, "default", "kq-rl-1") is None,
+        what="the Kueue job deleted",
+    )
+    versions = [
+        v for v in cluster.call(cluster.emulator.history, JOBS, "default", "kq-rl-1") if v is not None
+    ]
+    admitted = [i for i, v in enumerate(versions) if v["spec"].get("suspend") is False]
+    assert admitted and not any(
+        v["spec"].get("suspend") for v in versions[admitted[0] :]
+    )  # never re-suspended
+    time.sleep(1)
+    assert (
+        cluster.call(cluster.emulator.get, JOBS, "default", "kq-rl-1") is None
+    )  # not recreated while suspended
+
+    scenario.outcomes[("rl", 1)] = Outcome("succeed")
+    cluster.patch_run("kq", {"spec": {"suspend": False}})
+    run = cluster.wait_phase("kq", "Succeeded", timeout=60)
+    assert run["status"]["stages"]["rl"]["attempts"] == 1  # the same attempt, created again
+    assert [c.name for c in cluster.job_creates()].count("kq-rl-1") == 2
