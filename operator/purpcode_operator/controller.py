@@ -120,16 +120,7 @@ class Controller:
         self.client = client
         self.config = config
         self.metrics = metrics
-        self.settings = Settings(
-            retry_backoff_seconds=config.retry_backoff_seconds,
-            retry_backoff_max_seconds=config.retry_backoff_max_seconds,
-            defaults=config.defaults,
-            judge_url=config.judge_url,
-            judge_model=config.judge_model,
-            judge_api_key_secret=config.judge_api_key_secret,
-            sandbox_runtime_class_name=config.sandbox_runtime_class_name,
-            sandbox_metrics_scrapers=config.sandbox_metrics_scrapers,
-        )
+        self.settings = self.settings_from(config)
         self.jobs, self.pods, self.deployments = jobs, pods, deployments
         self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)
         self.bodies: dict[Key, Obj] = {}
@@ -145,6 +136,20 @@ class Controller:
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._instance = socket.gethostname()
         self.started = False
+
+    @staticmethod
+    def settings_from(config: OperatorConfig) -> Settings:
+        """The decision's settings from the operator's configuration (also what `purpcode render` uses)."""
+        return Settings(
+            retry_backoff_seconds=config.retry_backoff_seconds,
+            retry_backoff_max_seconds=config.retry_backoff_max_seconds,
+            defaults=config.defaults,
+            judge_url=config.judge_url,
+            judge_model=config.judge_model,
+            judge_api_key_secret=config.judge_api_key_secret,
+            sandbox_runtime_class_name=config.sandbox_runtime_class_name,
+            sandbox_metrics_scrapers=config.sandbox_metrics_scrapers,
+        )
 
     # ----------------------------------------------------------------------------- inputs
 
