@@ -200,7 +200,7 @@ def test_single_node_stage_job() -> None:
         env["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in env
     )  # only the initializer hits the hub
     assert env["HF_HOME"]["value"] == "/artifacts/.cache/huggingface"
-    assert c["resources"] == {"requests": {"cpu": "2", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
+    assert c["resources"] == {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"memory": "3Gi"}}
     labels = spec["template"]["metadata"]["labels"]
     assert labels["purpcode.dev/role"] == "stage" and labels["purpcode.dev/stage"] == "rl"
 
@@ -515,3 +515,51 @@ def test_the_samples_hard_code_no_namespace_and_the_32b_gpu_workloads_tolerate_t
         if gpus or name.endswith(("-init-1", "-report-1")):
             assert gpu in pod.get("tolerations", []), name
             assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}, name
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {},
+            [
+                {
+                    "namespaceSelector": {},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ],
+        ),
+        (
+            {"sandbox": {"metricsScrapers": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]}},
+            [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}],
+        ),
+        ({"sandbox": {"metricsScrapers": []}}, None),
+    ],
+    ids=["default", "custom", "none"],
+)
+def test_the_charts_scraper_selector_reaches_the_sandbox_policy(
+    values: dict[str, Any], expected: list[dict[str, Any]] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    from purpcode_operator.config import OperatorConfig
+    from purpcode_operator.controller import Controller
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "gen_manifests.py"
+    module_spec = importlib.util.spec_from_file_location("purpcode_tools_gen_manifests_render", path)
+    assert module_spec and module_spec.loader
+    gen = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = gen
+    module_spec.loader.exec_module(gen)
+    (dep,) = [o for o in gen.render_chart(values, release="pc", namespace="ops") if o["kind"] == "Deployment"]
+    for env in dep["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if env["name"].startswith("PURPCODE_") and "value" in env:
+            monkeypatch.setenv(env["name"], env["value"])
+    settings = Controller.settings_from(OperatorConfig.from_env())
+    run, _ = prepare(body("tiny-cpu"), settings)
+    ingress = render.build_sandbox_network_policy(run)["spec"]["ingress"]
+    if expected is None:
+        assert len(ingress) == 1  # the stage pods only
+    else:
+        assert ingress[1]["from"] == expected
