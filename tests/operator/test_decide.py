@@ -819,7 +819,8 @@ def test_a_kueue_job_is_stopped_by_deleting_it_never_by_flipping_suspend() -> No
     d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(20), SETTINGS)
     (jobobj,) = [c.obj for c in d.creates if c.obj["kind"] == "Job"]
     assert jobobj["metadata"]["name"] == "r-synthesis-1" and jobobj["spec"]["suspend"] is True
-    assert status_of(d).stages["synthesis"].attempts == 1
+    synthesis = status_of(d).stages["synthesis"]
+    assert synthesis.attempts == 1 and synthesis.phase == "Pending"  # waiting for Kueue again
 
 
 def test_a_kueue_job_whose_pods_stay_pending_is_deleted_at_the_timeout() -> None:
