@@ -9,7 +9,7 @@ from typing import Any
 
 import kmock
 from support.fake_cluster import DEPLOYMENTS, FakeCluster
-from support.job_simulator import JOBS, Outcome, Scenario
+from support.job_simulator import JOBS, PODS, Outcome, Scenario
 from support.kube_emulator import KubeEmulator
 from support.operator_process import OperatorProcess
 from support.run_specs import tiny_run
@@ -146,3 +146,52 @@ def test_a_kueue_run_is_suspended_by_deleting_its_job_and_resumed_by_creating_it
     run = cluster.wait_phase("kq", "Succeeded", timeout=60)
     assert run["status"]["stages"]["rl"]["attempts"] == 1  # the same attempt, created again
     assert [c.name for c in cluster.job_creates()].count("kq-rl-1") == 2
+
+
+def test_a_crash_looping_service_pod_is_reported_with_its_last_error(
+    cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
+) -> None:
+    scenario.deployments = Outcome("pending")
+    operator.start()
+    cluster.create_run(tiny_run("crash", pendingTimeoutSeconds=600))
+    pod = cluster.wait_for(
+        lambda: next(iter(cluster.pods("purpcode.dev/run=crash,purpcode.dev/role=judge")), None),
+        what="a judge pod",
+    )
+    status = {
+        "phase": "Running",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
+        ],
+        "containerStatuses": [
+            {
+                "name": "judge",
+                "ready": False,
+                "started": False,
+                "restartCount": 3,
+                "state": {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off 40s restarting failed container=judge pod={pod['metadata']['name']}",
+                    }
+                },
+                "lastState": {
+                    "terminated": {"exitCode": 1, "reason": "Error", "message": "ValueError: no such model"}
+                },
+            }
+        ],
+    }
+    cluster.call(cluster.emulator.replace_status, PODS, "default", pod["metadata"]["name"], status)
+
+    def reported() -> bool:
+        ready = conditions(cluster.get_run("crash") or {}).get("Ready", {})
+        return ready.get("reason") == "CrashLoopBackOff" and "ValueError: no such model" in ready.get(
+            "message", ""
+        )
+
+    cluster.wait_for(reported, what="Ready=False CrashLoopBackOff with the container's last error")
+    cluster.wait_for(
+        lambda: any(e["reason"] == "CrashLoopBackOff" for e in cluster.events("crash")),
+        what="a CrashLoopBackOff event",
+    )
