@@ -711,7 +711,8 @@ def _start_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
     ]
     if st.attempts < attempt:
         _record_attempt(ctx, stage, st, attempt, ctx.now_s)
-    elif st.phase == "Suspended":  # the same attempt's Job again, after a resume (a Kueue Job is deleted to stop)
+    elif st.phase == "Suspended":
+        # The same attempt's Job again, after a resume (a Kueue-managed Job is deleted to stop it).
         st.phase = "Pending" if run.spec.queue_name else "Running"
         st.message = f"attempt {attempt}: job {naming.job_name(ctx.name, stage.slug, attempt)} created again"
     # What the next decision, on the created Job, says too: a queued Job waits for Kueue, the others' pods are
