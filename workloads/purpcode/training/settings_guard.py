@@ -29,6 +29,7 @@ _SCHEDULING: dict[str, Any] = {
         "enabled",
         "image",
         "resources",
+        "scheduling",
         "node_selector",
         "tolerations",
         "priority_class_name",
