@@ -123,6 +123,14 @@ def decode_spec_bytes(data: bytes) -> str:
                 )
             ]
         )
+    for bom, name in (
+        (b"\xff\xfe\0\0", "UTF-32"),
+        (b"\0\0\xfe\xff", "UTF-32"),
+        (b"\xff\xfe", "UTF-16"),
+        (b"\xfe\xff", "UTF-16"),
+    ):
+        if data.startswith(bom):
+            raise SpecError([Problem("", f"{name} text (byte-order mark); save the file as UTF-8")])
     nul = data.find(b"\0")
     if nul >= 0:
         raise SpecError(

@@ -59,6 +59,7 @@ BAD_FILES: list[tuple[str, bytes, str]] = [
     ),
     ("not-utf8", (GOOD + "  # caf\xe9\n").encode("latin-1"), "not UTF-8 text: byte 0xe9 at offset"),
     ("binary", b"\x7fELF\x02\x01\x01\x00\x00\x00", "binary file (a NUL byte at offset 7)"),
+    ("utf-16", GOOD.encode("utf-16"), "UTF-16 text (byte-order mark); save the file as UTF-8"),
     ("too-large", b"#" * (MAX_SPEC_BYTES + 1), f"a spec is at most {MAX_SPEC_BYTES} bytes"),
     ("alias-bomb", ALIAS_BOMB, f"aliases expand to more than {MAX_NODES} nodes"),
     ("recursive-alias", (GOOD + "x: &r [*r]\n").encode(), "a recursive alias"),
