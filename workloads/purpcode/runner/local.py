@@ -156,11 +156,14 @@ def workdir_lock(workdir: Path) -> Iterator[int]:
             fh.seek(0)
             holder = fh.read().strip()
             pids = run_processes(workdir)
-            who = f"`purpcode run` (pid {holder})" if holder.isdigit() else "`purpcode run`"
+            alive = holder.isdigit() and Path(f"/proc/{holder}").exists()
+            who = f"`purpcode run` (pid {holder})" if alive else "`purpcode run`"
             procs = f"; its processes: {' '.join(map(str, pids))}" if pids else ""
+            stop = (
+                f"kill {holder}: its children stop with it" if alive else f"kill {' '.join(map(str, pids))}"
+            )
             raise WorkdirBusy(
-                f"another {who} is using {workdir} (lock {lock}){procs}. Wait for it, or stop it "
-                f"(kill {holder if holder.isdigit() else ' '.join(map(str, pids))}: its children stop with it)"
+                f"another {who} is using {workdir} (lock {lock}){procs}. Wait for it, or stop it ({stop})"
             ) from None
         fh.seek(0)
         fh.truncate()
