@@ -177,6 +177,8 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     done_prompts = sampling.done_task_ids(
         sampling.read_records(out / sampling.PARTIAL), spec.samples_per_prompt
     )
+    if metrics is not None:  # a count from the start, before the model loads and the first batch comes back
+        metrics.log(0, phase="sampling", prompts_done=len(done_prompts), prompts=len(mix.rows))
     # vLLM and remote servers batch across the whole chunk: bigger chunks keep them busy; resume granularity is a chunk.
     chunk = 1024 if resolve_backend(gen.backend, cfg.gpus_per_node) in ("vllm", "openai") else 256
 
