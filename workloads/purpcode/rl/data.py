@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpcode.data.schema import TaskRow, read_rows
-from purpcode.prompts import SYSTEM_PROMPT, with_system_prompt
+from purpcode.prompts import SYSTEM_PROMPT, model_conversation
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +128,10 @@ def fit_prompt(
         turns = turns[nxt:]
 
 
-def _row_prompt(row: TaskRow, system_prompt: str) -> list[dict[str, str]]:
-    return with_system_prompt([m.model_dump() for m in row.messages], system_prompt)
+def rl_prompt(row: TaskRow, system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """The chat the policy answers: the trained system prompt (replacing any the row has, as the reference
+    does), then the row's turns with earlier assistant turns cropped to their answers (as in SFT data)."""
+    return model_conversation([m.model_dump() for m in row.messages], system_prompt)
 
 
 def chat_token_counter(tokenizer: Any) -> Callable[[list[dict[str, str]]], int]:
@@ -167,7 +169,7 @@ def load_rl_data(
     validation: list[RLExample] = []
 
     def build(row: TaskRow, set_name: str, counts_key: str) -> RLExample | None:
-        prompt = _row_prompt(row, system_prompt)
+        prompt = rl_prompt(row, system_prompt)
         if count_tokens is not None and max_prompt_length is not None:
             fitted, dropped = fit_prompt(prompt, count_tokens, max_prompt_length)
             if fitted is None:

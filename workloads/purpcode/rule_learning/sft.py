@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from purpcode.prompts import SYSTEM_PROMPT, template_with_default_system
 from purpcode_operator.api import SFTSpec
 
 if TYPE_CHECKING:
@@ -163,11 +164,18 @@ def build_trainer(
     )
 
 
-def load_tokenizer(model_path: str | Path) -> Any:
-    """The model's tokenizer with a pad token (the end-of-text token when it has none)."""
+def load_tokenizer(model_path: str | Path, *, default_system: str | None = SYSTEM_PROMPT) -> Any:
+    """The model's tokenizer with a pad token (the end-of-text token when it has none).
+
+    With `default_system` its chat template gets that text as the default system turn (the reference's SFT chat
+    template does this), so the saved model, given no system turn, sees the prompt it was trained under.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    template = getattr(tok, "chat_template", None)
+    if default_system is not None and isinstance(template, str) and template:
+        tok.chat_template = template_with_default_system(template, default_system)
     return tok

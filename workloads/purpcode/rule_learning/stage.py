@@ -23,10 +23,10 @@ from typing import Any
 
 from purpcode.data.schema import TaskRow, filter_jsonl, write_json_atomic, write_jsonl_atomic
 from purpcode.metrics import StageMetrics, read_metrics
-from purpcode.prompts import with_system_prompt
+from purpcode.prompts import model_conversation
 from purpcode.rule_learning import rejection, sampling
 from purpcode.rule_learning.mix import select_prompts
-from purpcode.rule_learning.teacher import Rule, RuleSource, answer_part
+from purpcode.rule_learning.teacher import Rule, RuleSource
 from purpcode.training.checkpoints import checkpoint_step, newest_complete_checkpoint, prune_discarded
 from purpcode.training.distributed import DistEnv, dist_env
 from purpcode.training.settings_guard import check_settings
@@ -106,11 +106,10 @@ def default_rule_source() -> RuleSource | None:
 
 def sft_messages(row: TaskRow, answer: str) -> list[dict[str, str]]:
     """The SFT conversation: the short system prompt, the row's turns (earlier answers without analysis), answer."""
-    turns = [
-        {"role": m.role, "content": answer_part(m.content) if m.role == "assistant" else m.content}
-        for m in row.messages
+    return [
+        *model_conversation([m.model_dump() for m in row.messages]),
+        {"role": "assistant", "content": answer},
     ]
-    return [*with_system_prompt(turns), {"role": "assistant", "content": answer}]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
