@@ -310,7 +310,7 @@ class DeepSpeedSpec(ApiModel):
 
 
 class SFTSpec(ApiModel):
-    """SFT hyper-parameters (recipe: lr 5e-6, warmup 32, 1 epoch, seq 4096 packed, grad clip 1.0, bf16)."""
+    """SFT hyper-parameters (recipe: lr 5e-6 REX, warmup 32, micro-batch 1, grad-accum 1, seq 4096 packed, bf16)."""
 
     learning_rate: float = Field(default=5e-6, gt=0, lt=1)
     warmup_steps: int = Field(default=32, ge=0)
@@ -318,8 +318,11 @@ class SFTSpec(ApiModel):
     max_steps: int = Field(default=-1, ge=-1, description="-1 = run the epochs.")
     max_seq_length: int = Field(default=4096, ge=64, le=131072)
     packing: bool = True
-    per_device_batch_size: int = Field(default=1, ge=1)
-    gradient_accumulation_steps: int = Field(default=8, ge=1)
+    per_device_batch_size: int = Field(default=1, ge=1, description="Micro-batch per device (recipe: 1).")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Recipe: 1.")
+    lr_scheduler: Literal["rex", "linear", "cosine", "constant_with_warmup"] = Field(
+        default="rex", description="Learning-rate schedule after warmup (recipe: rex, reflected exponential)."
+    )
     max_grad_norm: float = Field(default=1.0, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     bf16: bool = Field(default=True, description="bf16 on GPU (ignored on CPU).")

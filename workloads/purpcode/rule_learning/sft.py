@@ -116,7 +116,9 @@ def sft_config(
         gradient_accumulation_steps=spec.gradient_accumulation_steps,
         max_grad_norm=spec.max_grad_norm,
         weight_decay=spec.weight_decay,
-        lr_scheduler_type="linear",
+        # REX is not an HF scheduler name: the trainer class of `build_trainer` builds it from this marker.
+        lr_scheduler_type="linear" if spec.lr_scheduler == "rex" else spec.lr_scheduler,
+        lr_scheduler_kwargs={REX_MARKER: "rex"} if spec.lr_scheduler == "rex" else {},
         save_strategy="steps",
         save_steps=spec.save_steps,
         logging_steps=logging_steps,
@@ -153,15 +155,43 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
 ) -> Any:
     """An SFTTrainer for a model directory (loaded by TRL, so ZeRO-3 partitions it while loading)."""
-    from trl import SFTTrainer
-
-    return SFTTrainer(
+    return sft_trainer_class()(
         model=str(model_path),
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
         callbacks=list(callbacks),
     )
+
+
+REX_MARKER = "purpcode_schedule"
+
+
+def sft_trainer_class() -> Any:
+    """TRL's SFTTrainer whose `create_scheduler` builds REX when the config asks for it (`REX_MARKER`).
+
+    Why a subclass of this one hook rather than a fork: everything else (DeepSpeed, which calls `create_scheduler`
+    too, resume, logging) stays the Trainer's own.
+    """
+    from trl import SFTTrainer
+
+    from purpcode.rule_learning.schedule import get_rex_schedule_with_warmup
+
+    class PurpCodeSFTTrainer(SFTTrainer):  # type: ignore[misc]
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            kwargs = dict(self.args.lr_scheduler_kwargs or {})
+            if self.lr_scheduler is None and kwargs.pop(REX_MARKER, None) == "rex":
+                self.lr_scheduler = get_rex_schedule_with_warmup(
+                    optimizer if optimizer is not None else self.optimizer,
+                    num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                    num_training_steps=num_training_steps,
+                    **kwargs,
+                )
+                self._created_lr_scheduler = True
+                return self.lr_scheduler
+            return super().create_scheduler(num_training_steps, optimizer)
+
+    return PurpCodeSFTTrainer
 
 
 def load_tokenizer(model_path: str | Path, *, default_system: str | None = SYSTEM_PROMPT) -> Any:
