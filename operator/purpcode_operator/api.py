@@ -358,6 +358,14 @@ class VLLMRolloutSpec(ApiModel):
     gpu_memory_utilization: float = Field(default=0.6, gt=0, le=1)
 
 
+RL_MAX_COMPLETION = 3072  # recipe: RL completes up to 3,072 tokens
+EVAL_MAX_NEW_TOKENS = 8192  # the reference's evaluation generation length (temperature 0)
+EVAL_LENGTH_MESSAGE = (
+    "evaluation.generation.maxNewTokens must be >= rl.maxCompletionLength: evaluating shorter than RL trained "
+    "truncates answers the policy learned to write (reference: 8192 at evaluation, 3072 in RL)"
+)
+
+
 class RLSpec(StageCommon):
     """Stage 3: GRPO with single-step dynamic sampling (recipe settings)."""
 
@@ -378,7 +386,7 @@ class RLSpec(StageCommon):
     num_generations: int = Field(default=8, ge=2, le=256, description="Samples per prompt (group size).")
     prompts_per_device: int = Field(default=48, ge=1, description="Prompts per GPU per step (recipe: 48).")
     max_prompt_length: int = Field(default=2048, ge=16)
-    max_completion_length: int = Field(default=3072, ge=1)
+    max_completion_length: int = Field(default=RL_MAX_COMPLETION, ge=1)
     kl_coef: float = Field(default=0.001, ge=0, description="KL loss coefficient (low-variance KL).")
     clip_ratio: float = Field(default=0.2, gt=0, lt=1)
     entropy_coef: float = Field(default=0.001, ge=0)
@@ -432,7 +440,8 @@ class EvaluationSpec(StageCommon):
     max_per_suite: int = Field(default=500, ge=1)
     compare_base: bool = Field(default=True, description="Also evaluate the base model, side by side.")
     generation: GenerationSpec = Field(
-        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=2048)
+        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=EVAL_MAX_NEW_TOKENS),
+        description="Reference: greedy (temperature 0), up to 8192 new tokens.",
     )
 
 
@@ -448,7 +457,16 @@ class Stages(ApiModel):
                         for s in ("synthesis", "ruleLearning", "rl", "evaluation")
                     ),
                     "at least one stage must be enabled",
-                )
+                ),
+                cel(
+                    f"(has(self.evaluation) && has(self.evaluation.generation)"
+                    f" && has(self.evaluation.generation.maxNewTokens)"
+                    f" ? self.evaluation.generation.maxNewTokens : {EVAL_MAX_NEW_TOKENS})"
+                    f" >= (has(self.rl) && has(self.rl.maxCompletionLength)"
+                    f" ? self.rl.maxCompletionLength : {RL_MAX_COMPLETION})",
+                    EVAL_LENGTH_MESSAGE,
+                    field_path=".evaluation.generation.maxNewTokens",
+                ),
             ]
         }
     )
@@ -457,6 +475,12 @@ class Stages(ApiModel):
     rule_learning: RuleLearningSpec = Field(default_factory=RuleLearningSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+    @model_validator(mode="after")
+    def _eval_not_shorter_than_rl(self) -> Stages:
+        if self.evaluation.generation.max_new_tokens < self.rl.max_completion_length:
+            raise ValueError(EVAL_LENGTH_MESSAGE)
+        return self
 
     @model_validator(mode="after")
     def _one_enabled(self) -> Stages:
@@ -578,6 +602,11 @@ class OracleSpec(ApiModel):
         description="Reward for a safe codesec answer without a Python block (0 = hard).",
     )
     correctness_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    correctness_code_blocks: Literal["all", "python"] = Field(
+        default="all",
+        description="Code correctness runs: all = every fenced block of the answer joined in order, so a non-Python "
+        "block fails the run (the reference); python = the Python blocks only.",
+    )
 
 
 class StorageSpec(ApiModel):
