@@ -343,6 +343,11 @@ class RuleLearningSpec(StageCommon):
     easy_threshold: float = Field(
         default=0.7, ge=0, le=1, description="Pass rate marking a prompt easy (skip in RL)."
     )
+    easy_count: Literal["reference", "fraction"] = Field(
+        default="reference",
+        description="reference: easy when passes >= easyThreshold x (N - 1) (the reference's count: 5 of 8); "
+        "fraction: passes / N >= easyThreshold (6 of 8).",
+    )
     generation: GenerationSpec = Field(
         default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=4096)
     )
@@ -396,6 +401,11 @@ class RLSpec(StageCommon):
     save_steps: int = Field(default=32, ge=1)
     eval_steps: int = Field(default=16, ge=1)
     held_out_per_set: int = Field(default=800, ge=0, description="Validation prompts held out per set.")
+    easy_skip_sets: list[Literal["utility", "codesec", "secqa", "malicious"]] = Field(
+        default_factory=lambda: ["utility", "codesec", "secqa", "malicious"],
+        description="RL sets from which rule learning's easy prompts are removed (the reference intends all; as "
+        "written its ids match only where its scripts agree on dataset names).",
+    )
     dynamic_sampling: Literal["single-step", "refill", "none"] = Field(
         default="single-step", description="single-step (recipe), refill (DAPO-style ablation), none."
     )

@@ -154,10 +154,11 @@ def load_rl_data(
     max_prompt_length: int | None = None,
     sets: Sequence[str] = RL_SETS,
     system_prompt: str = SYSTEM_PROMPT,
+    easy_sets: Sequence[str] | None = None,
 ) -> RLData:
     """Read `<set>.train.jsonl` / `<set>.heldout.jsonl` for the RL sets and build the train and validation lists.
 
-    Train: easy ids removed, over-long prompts trimmed or left out, shuffled with `seed`. Validation: the first
+    Train: easy ids removed (from the sets in `easy_sets`; None = all), over-long prompts trimmed or left out, shuffled with `seed`. Validation: the first
     `held_out_per_set` held-out rows of each set (the reference takes the first 800 of each test split).
     """
     root = Path(data_dir)
@@ -199,7 +200,7 @@ def load_rl_data(
             continue
         kept = 0
         for row in read_rows(train_path):
-            if row.task_id in easy:
+            if row.task_id in easy and (easy_sets is None or name in easy_sets):
                 summary.easy_removed[name] = summary.easy_removed.get(name, 0) + 1
                 continue
             if row.task_id in held_ids:

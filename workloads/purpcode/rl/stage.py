@@ -77,6 +77,7 @@ def run_stage(
     data = load_rl_data(
         data_dir,
         easy_ids=load_easy_ids(config.paths.easy_ids),
+        easy_sets=spec.easy_skip_sets,
         held_out_per_set=spec.held_out_per_set,
         seed=config.seed,
         count_tokens=chat_token_counter(tokenizer),

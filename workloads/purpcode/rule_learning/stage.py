@@ -267,7 +267,7 @@ def run_selection(
             }
         )
     easy = rejection.easy_task_ids(
-        groups, threshold=spec.rejection_threshold, easy_threshold=spec.easy_threshold
+        groups, threshold=spec.rejection_threshold, easy_threshold=spec.easy_threshold, count=spec.easy_count
     )
     rejection.write_easy_ids(
         out / EASY_FILE,
@@ -276,6 +276,7 @@ def run_selection(
         easy_threshold=spec.easy_threshold,
         samples_per_prompt=spec.samples_per_prompt,
         prompts=len(rows),
+        count=spec.easy_count,
     )
     write_jsonl_atomic(out / SFT_FILE, sft)  # last: its presence means selection is done
     oracle_of = {t: row.oracle for t, (_, row) in rows.items()}
@@ -372,6 +373,7 @@ def run_sft(
             "samplesPerPrompt": spec.samples_per_prompt,
             "rejectionThreshold": spec.rejection_threshold,
             "easyThreshold": spec.easy_threshold,
+            "easyCount": spec.easy_count,
             "seed": cfg.seed,
             "worldSize": env.world_size,
             "precision": "bf16" if config.bf16 else "fp32",
