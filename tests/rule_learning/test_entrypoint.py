@@ -45,7 +45,7 @@ def test_tiny_cpu_sample_end_to_end(tmp_path: Path, tiny_model_dir: Path, fake_o
     """The tiny-cpu sample's stage as shipped, with the tiny random model as its own teacher (transformers backend).
 
     The sample keeps every sample (rejectionThreshold 0: a random model never writes the response format) and
-    sets maxSeqLength 1024 (the tiny byte-level tokenizer needs ~250 tokens for the system prompt alone).
+    sets maxSeqLength 2048 (the tiny byte-level tokenizer needs ~1450 tokens for the system prompt alone).
     """
     fake_openai.reply("Judged.\nMALICIOUS_CODE: FALSE\nMALICIOUS_EXPLANATION: FALSE\nCLASS: APPROPRIATE")
     cfg = stage_config(tmp_path / "artifacts", tiny_model_dir, judge_url=fake_openai.url)
@@ -98,7 +98,7 @@ def test_killed_during_sft_resumes_from_the_newest_complete_checkpoint(
         tmp_path / "artifacts",
         tiny_model_dir,
         params={
-            "sft": {"maxSteps": max_steps, "saveSteps": 2, "maxSeqLength": 1024, "perDeviceBatchSize": 1}
+            "sft": {"maxSteps": max_steps, "saveSteps": 2, "maxSeqLength": 2048, "perDeviceBatchSize": 1}
         },
     )
     out = Path(cfg.paths.out)
@@ -155,7 +155,7 @@ def test_deepspeed_zero3_step_on_cpu(tmp_path: Path, tiny_model_dir: Path) -> No
         tmp_path / "artifacts",
         tiny_model_dir,
         params={
-            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 1024},
+            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 2048},
             "deepspeed": {"enabled": True, "zeroStage": 3},
         },
     )

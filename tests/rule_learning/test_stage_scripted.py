@@ -59,7 +59,7 @@ def finished(
                 "model": "teacher",
                 "maxNewTokens": 400,
             },
-            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 1024},
+            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 2048},
         },
     )
     data = write_data(tmp_path / "data", utility=True)

@@ -179,7 +179,8 @@ def sft_trainer_class() -> Any:
 
     class PurpCodeSFTTrainer(SFTTrainer):  # type: ignore[misc]
         def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
-            kwargs = dict(self.args.lr_scheduler_kwargs or {})
+            raw = self.args.lr_scheduler_kwargs
+            kwargs: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
             if self.lr_scheduler is None and kwargs.pop(REX_MARKER, None) == "rex":
                 self.lr_scheduler = get_rex_schedule_with_warmup(
                     optimizer if optimizer is not None else self.optimizer,
