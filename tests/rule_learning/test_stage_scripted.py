@@ -127,7 +127,7 @@ def test_sft_data_is_best_of_n_on_the_short_system_prompt(finished: dict[str, An
     }
     for r in sft.values():
         assert r["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
-        assert "Safety policy" not in json.dumps(r["messages"])  # the teacher prompt is gone
+        assert "# How to answer" not in json.dumps(r["messages"])  # the teacher prompt (its steps) is gone
         assert r["messages"][-1]["role"] == "assistant"
     assert SAFE_SHELL in sft["codesec/shell"]["messages"][-1]["content"]
     # tie at reward 1.0: the shorter answer wins
