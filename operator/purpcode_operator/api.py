@@ -336,9 +336,33 @@ class RuleLearningSpec(StageCommon):
     samples_per_prompt: int = Field(
         default=8, ge=1, le=64, description="Teacher samples per prompt (best-of-N)."
     )
-    sample_fraction: float = Field(default=0.25, gt=0, le=1, description="Share of each safety set sampled.")
-    per_set_cap: int = Field(default=4096, ge=1, description="Most prompts sampled from one set.")
-    utility_prompts: int = Field(default=4096, ge=0, description="Utility coding tasks added to the mix.")
+    sample_fraction: float = Field(
+        default=0.25, gt=0, le=1, description="Share of each source of each safety set sampled."
+    )
+    per_set_cap: int = Field(
+        default=4096,
+        ge=1,
+        description="Most prompts sampled from one source (a released set, or <set>/<strategy> when synthesised).",
+    )
+    source_caps: dict[str, int] = Field(
+        default_factory=lambda: {
+            "vul2prompt-vul2vul-oss-21k": 2048,
+            "vul2prompt-jailbreaking-oss-11k": 2048,
+            "codesec/vul2vul": 2048,
+            "codesec/jailbreak": 2048,
+        },
+        description="Per-source caps replacing perSetCap for the named sources (recipe: 2048 for two sets).",
+    )
+    secqa_cap: int = Field(default=4096, ge=0, description="Cap on each security Q&A source.")
+    multi_turn_whole: bool = Field(
+        default=True, description="Take multi-turn conversations whole instead of sampling them (recipe)."
+    )
+    utility_prompts: int = Field(
+        default=8192, ge=0, description="Cap on utility coding tasks in the mix (recipe: 8192)."
+    )
+    utility_fraction: float = Field(
+        default=0.25, gt=0, le=1, description="Share of the utility set sampled before the cap (recipe: 0.25)."
+    )
     rejection_threshold: float = Field(default=0.5, ge=0, le=1, description="Keep samples scoring >= this.")
     easy_threshold: float = Field(
         default=0.7, ge=0, le=1, description="Pass rate marking a prompt easy (skip in RL)."
@@ -366,7 +390,8 @@ class VLLMRolloutSpec(ApiModel):
 RL_MAX_COMPLETION = 3072  # recipe: RL completes up to 3,072 tokens
 EVAL_MAX_NEW_TOKENS = 8192  # the reference's evaluation generation length (temperature 0)
 EVAL_LENGTH_MESSAGE = (
-    "evaluation.generation.maxNewTokens must be >= rl.maxCompletionLength: evaluating shorter than RL trained "
+    "evaluation.generation.maxNewTokens must be >= rl.maxCompletionLength when both stages run: evaluating shorter "
+    "than RL trained "
     "truncates answers the policy learned to write (reference: 8192 at evaluation, 3072 in RL)"
 )
 
@@ -469,6 +494,8 @@ class Stages(ApiModel):
                     "at least one stage must be enabled",
                 ),
                 cel(
+                    "(has(self.rl) && has(self.rl.enabled) && !self.rl.enabled)"
+                    " || (has(self.evaluation) && has(self.evaluation.enabled) && !self.evaluation.enabled) || "
                     f"(has(self.evaluation) && has(self.evaluation.generation)"
                     f" && has(self.evaluation.generation.maxNewTokens)"
                     f" ? self.evaluation.generation.maxNewTokens : {EVAL_MAX_NEW_TOKENS})"
@@ -488,7 +515,8 @@ class Stages(ApiModel):
 
     @model_validator(mode="after")
     def _eval_not_shorter_than_rl(self) -> Stages:
-        if self.evaluation.generation.max_new_tokens < self.rl.max_completion_length:
+        both = self.rl.enabled and self.evaluation.enabled
+        if both and self.evaluation.generation.max_new_tokens < self.rl.max_completion_length:
             raise ValueError(EVAL_LENGTH_MESSAGE)
         return self
 

@@ -53,6 +53,9 @@ def finished(
         params={
             "samplesPerPrompt": 2,
             "rejectionThreshold": 0.5,  # the recipe's (the tiny-cpu sample keeps everything)
+            # With 2 samples the reference's count (passes >= 0.7 x (N - 1) = 0.7) calls 1 pass of 2 easy; the
+            # share rule keeps "always passes" meaning what it says here.
+            "easyCount": "fraction",
             "generation": {
                 "backend": "openai",
                 "url": fake_openai.url,

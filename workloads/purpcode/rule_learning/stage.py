@@ -167,8 +167,12 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
         per_set_cap=spec.per_set_cap,
         utility_prompts=spec.utility_prompts,
         seed=cfg.seed,
+        source_caps=spec.source_caps,
+        secqa_cap=spec.secqa_cap,
+        utility_fraction=spec.utility_fraction,
+        multi_turn_whole=spec.multi_turn_whole,
     )
-    log.info("prompt mix: %s (of %s)", mix.chosen, mix.available)
+    log.info("prompt mix: %s (of %s); per source: %s", mix.chosen, mix.available, mix.by_source)
     sampling.write_prompts(out, mix.rows)
     gen = spec.generation
     # Prompts finished before a restart count as done for progress (metrics.jsonl prompts_done / prompts); a set,
@@ -225,6 +229,7 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
         runner.close()
     marker["available"] = mix.available
     marker["chosen"] = mix.chosen
+    marker["by_source"] = mix.by_source
     write_json_atomic(out / sampling.MARKER, marker)
     return marker
 
