@@ -357,6 +357,11 @@ class RuleLearningSpec(StageCommon):
     multi_turn_whole: bool = Field(
         default=True, description="Take multi-turn conversations whole instead of sampling them (recipe)."
     )
+    turn_by_turn: bool = Field(
+        default=True,
+        description="Distil conversations of user turns only turn by turn: reply to turn 1, append, continue; each "
+        "prefix is verified (recipe). Off: answer the last turn with the user turns back to back.",
+    )
     utility_prompts: int = Field(
         default=8192, ge=0, description="Cap on utility coding tasks in the mix (recipe: 8192)."
     )

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from purpcode.data.schema import TaskRow, read_rows
 from purpcode.prompts import SYSTEM_PROMPT, model_conversation
+from purpcode.rule_learning.multiturn import prefix_row, user_turns
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class DataSummary(BaseModel):
     turns_trimmed: dict[str, int] = Field(default_factory=dict)
     multi_turn: dict[str, int] = Field(default_factory=dict)
     overlap_removed: dict[str, int] = Field(default_factory=dict)
+    with_context: dict[str, int] = Field(
+        default_factory=dict,
+        description="Multi-turn prompts given rule learning's replies between the user turns.",
+    )
     missing_files: list[str] = Field(default_factory=list)
 
 
@@ -155,9 +160,12 @@ def load_rl_data(
     sets: Sequence[str] = RL_SETS,
     system_prompt: str = SYSTEM_PROMPT,
     easy_sets: Sequence[str] | None = None,
+    contexts: dict[str, list[str]] | None = None,
 ) -> RLData:
     """Read `<set>.train.jsonl` / `<set>.heldout.jsonl` for the RL sets and build the train and validation lists.
 
+    `contexts` (rule learning's `multiturn_contexts.json`): for a conversation of user turns only, the replies put
+    between them, so RL answers the conversation SFT trained on.
     Train: easy ids removed (from the sets in `easy_sets`; None = all), over-long prompts trimmed or left out, shuffled with `seed`. Validation: the first
     `held_out_per_set` held-out rows of each set (the reference takes the first 800 of each test split).
     """
@@ -170,6 +178,12 @@ def load_rl_data(
     validation: list[RLExample] = []
 
     def build(row: TaskRow, set_name: str, counts_key: str) -> RLExample | None:
+        users = user_turns(row)
+        replies = (contexts or {}).get(row.task_id)
+        if users is not None and replies is not None and len(replies) == len(users) - 1:
+            # The replies rule learning distilled turn by turn go between the user turns (as in its SFT data).
+            row = prefix_row(row, users, replies)
+            summary.with_context[counts_key] = summary.with_context.get(counts_key, 0) + 1
         prompt = rl_prompt(row, system_prompt)
         if count_tokens is not None and max_prompt_length is not None:
             fitted, dropped = fit_prompt(prompt, count_tokens, max_prompt_length)

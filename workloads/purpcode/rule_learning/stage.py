@@ -24,7 +24,7 @@ from typing import Any
 from purpcode.data.schema import TaskRow, filter_jsonl, write_json_atomic, write_jsonl_atomic
 from purpcode.metrics import StageMetrics, read_metrics
 from purpcode.prompts import model_conversation
-from purpcode.rule_learning import rejection, sampling
+from purpcode.rule_learning import multiturn, rejection, sampling
 from purpcode.rule_learning.mix import select_prompts
 from purpcode.rule_learning.teacher import Rule, RuleSource
 from purpcode.training.checkpoints import checkpoint_step, newest_complete_checkpoint, prune_discarded
@@ -220,6 +220,7 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
                     n=spec.samples_per_prompt,
                     threshold=spec.rejection_threshold,
                     rule_source=default_rule_source(),
+                    turn_by_turn=spec.turn_by_turn,
                     on_chunk=on_chunk,
                     chunk_prompts=chunk,
                 )
@@ -234,6 +235,31 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     return marker
 
 
+TURN_SEP = "#turn"  # joins a task id and a user turn for the earlier prefixes of a multi-turn chain
+
+
+def _group_key(record: dict[str, Any]) -> str:
+    """The best-of-N group of a sample record: the task id, or `<task id>#turn<k>` for an earlier prefix."""
+    turn, turns = int(record.get("turn", 1)), int(record.get("turns", 1))
+    return record["task_id"] if turn == turns else f"{record['task_id']}{TURN_SEP}{turn}"
+
+
+def _rl_context(
+    last_turn: Sequence[rejection.Scored],
+    by_key: dict[tuple[str, int], dict[str, Any]],
+    task_id: str,
+    threshold: float,
+) -> list[str]:
+    """The earlier replies RL puts in a multi-turn prompt: those of the chain chosen at the last turn (best of N),
+    else of the best-scoring chain there (lowest index on ties)."""
+    best = rejection.best_of_n(last_turn, threshold)
+    if best is None and last_turn:
+        best = min(last_turn, key=lambda s: (-s.reward, s.index))
+    if best is None:
+        return []
+    return [str(x) for x in by_key[(task_id, best.index)]["context"]]
+
+
 def run_selection(
     cfg: StageConfig, out: Path, metrics: StageMetrics | None, logged: Collection[str] = ()
 ) -> dict[str, Any]:
@@ -243,9 +269,14 @@ def run_selection(
     """
     spec = cfg.rule_learning()
     rows = dict((row.task_id, (set_name, row)) for set_name, row in sampling.read_prompts(out))
+    records = sampling.read_records(out / sampling.SAMPLES)
+    by_key = {(_group_key(r), int(r["index"])): r for r in records}
+    turns_of: dict[str, int] = {}
+    for r in records:
+        turns_of[r["task_id"]] = max(turns_of.get(r["task_id"], 1), int(r.get("turns", 1)))
     scored = [
         rejection.Scored(
-            task_id=r["task_id"],
+            task_id=_group_key(r),
             index=int(r["index"]),
             response=r["response"],
             reward=float(r["reward"]),
@@ -253,24 +284,40 @@ def run_selection(
             set_name=r["set"],
             format_ok=bool(r["format_ok"]),
         )
-        for r in sampling.read_records(out / sampling.SAMPLES)
+        for r in records
     ]
     groups = rejection.group_by_task(scored)
     sft: list[dict[str, Any]] = []
+    contexts: dict[str, list[str]] = {}
     for task_id, (set_name, row) in rows.items():
-        best = rejection.best_of_n(groups.get(task_id, []), spec.rejection_threshold)
-        if best is None:
-            continue
-        sft.append(
-            {
-                "task_id": task_id,
-                "set": set_name,
-                "oracle": row.oracle,
-                "reward": best.reward,
-                "sample_index": best.index,
-                "messages": sft_messages(row, best.response),
-            }
-        )
+        turns = turns_of.get(task_id, 1)
+        users = multiturn.user_turns(row) if turns > 1 else None
+        # Each prefix of a multi-turn chain is an example of its own (the reference's prefix sub-turns).
+        for k in range(1, turns + 1):
+            key = task_id if k == turns else f"{task_id}{TURN_SEP}{k}"
+            best = rejection.best_of_n(groups.get(key, []), spec.rejection_threshold)
+            if best is None:
+                continue
+            base = row
+            if users is not None:
+                base = multiturn.prefix_row(row, users, by_key[(key, best.index)]["context"])
+            sft.append(
+                {
+                    "task_id": key,
+                    "set": set_name,
+                    "oracle": row.oracle,
+                    "reward": best.reward,
+                    "sample_index": best.index,
+                    "turn": k,
+                    "messages": sft_messages(base, best.response),
+                }
+            )
+        if users is not None:
+            contexts[task_id] = _rl_context(
+                groups.get(task_id, []), by_key, task_id, spec.rejection_threshold
+            )
+    multiturn.write_contexts(out / multiturn.CONTEXTS_FILE, contexts)
+    groups = {k: g for k, g in groups.items() if TURN_SEP not in k}  # easy: judged on the whole conversation
     easy = rejection.easy_task_ids(
         groups, threshold=spec.rejection_threshold, easy_threshold=spec.easy_threshold, count=spec.easy_count
     )
@@ -289,6 +336,7 @@ def run_selection(
         "prompts": len(rows),
         "samples": len(scored),
         "kept": sum(s.reward >= spec.rejection_threshold for s in scored),
+        "multi_turn": len(contexts),
         "sft_examples": len(sft),
         "easy": len(easy),
         "sft_by_set": dict(Counter(r["set"] for r in sft)),
