@@ -461,11 +461,23 @@ class RLSpec(StageCommon):
 
 EvalSuite = Literal["codesec", "malicious", "overrefusal", "secqa", "utility"]
 ALL_SUITES: tuple[EvalSuite, ...] = ("codesec", "malicious", "overrefusal", "secqa", "utility")
-BenchmarkKind = Literal["cyberseceval-instruct", "xstest", "humaneval-plus", "mbpp-plus"]
+BenchmarkKind = Literal[
+    "cyberseceval-instruct",
+    "xstest",
+    "humaneval-plus",
+    "mbpp-plus",
+    "cyberseceval-mitre",
+    "cyberseceval-frr",
+    "phtest",
+    "cweval",
+    "codelmsec",
+    "xscode",
+]
 
 
 class BenchmarkSpec(ApiModel):
-    """A public benchmark file the user supplies on the artifacts volume, in its published format."""
+    """A public benchmark file (a directory for cweval) the user supplies on the artifacts volume, in its published
+    format."""
 
     kind: BenchmarkKind
     path: str = Field(min_length=1, description="Path relative to the artifacts volume.")

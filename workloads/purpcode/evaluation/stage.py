@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from purpcode.data.schema import TaskRow, iter_jsonl, write_json_atomic, write_jsonl_atomic
-from purpcode.evaluation.benchmarks import load_benchmark
+from purpcode.evaluation.benchmarks import BENCHMARK_ORACLES, load_benchmark
 from purpcode.evaluation.metrics import METRICS, SampleRecord, delta, summarize
 from purpcode.evaluation.scoring import Item, check_runner, score_items
 from purpcode.evaluation.suites import Suite, load_held_out
+from purpcode.evaluation.table import paper_table
 from purpcode.prompts import model_conversation
 from purpcode_operator.api import BenchmarkSpec, EvaluationSpec
 from purpcode_operator.layout import SUCCESS_MARKER
@@ -26,6 +27,13 @@ from purpcode_operator.plan import StageConfig
 
 LOG = logging.getLogger("purpcode.evaluation")
 RESULTS_FILE = "results.json"
+PAPER_TABLE_FILE = "paper_table.md"  # base and trained side by side, per suite, in the paper's layout
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,11 +59,7 @@ def load_suites(cfg: StageConfig, spec: EvaluationSpec, data_dir: str) -> list[S
     for b in spec.benchmarks:
         rows = load_benchmark(b.kind, _benchmark_path(b, cfg.paths.artifacts))
         limit = b.limit or spec.max_per_suite
-        oracle = (
-            rows[0].oracle
-            if rows
-            else {"xstest": "noreject", "cyberseceval-instruct": "codesec"}.get(b.kind, "correctness")
-        )
+        oracle = rows[0].oracle if rows else BENCHMARK_ORACLES[b.kind]
         suites.append(
             Suite(
                 name=b.kind,
@@ -254,6 +258,7 @@ def run(
     }
     metrics.log(sum(len(v) for v in records.values()), phase="done", **final)
     write_json_atomic(out / RESULTS_FILE, results)
+    atomic_write_text(out / PAPER_TABLE_FILE, paper_table(results))
     (out / SUCCESS_MARKER).write_text("ok\n", encoding="utf-8")
     return results
 
