@@ -15,9 +15,13 @@ def test_defaults_are_the_references() -> None:
 
 
 def test_evaluating_shorter_than_rl_is_refused_with_the_fields_named() -> None:
-    with pytest.raises(ValueError, match="maxNewTokens must be >= rl.maxCompletionLength when both stages run"):
+    with pytest.raises(
+        ValueError, match="maxNewTokens must be >= rl.maxCompletionLength when both stages run"
+    ):
         Stages.model_validate({"evaluation": {"generation": {"maxNewTokens": 2048}}})
-    with pytest.raises(ValueError, match="maxNewTokens must be >= rl.maxCompletionLength when both stages run"):
+    with pytest.raises(
+        ValueError, match="maxNewTokens must be >= rl.maxCompletionLength when both stages run"
+    ):
         Stages.model_validate({"rl": {"maxCompletionLength": 9000}})
     Stages.model_validate(
         {"rl": {"maxCompletionLength": 64}, "evaluation": {"generation": {"maxNewTokens": 64}}}
