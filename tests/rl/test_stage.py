@@ -74,7 +74,7 @@ def test_rl_stage_end_to_end_with_real_oracles(
     port = free_port()
     config = rl_config(
         artifacts,
-        rl={"maxCompletionLength": 56, "maxPromptLength": 512},
+        rl={"maxCompletionLength": 56, "maxPromptLength": 2048},
         sandbox_url=sandbox_url,
         judge_url=fake_openai.url,
         judge_model=fake_openai.model,
@@ -168,7 +168,7 @@ def test_rl_stage_resumes_after_kill(tmp_path: Path, formatted_policy: Path) -> 
             "saveSteps": 2,
             "evalSteps": 100,
             "maxCompletionLength": 24,
-            "maxPromptLength": 512,
+            "maxPromptLength": 2048,
             "dynamicSampling": "none",
         },
     )

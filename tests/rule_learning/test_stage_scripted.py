@@ -56,6 +56,7 @@ def finished(
             # With 2 samples the reference's count (passes >= 0.7 x (N - 1) = 0.7) calls 1 pass of 2 easy; the
             # share rule keeps "always passes" meaning what it says here.
             "easyCount": "fraction",
+            "perSetCap": 8,  # every scripted row (the tiny sample caps each source at 2)
             "generation": {
                 "backend": "openai",
                 "url": fake_openai.url,
