@@ -366,7 +366,10 @@ class RuleLearningSpec(StageCommon):
         default=8192, ge=0, description="Cap on utility coding tasks in the mix (recipe: 8192)."
     )
     utility_fraction: float = Field(
-        default=0.25, gt=0, le=1, description="Share of the utility set sampled before the cap (recipe: 0.25)."
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of the utility set sampled before the cap (recipe: 0.25).",
     )
     rejection_threshold: float = Field(default=0.5, ge=0, le=1, description="Keep samples scoring >= this.")
     easy_threshold: float = Field(

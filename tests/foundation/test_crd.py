@@ -155,7 +155,7 @@ CEL_CASES = [
     ),
     ("ReadWriteMany", "spec", lambda d: d["spec"]["storage"].update(accessMode="ReadWriteOnce")),
     (
-        "must be >= rl.maxCompletionLength",
+        "must be >= rl.maxCompletionLength when both",
         "spec.stages",
         lambda d: d["spec"]["stages"]["evaluation"].update(generation={"maxNewTokens": 2048}),
     ),

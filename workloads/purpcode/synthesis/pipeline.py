@@ -532,7 +532,8 @@ class Synthesis:
                 else None
             )
             templates = [
-                str(it.row.ground_truth.get("template") or (it.draft.template if it.draft else "")) for it in kept
+                str(it.row.ground_truth.get("template") or (it.draft.template if it.draft else ""))
+                for it in kept
             ]
             template_dropped = 0
             if name == "overrefusal" and rows and all(templates):
