@@ -56,11 +56,12 @@ def test_tiny_cpu_sample_end_to_end(tmp_path: Path, tiny_model_dir: Path, fake_o
     out = Path(cfg.paths.out)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     spec = cfg.rule_learning()
-    assert summary["prompts"] == 6 and summary["samples"] == 6 * spec.samples_per_prompt
+    # The sample caps each source at 2 (perSetCap): codesec's 3 rows are one source here, so 5 of the 6 prompts.
+    assert summary["prompts"] == 5 and summary["samples"] == 5 * spec.samples_per_prompt
     assert summary["global_step"] == spec.sft.max_steps
     samples = read_jsonl(out / "samples.jsonl")
     assert all(not s["format_ok"] and s["reward"] == 0.0 for s in samples)  # noise fails the gate
-    assert len(read_jsonl(out / "sft.jsonl")) == 6
+    assert len(read_jsonl(out / "sft.jsonl")) == 5
     assert (out / "model" / "model.safetensors").is_file() and (out / "_SUCCESS").is_file()
     # saveSteps 2 of maxSteps 4: the periodic checkpoint only; the last step's state is the final model
     assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["checkpoint-2"]
