@@ -475,6 +475,8 @@ class VLLMRolloutSpec(ApiModel):
     gpu_memory_utilization: float = Field(default=0.6, gt=0, le=1)
 
 
+RLSetName = Literal["utility", "codesec", "secqa", "malicious"]
+RL_SET_NAMES: tuple[RLSetName, ...] = ("utility", "codesec", "secqa", "malicious")
 RL_MAX_COMPLETION = 3072  # recipe: RL completes up to 3,072 tokens
 EVAL_MAX_NEW_TOKENS = 8192  # the reference's evaluation generation length (temperature 0)
 EVAL_LENGTH_MESSAGE = (
@@ -514,8 +516,8 @@ class RLSpec(StageCommon):
     save_steps: int = Field(default=32, ge=1)
     eval_steps: int = Field(default=16, ge=1)
     held_out_per_set: int = Field(default=800, ge=0, description="Validation prompts held out per set.")
-    easy_skip_sets: list[Literal["utility", "codesec", "secqa", "malicious"]] = Field(
-        default_factory=lambda: ["utility", "codesec", "secqa", "malicious"],
+    easy_skip_sets: list[RLSetName] = Field(
+        default_factory=lambda: list(RL_SET_NAMES),
         description="RL sets from which rule learning's easy prompts are removed (the reference intends all; as "
         "written its ids match only where its scripts agree on dataset names).",
     )
