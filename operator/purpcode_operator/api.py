@@ -25,7 +25,14 @@ CATEGORIES = ["purpcode"]
 
 STAGE_NAMES: tuple[str, ...] = ("synthesis", "ruleLearning", "rl", "evaluation")
 
-_QUANTITY = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# Kubernetes' quantity grammar (k8s.io/apimachinery resource.Quantity), non-negative: a number (`1`, `1.5`, `.5`,
+# `1.`) then one suffix: binary SI (Ki..Ei), decimal SI (n u m k M G T P E) or a decimal exponent (e3, E-2).
+# `1.2.3`, `2Gii`, `5e` and `1KiB` are refused here as the API server refuses them in a pod's resources.
+_QUANTITY = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+# A label value (Kueue's queue-name label carries `queueName`): at most 63 characters, alphanumeric at both ends.
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# A DNS subdomain (PriorityClass and RuntimeClass names).
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # RFC 1035 label: the run's Services are named after it (`<run>-sandbox`), and Service names must start with a letter.
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_RUN_NAME = 40  # children are named <run>-<stage>-...; Job pods add suffixes; labels cap at 63
@@ -43,15 +50,38 @@ def cel(
     return out
 
 
+INT64_MAX = 2**63 - 1  # Kubernetes integers are int64: the API server refuses anything larger
+UINT32_MAX = 2**32 - 1  # numpy's seed range (transformers' set_seed seeds numpy)
+
+
 class ApiModel(BaseModel):
-    """Base: camelCase on the wire, unknown fields rejected (a typo must not be silently ignored)."""
+    """Base: camelCase on the wire, unknown fields rejected (a typo must not be silently ignored).
+
+    Strict like the API server: an integer field takes an integer (not `true`, `"3"` or `3.5`), no number is NaN or
+    infinite, and every integer fits int64. Lax coercion would let `validate` pass what `kubectl apply` refuses.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
+        strict=True,
+        allow_inf_nan=False,
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int64(cls, value: Any) -> Any:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not -INT64_MAX - 1 <= value <= INT64_MAX
+        ):
+            raise ValueError(
+                f"must fit a 64-bit integer (at most {INT64_MAX}), got a {len(str(abs(value)))}-digit number"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------------------------- shared pieces
@@ -72,6 +102,56 @@ class Toleration(ApiModel):
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: int | None = Field(default=None, ge=0)
+
+
+_QUALIFIED_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+class Affinity(ApiModel):
+    """A Kubernetes pod Affinity; each part is passed through as written (the API server validates it)."""
+
+    node_affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes NodeAffinity.")
+    pod_affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes PodAffinity.")
+    pod_anti_affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes PodAntiAffinity.")
+
+
+class Scheduling(ApiModel):
+    """Where a workload's pods may run. `spec.scheduling` is the run's default; a stage's or a service's own block
+    overrides it field by field (a field set there replaces the default's whole value; `{}`/`[]` clear it)."""
+
+    node_selector: dict[str, str] | None = Field(default=None, description="Node labels the pods require.")
+    tolerations: list[Toleration] | None = Field(default=None, description="Taints the pods tolerate.")
+    priority_class_name: str | None = Field(default=None, max_length=253, pattern=_DNS_SUBDOMAIN)
+    runtime_class_name: str | None = Field(default=None, max_length=253, pattern=_DNS_SUBDOMAIN)
+    affinity: Affinity | None = Field(default=None, description="Node and pod (anti-)affinity.")
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for key, value in (v or {}).items():
+            name = key.rsplit("/", 1)[-1]
+            if len(key) > 316 or len(name) > 63 or not _QUALIFIED_NAME.match(key):
+                raise ValueError(
+                    f"{key!r} is not a label key (an optional DNS prefix, '/', and a name of <= 63 "
+                    "characters: letters, digits, '-', '_', '.')"
+                )
+            if len(value) > 63 or not re.match(_LABEL_VALUE, value):
+                raise ValueError(
+                    f"the value of {key!r} ({value!r}) is not a label value (<= 63 characters: "
+                    "letters, digits, '-', '_', '.', starting and ending with a letter or digit)"
+                )
+        return v
+
+    def over(self, default: Scheduling) -> Scheduling:
+        """This block where it sets a field, else `default`."""
+        return Scheduling.model_construct(
+            **{
+                name: getattr(self, name) if getattr(self, name) is not None else getattr(default, name)
+                for name in Scheduling.model_fields
+            }
+        )
 
 
 class Resources(ApiModel):
@@ -145,9 +225,9 @@ class StageCommon(ApiModel):
         default=None, description="Container image; default: the operator's trainer image."
     )
     resources: Resources = Field(default_factory=Resources)
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    priority_class_name: str | None = Field(default=None, max_length=253)
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="This stage's scheduling; unset fields: spec.scheduling's."
+    )
     active_deadline_seconds: int | None = Field(
         default=None, gt=0, description="Wall-time limit of one attempt."
     )
@@ -330,7 +410,7 @@ class DeepSpeedSpec(ApiModel):
 
 
 class SFTSpec(ApiModel):
-    """SFT hyper-parameters (recipe: lr 5e-6, warmup 32, 1 epoch, seq 4096 packed, grad clip 1.0, bf16)."""
+    """SFT hyper-parameters (recipe: lr 5e-6 REX, warmup 32, micro-batch 1, grad-accum 1, seq 4096 packed, bf16)."""
 
     learning_rate: float = Field(default=5e-6, gt=0, lt=1)
     warmup_steps: int = Field(default=32, ge=0)
@@ -338,8 +418,11 @@ class SFTSpec(ApiModel):
     max_steps: int = Field(default=-1, ge=-1, description="-1 = run the epochs.")
     max_seq_length: int = Field(default=4096, ge=64, le=131072)
     packing: bool = True
-    per_device_batch_size: int = Field(default=1, ge=1)
-    gradient_accumulation_steps: int = Field(default=8, ge=1)
+    per_device_batch_size: int = Field(default=1, ge=1, description="Micro-batch per device (recipe: 1).")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Recipe: 1.")
+    lr_scheduler: Literal["rex", "linear", "cosine", "constant_with_warmup"] = Field(
+        default="rex", description="Learning-rate schedule after warmup (recipe: rex, reflected exponential)."
+    )
     max_grad_norm: float = Field(default=1.0, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     bf16: bool = Field(default=True, description="bf16 on GPU (ignored on CPU).")
@@ -353,12 +436,49 @@ class RuleLearningSpec(StageCommon):
     samples_per_prompt: int = Field(
         default=8, ge=1, le=64, description="Teacher samples per prompt (best-of-N)."
     )
-    sample_fraction: float = Field(default=0.25, gt=0, le=1, description="Share of each safety set sampled.")
-    per_set_cap: int = Field(default=4096, ge=1, description="Most prompts sampled from one set.")
-    utility_prompts: int = Field(default=4096, ge=0, description="Utility coding tasks added to the mix.")
+    sample_fraction: float = Field(
+        default=0.25, gt=0, le=1, description="Share of each source of each safety set sampled."
+    )
+    per_set_cap: int = Field(
+        default=4096,
+        ge=1,
+        description="Most prompts sampled from one source (a released set, or <set>/<strategy> when synthesised).",
+    )
+    source_caps: dict[str, int] = Field(
+        default_factory=lambda: {
+            "vul2prompt-vul2vul-oss-21k": 2048,
+            "vul2prompt-jailbreaking-oss-11k": 2048,
+            "codesec/vul2vul": 2048,
+            "codesec/jailbreak": 2048,
+        },
+        description="Per-source caps replacing perSetCap for the named sources (recipe: 2048 for two sets).",
+    )
+    secqa_cap: int = Field(default=4096, ge=0, description="Cap on each security Q&A source.")
+    multi_turn_whole: bool = Field(
+        default=True, description="Take multi-turn conversations whole instead of sampling them (recipe)."
+    )
+    turn_by_turn: bool = Field(
+        default=True,
+        description="Distil conversations of user turns only turn by turn: reply to turn 1, append, continue; each "
+        "prefix is verified (recipe). Off: answer the last turn with the user turns back to back.",
+    )
+    utility_prompts: int = Field(
+        default=8192, ge=0, description="Cap on utility coding tasks in the mix (recipe: 8192)."
+    )
+    utility_fraction: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of the utility set sampled before the cap (recipe: 0.25).",
+    )
     rejection_threshold: float = Field(default=0.5, ge=0, le=1, description="Keep samples scoring >= this.")
     easy_threshold: float = Field(
         default=0.7, ge=0, le=1, description="Pass rate marking a prompt easy (skip in RL)."
+    )
+    easy_count: Literal["reference", "fraction"] = Field(
+        default="reference",
+        description="reference: easy when passes >= easyThreshold x (N - 1) (the reference's count: 5 of 8); "
+        "fraction: passes / N >= easyThreshold (6 of 8).",
     )
     generation: GenerationSpec = Field(
         default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=4096)
@@ -373,6 +493,17 @@ class VLLMRolloutSpec(ApiModel):
     mode: Literal["colocate", "server"] = Field(default="colocate")
     tensor_parallel_size: int = Field(default=2, ge=1, le=16)
     gpu_memory_utilization: float = Field(default=0.6, gt=0, le=1)
+
+
+RLSetName = Literal["utility", "codesec", "secqa", "malicious"]
+RL_SET_NAMES: tuple[RLSetName, ...] = ("utility", "codesec", "secqa", "malicious")
+RL_MAX_COMPLETION = 3072  # recipe: RL completes up to 3,072 tokens
+EVAL_MAX_NEW_TOKENS = 8192  # the reference's evaluation generation length (temperature 0)
+EVAL_LENGTH_MESSAGE = (
+    "evaluation.generation.maxNewTokens must be >= rl.maxCompletionLength when both stages run: evaluating shorter "
+    "than RL trained "
+    "truncates answers the policy learned to write (reference: 8192 at evaluation, 3072 in RL)"
+)
 
 
 class RLSpec(StageCommon):
@@ -395,7 +526,7 @@ class RLSpec(StageCommon):
     num_generations: int = Field(default=8, ge=2, le=256, description="Samples per prompt (group size).")
     prompts_per_device: int = Field(default=48, ge=1, description="Prompts per GPU per step (recipe: 48).")
     max_prompt_length: int = Field(default=2048, ge=16)
-    max_completion_length: int = Field(default=3072, ge=1)
+    max_completion_length: int = Field(default=RL_MAX_COMPLETION, ge=1)
     kl_coef: float = Field(default=0.001, ge=0, description="KL loss coefficient (low-variance KL).")
     clip_ratio: float = Field(default=0.2, gt=0, lt=1)
     entropy_coef: float = Field(default=0.001, ge=0)
@@ -405,6 +536,11 @@ class RLSpec(StageCommon):
     save_steps: int = Field(default=32, ge=1)
     eval_steps: int = Field(default=16, ge=1)
     held_out_per_set: int = Field(default=800, ge=0, description="Validation prompts held out per set.")
+    easy_skip_sets: list[RLSetName] = Field(
+        default_factory=lambda: list(RL_SET_NAMES),
+        description="RL sets from which rule learning's easy prompts are removed (the reference intends all; as "
+        "written its ids match only where its scripts agree on dataset names).",
+    )
     dynamic_sampling: Literal["single-step", "refill", "none"] = Field(
         default="single-step", description="single-step (recipe), refill (DAPO-style ablation), none."
     )
@@ -430,11 +566,23 @@ class RLSpec(StageCommon):
 
 EvalSuite = Literal["codesec", "malicious", "overrefusal", "secqa", "utility"]
 ALL_SUITES: tuple[EvalSuite, ...] = ("codesec", "malicious", "overrefusal", "secqa", "utility")
-BenchmarkKind = Literal["cyberseceval-instruct", "xstest", "humaneval-plus", "mbpp-plus"]
+BenchmarkKind = Literal[
+    "cyberseceval-instruct",
+    "xstest",
+    "humaneval-plus",
+    "mbpp-plus",
+    "cyberseceval-mitre",
+    "cyberseceval-frr",
+    "phtest",
+    "cweval",
+    "codelmsec",
+    "xscode",
+]
 
 
 class BenchmarkSpec(ApiModel):
-    """A public benchmark file the user supplies on the artifacts volume, in its published format."""
+    """A public benchmark file (a directory for cweval) the user supplies on the artifacts volume, in its published
+    format."""
 
     kind: BenchmarkKind
     path: str = Field(min_length=1, description="Path relative to the artifacts volume.")
@@ -449,7 +597,8 @@ class EvaluationSpec(StageCommon):
     max_per_suite: int = Field(default=500, ge=1)
     compare_base: bool = Field(default=True, description="Also evaluate the base model, side by side.")
     generation: GenerationSpec = Field(
-        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=2048)
+        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=EVAL_MAX_NEW_TOKENS),
+        description="Reference: greedy (temperature 0), up to 8192 new tokens.",
     )
 
 
@@ -465,7 +614,18 @@ class Stages(ApiModel):
                         for s in ("synthesis", "ruleLearning", "rl", "evaluation")
                     ),
                     "at least one stage must be enabled",
-                )
+                ),
+                cel(
+                    "(has(self.rl) && has(self.rl.enabled) && !self.rl.enabled)"
+                    " || (has(self.evaluation) && has(self.evaluation.enabled) && !self.evaluation.enabled) || "
+                    f"(has(self.evaluation) && has(self.evaluation.generation)"
+                    f" && has(self.evaluation.generation.maxNewTokens)"
+                    f" ? self.evaluation.generation.maxNewTokens : {EVAL_MAX_NEW_TOKENS})"
+                    f" >= (has(self.rl) && has(self.rl.maxCompletionLength)"
+                    f" ? self.rl.maxCompletionLength : {RL_MAX_COMPLETION})",
+                    EVAL_LENGTH_MESSAGE,
+                    field_path=".evaluation.generation.maxNewTokens",
+                ),
             ]
         }
     )
@@ -474,6 +634,13 @@ class Stages(ApiModel):
     rule_learning: RuleLearningSpec = Field(default_factory=RuleLearningSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+    @model_validator(mode="after")
+    def _eval_not_shorter_than_rl(self) -> Stages:
+        both = self.rl.enabled and self.evaluation.enabled
+        if both and self.evaluation.generation.max_new_tokens < self.rl.max_completion_length:
+            raise ValueError(EVAL_LENGTH_MESSAGE)
+        return self
 
     @model_validator(mode="after")
     def _one_enabled(self) -> Stages:
@@ -494,6 +661,26 @@ class SandboxLimits(ApiModel):
     max_output_bytes: int = Field(default=1048576, ge=1024, le=268435456)
 
 
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector (an empty one selects everything)."""
+
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[dict[str, Any]] | None = None
+
+
+class NetworkPeer(ApiModel):
+    """A NetworkPolicy peer: pods by label, in namespaces by label (both set: those pods in those namespaces)."""
+
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> NetworkPeer:
+        if self.pod_selector is None and self.namespace_selector is None:
+            raise ValueError("needs podSelector, namespaceSelector or both")
+        return self
+
+
 class SandboxSpec(ApiModel):
     """The code-execution service used by the correctness oracle and evaluation."""
 
@@ -506,6 +693,21 @@ class SandboxSpec(ApiModel):
     cpu: str = Field(default="2", pattern=_QUANTITY)
     memory: str = Field(default="4Gi", pattern=_QUANTITY)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    isolation: Literal["auto", "namespaces", "restricted"] = Field(
+        default="auto",
+        description="auto/restricted: a pod that passes the restricted Pod Security Standard (per-execution "
+        "seccomp + Landlock, Linux >= 6.12); namespaces: the bubblewrap jail, which needs a privileged namespace "
+        "and Kubernetes >= 1.33 (docs/sandbox.md).",
+    )
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="The sandbox pods' scheduling; unset fields: spec.scheduling's (runtimeClassName above wins).",
+    )
+    metrics_scrapers: list[NetworkPeer] | None = Field(
+        default=None,
+        description="NetworkPolicy peers (podSelector/namespaceSelector) that may scrape the sandbox's /metrics; "
+        "default: the operator's (Helm value sandbox.metricsScrapers).",
+    )
 
 
 class JudgeDeploySpec(ApiModel):
@@ -519,6 +721,9 @@ class JudgeDeploySpec(ApiModel):
     replicas: int = Field(default=1, ge=1, le=64)
     cpu: str = Field(default="4", pattern=_QUANTITY)
     memory: str = Field(default="64Gi", pattern=_QUANTITY)
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="The judge pods' scheduling; unset fields: spec.scheduling's."
+    )
 
 
 class JudgeSpec(ApiModel):
@@ -595,6 +800,11 @@ class OracleSpec(ApiModel):
         description="Reward for a safe codesec answer without a Python block (0 = hard).",
     )
     correctness_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    correctness_code_blocks: Literal["all", "python"] = Field(
+        default="all",
+        description="Code correctness runs: all = every fenced block of the answer joined in order, so a non-Python "
+        "block fails the run (the reference); python = the Python blocks only.",
+    )
 
 
 class StorageSpec(ApiModel):
@@ -674,12 +884,22 @@ class PurpCodeRunSpec(ApiModel):
     services: Services = Field(default_factory=Services)
     oracles: OracleSpec = Field(default_factory=OracleSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
-    seed: int = Field(default=666, ge=0, description="Random seed of every stage (recipe: 666).")
+    seed: int = Field(
+        default=666, ge=0, le=UINT32_MAX, description="Random seed of every stage (recipe: 666)."
+    )
     suspend: bool = Field(
         default=False, description="Suspend the current stage's Job and scale services to zero."
     )
     queue_name: str | None = Field(
-        default=None, description="Kueue LocalQueue; Jobs start suspended for admission."
+        default=None,
+        max_length=63,
+        pattern=_LABEL_VALUE,
+        description="Kueue LocalQueue (a label value); Jobs start suspended for admission.",
+    )
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="Default scheduling of every pod of the run (all stages, initialize and report included, "
+        "and the judge and sandbox); each stage or service may override fields.",
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None, ge=0, description="Delete the run this long after."
@@ -739,7 +959,10 @@ class PurpCodeRunStatus(ApiModel):
 
     phase: Phase = "Pending"
     current_stage: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     stages: dict[str, StageStatus] = Field(default_factory=dict)
     observed_generation: int | None = None
     start_time: str | None = None
