@@ -91,6 +91,7 @@ def test_ctrl_c_shutdown_logs_nothing_above_info(mode: str) -> None:
     python, extra = mode_launch(mode)
     env = {**os.environ, **extra}
     cmd = [*python, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--metrics-port", str(free_port())]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
