@@ -442,9 +442,22 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "image": plan.sandbox_image,
         "imagePullPolicy": "IfNotPresent",
         # Arguments only: the image's ENTRYPOINT (`tini -- purpcode`) stays PID 1 and reaps what jailed code leaves.
-        "args": ["sandbox", "serve", "--host", "0.0.0.0", "--port", str(SANDBOX_PORT)],
+        "args": [
+            "sandbox",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(SANDBOX_PORT),
+            "--metrics-port",
+            str(METRICS_PORT),
+        ],
         "env": sandbox_env(run),
-        "ports": [{"name": "http", "containerPort": SANDBOX_PORT, "protocol": "TCP"}],
+        # /run_code and /healthz on "http" (stage pods, probes); /metrics alone on "metrics" (the scraper).
+        "ports": [
+            {"name": "http", "containerPort": SANDBOX_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 10},
         "resources": _resources(sb.cpu, sb.memory, 0),
@@ -531,8 +544,9 @@ def sandbox_scrapers(run: PurpCodeRun) -> list[Obj]:
 
 
 def build_sandbox_network_policy(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
-    """Sandbox pods may not open any connection; only this run's stage pods may reach them, and the metrics
-    scraper (Prometheus) may reach the same port for /metrics (an empty `metricsScrapers` list: nobody)."""
+    """Sandbox pods may not open any connection; only this run's stage pods may reach the API port (/run_code), and
+    only the metrics scraper (Prometheus) the metrics port, which serves /metrics alone (an empty `metricsScrapers`
+    list: nobody). One port per peer: a pod labelled like Prometheus must not be able to run code."""
     name = run.metadata.name
     ingress: list[Obj] = [
         {
@@ -542,7 +556,7 @@ def build_sandbox_network_policy(run: PurpCodeRun, owner: Obj | None = None) -> 
     ]
     scrapers = sandbox_scrapers(run)
     if scrapers:
-        ingress.append({"from": scrapers, "ports": [{"protocol": "TCP", "port": SANDBOX_PORT}]})
+        ingress.append({"from": scrapers, "ports": [{"protocol": "TCP", "port": METRICS_PORT}]})
     policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
