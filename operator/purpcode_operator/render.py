@@ -421,6 +421,7 @@ def sandbox_env(run: PurpCodeRun) -> list[Obj]:
     limits = sb.limits
     return [
         {"name": "PURPCODE_SANDBOX_ISOLATION", "value": sb.isolation},
+        {"name": "PURPCODE_SANDBOX_ALLOW_WEAKER_ISOLATION", "value": str(sb.allow_weaker_isolation).lower()},
         {"name": "PURPCODE_SANDBOX_CONCURRENCY", "value": str(sb.concurrency)},
         {"name": "PURPCODE_SANDBOX_RUN_TIMEOUT_SECONDS", "value": str(limits.run_timeout_seconds)},
         {"name": "PURPCODE_SANDBOX_MEMORY_LIMIT_MB", "value": str(limits.memory_limit_mb)},
@@ -471,7 +472,8 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "hostUsers": False,
         "securityContext": SANDBOX_POD_SECURITY,
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        # /tmp is where restricted-mode executions write: bounded, or model-written code could fill the node's disk.
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": run.spec.services.sandbox.scratch_size}}],
     }
     level = sandbox_pod_security_level(run)
     if level == "restricted":

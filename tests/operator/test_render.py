@@ -487,6 +487,36 @@ def test_with_a_queue_the_jobs_and_service_deployments_carry_the_queue_label() -
             assert naming.KUEUE_QUEUE_LABEL not in o["spec"]["selector"]["matchLabels"]
 
 
+def test_the_sandbox_scratch_volume_is_bounded_by_scratch_size() -> None:
+    """/tmp is where restricted-mode executions write: an unbounded emptyDir lets model code fill the node's disk."""
+    doc = body("tiny-cpu")
+    run, plan = prepared(doc)
+    pod = render.build_sandbox_deployment(run, plan, 1)["spec"]["template"]["spec"]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"sizeLimit": "2Gi"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in pod["containers"][0]["volumeMounts"]
+    doc["spec"]["services"]["sandbox"]["scratchSize"] = "512Mi"
+    run, plan = prepared(doc)
+    pod = render.build_sandbox_deployment(run, plan, 1)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}]
+
+
+def test_allow_weaker_isolation_reaches_the_sandbox_settings() -> None:
+    """The restricted mode refuses to start without Landlock ABI 6 unless the service setting says otherwise: the
+    spec field must reach it, and the env var must parse as the service's own setting."""
+    from purpcode.sandbox.settings import SandboxSettings
+
+    def settings_of(doc: dict[str, Any]) -> SandboxSettings:
+        run, plan = prepared(doc)
+        (c,) = render.build_sandbox_deployment(run, plan, 1)["spec"]["template"]["spec"]["containers"]
+        return SandboxSettings.from_env({e["name"]: e["value"] for e in c["env"] if "value" in e})
+
+    doc = body("tiny-cpu")
+    assert settings_of(doc).allow_weaker_isolation is False
+    doc["spec"]["services"]["sandbox"]["allowWeakerIsolation"] = True
+    assert settings_of(doc).allow_weaker_isolation is True
+
+
 def test_the_sandbox_policy_admits_the_metrics_scraper_on_the_metrics_port() -> None:
     """The scraper reaches only the metrics port (no /run_code there), stage pods only the API port: a pod
     labelled like Prometheus in any namespace must not be able to run code in the run's sandbox."""
