@@ -29,7 +29,7 @@ def test_auto_falls_back_to_restricted_where_the_pod_refuses_namespaces() -> Non
         assert iso["landlock"]["scopes"] == ["abstract_unix_socket", "signal"]
         assert iso["signals"] == "landlock scope" and iso["seccomp"] is True
         assert health["isolation_mode"] == "restricted"
-        metrics = httpx.get(f"{box.url}/metrics", timeout=10).text
+        metrics = httpx.get(f"{box.metrics_url}/metrics", timeout=10).text
         assert 'purpcode_sandbox_isolation_info{mode="restricted",requested="auto"} 1.0' in metrics
         assert box.run("print('ok')").run_result.stdout == "ok\n"
         log = box.service.log_tail()

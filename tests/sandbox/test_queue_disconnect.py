@@ -41,7 +41,9 @@ def test_queued_requests_of_clients_that_left_are_not_run() -> None:
         blocker.join()
         after = box.run("print('next')")
         assert after.run_result is not None and after.run_result.stdout == "next\n"
-        assert _executions(url) == 2, "the abandoned requests ran"  # the blocker and the last one only
+        metrics = box.metrics_url
+        assert _executions(metrics) == 2, "the abandoned requests ran"  # the blocker and the last one only
         assert (
-            'purpcode_sandbox_rejections_total{reason="client_gone"} 4.0' in httpx.get(f"{url}/metrics").text
+            'purpcode_sandbox_rejections_total{reason="client_gone"} 4.0'
+            in httpx.get(f"{metrics}/metrics").text
         )

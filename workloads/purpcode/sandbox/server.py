@@ -339,7 +339,8 @@ class _SideServer:
             raise OSError(f"sandbox metrics port {host}:{port}: {err.strerror} (--metrics-port)") from err
         sock.set_inheritable(False)
         self.socket = sock
-        config = uvicorn.Config(app, lifespan="off", log_level="warning", access_log=False)
+        # log_config=None: keep the logging the main server set up (a Config would reconfigure it).
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
         self.server = _Quiet(config)
         self.task: asyncio.Task[None] | None = None
 
