@@ -541,15 +541,18 @@ class JobSimulator:
             return
         self._pod_status(pod, "Pending", [waiting("ContainerCreating")], ready=False)
         if outcome.result == "err-image-pull":
-            pulls = 0
+            # Each pull fails (ErrImagePull), then the kubelet backs off before the next one (ImagePullBackOff,
+            # 10 s doubling up to 5 min for real; here start_seconds doubling, capped at 16x).
+            backoff = outcome.start_seconds
             while True:
                 await asyncio.sleep(outcome.start_seconds)
-                pulls += 1
-                if pulls % 2:
-                    state = waiting("ErrImagePull", f'failed to pull and unpack image "{image}": not found')
-                else:
-                    state = waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
-                self._pod_status(pod, "Pending", [state], ready=False)
+                pull_error = f'failed to pull and unpack image "{image}": {image}: not found'
+                self._pod_status(pod, "Pending", [waiting("ErrImagePull", pull_error)], ready=False)
+                await asyncio.sleep(outcome.start_seconds)
+                back_off = f'Back-off pulling image "{image}"'
+                self._pod_status(pod, "Pending", [waiting("ImagePullBackOff", back_off)], ready=False)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, outcome.start_seconds * 16)
         await asyncio.sleep(outcome.start_seconds)
         started = now_rfc3339()
         running = {"state": {"running": {"startedAt": started}}}
