@@ -570,7 +570,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if serve == "_serve_watch":
                 response = await rendering.Response(payload=handler)(request)
             else:
-                response = aiohttp.web.json_response(await handler(request))
+                try:  # refusals (409...) are rendered here, so the request hooks see them too
+                    response = aiohttp.web.json_response(await handler(request))
+                except kmock.KubernetesError as err:
+                    response = await self._render_error(err)
         else:
             response = await kmock.KubernetesScaffold._handle(self, request)
         if request.action in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
