@@ -110,3 +110,24 @@ def test_suspending_a_run_does_not_fail_the_sigtermed_attempt(
     run = cluster.wait_phase("nap", "Succeeded", timeout=60)
     assert run["status"]["stages"]["synthesis"]["attempts"] == 1
     assert reasons(cluster, "nap")["StageAttemptFailed"] == 0
+
+
+def test_a_multi_node_stage_survives_one_evicted_rank(
+    cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
+) -> None:
+    # Indexed Job, two ranks created one after the other; rank 1's node is drained: the Job replaces that index only.
+    scenario.outcomes[("rl", 1)] = Outcome("evicted", run_seconds=0.2, fault_index=1, then=Outcome())
+    doc = tiny_run("ranks")
+    doc["spec"]["stages"]["rl"]["resources"] = {"cpu": "2", "memory": "6Gi", "nodes": 2, "gpusPerNode": 1}
+    doc["spec"]["storage"] = {"size": "5Gi", "accessMode": "ReadWriteMany"}
+    operator.start()
+    cluster.create_run(doc)
+    run = cluster.wait_phase("ranks", "Succeeded", timeout=60)
+    assert run["status"]["stages"]["rl"]["attempts"] == 1
+    job = cluster.call(cluster.emulator.get, JOBS, "default", "ranks-rl-1")
+    assert job["spec"]["completionMode"] == "Indexed" and job["status"]["completedIndexes"] == "0-1"
+    assert "failed" not in job["status"]
+    creates = sorted(stage_pod_creates(cluster, "ranks-rl-1"), key=lambda r: r.at)
+    indexes = [r.labels["batch.kubernetes.io/job-completion-index"] for r in creates]
+    assert indexes == ["0", "1", "1"]  # rank 1 again after its eviction
+    assert reasons(cluster, "ranks")["StageAttemptFailed"] == 0
