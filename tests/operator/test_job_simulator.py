@@ -30,6 +30,9 @@ from support.job_simulator import (
 )
 
 Obj = dict[str, Any]
+# Pod Security "restricted" (the fake API may enforce it on the test namespace): pods that pass it.
+RESTRICTED_POD = {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}
+RESTRICTED_CONTAINER = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 IGNORE_DISRUPTIONS = {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
 
 
@@ -52,7 +55,11 @@ def job_doc(name: str = "j", stage: str = "s", **spec: Any) -> Obj:
         "spec": {
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "img:1"}]},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "securityContext": RESTRICTED_POD,
+                    "containers": [{"name": "c", "image": "img:1", "securityContext": RESTRICTED_CONTAINER}],
+                },
             },
             **spec,
         },
@@ -386,7 +393,17 @@ def test_deployment_rollout_through_replica_sets(cluster: FakeCluster) -> None:
         DEPLOYMENTS,
         "default",
         "d",
-        {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "img:2"}]}}}},
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "c", "image": "img:2", "securityContext": RESTRICTED_CONTAINER}
+                        ]
+                    }
+                }
+            }
+        },
     )
     assert patched["metadata"]["generation"] == 2 and patched["status"]["observedGeneration"] == 1  # lags
     dep = cluster.wait_for(lambda: available(2), what="rolled out")
@@ -458,9 +475,10 @@ def test_background_deletion_collects_dependents_later(cluster: FakeCluster, sce
     scenario.default = Outcome("hang")
     create_job(cluster, job_doc())
     cluster.wait_for(lambda: cluster.pods("app=j"), what="pod")
-    cluster.call(cluster.emulator.delete, JOBS, "default", "j")
-    assert cluster.call(cluster.emulator.get, JOBS, "default", "j") is None
-    assert cluster.pods("app=j")  # the collector has not got to it yet
+    e = cluster.emulator
+    job, pods = cluster.call(lambda: (e.delete(JOBS, "default", "j"), e.list(PODS, "default", "app=j")))
+    assert cluster.call(e.get, JOBS, "default", "j") is None
+    assert pods and not pods[0]["metadata"].get("deletionTimestamp")  # the collector gets to it later
     cluster.wait_for(lambda: not cluster.pods("app=j"), what="pod collected")
     (pod,) = [r for r in cluster.call(lambda: list(cluster.emulator.creates)) if r.resource == "v1/pods"]
     versions = pod_versions(cluster, pod.name)
