@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import json
 import random
@@ -703,7 +704,7 @@ class JobSimulator:
         uid = meta["uid"]
         status: Obj = json.loads(json.dumps(job.get("status") or {}))
         conds: list[Obj] = status.get("conditions") or []
-        pods = [p for p in self._owned(PODS, namespace, uid)]
+        pods = self._owned(PODS, namespace, uid)
         finished = _has_cond(job, "Complete") or _has_cond(job, "Failed")
 
         # Count finished pods once (the tracking finalizer is removed when counted).
@@ -1208,8 +1209,6 @@ def _dep_cond(old: Obj | None, ctype: str, status: str, reason: str, message: st
 
 
 def _age(rfc3339: str) -> float:
-    import datetime
-
     t = datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00"))
     return (datetime.datetime.now(datetime.UTC) - t).total_seconds()
 
