@@ -257,6 +257,9 @@ class JobSimulator:
         self._closed = False
         self.failed_creates: list[tuple[str, int, str]] = []  # (owner, HTTP status, message)
         self._rs_failures: dict[str, str] = {}  # ReplicaSet uid -> the last refused create's message
+        self._create_backoff: dict[
+            str, tuple[float, float]
+        ] = {}  # owner uid -> (retry at, delay): refused creates
         emulator.external_gc = True
         emulator.listeners.append(self._on_change)
 
@@ -392,6 +395,14 @@ class JobSimulator:
 
     # ----------------------------------------------------------------------------- creating pods
 
+    def _create_allowed(self, kind: str, owner: Obj) -> bool:
+        """False (and a sync queued for later) while the owner's last refused create is backing off."""
+        wait = self._create_backoff.get(owner["metadata"]["uid"], (0.0, 0.0))[0] - self._loop.time()
+        if wait > 0:
+            self._queue(kind, owner["metadata"]["namespace"], owner["metadata"]["name"], wait)
+            return False
+        return True
+
     async def _create_pod(self, owner: Obj, pod: Obj, outcome: Outcome) -> Obj | None:
         """POST the pod as the controller would (admission and injected faults apply). None when refused."""
         ns = owner["metadata"]["namespace"]
@@ -416,6 +427,7 @@ class JobSimulator:
             created = self.emulator.get(PODS, ns, body["metadata"]["name"])
             if created is None or created["metadata"]["uid"] != body["metadata"]["uid"]:
                 return None  # deleted already (its owner went away meanwhile)
+        self._create_backoff.pop(owner["metadata"]["uid"], None)
         self._event(owner, "Normal", "SuccessfulCreate", f"Created pod: {created['metadata']['name']}")
         self._start_kubelet(created, outcome)
         return created
@@ -423,6 +435,10 @@ class JobSimulator:
     def _refused(self, owner: Obj, status: int, message: str) -> None:
         """A refused create: the controller's FailedCreate Event (and a ReplicaSet's ReplicaFailure condition)."""
         self.failed_creates.append((owner["metadata"]["name"], status, message))
+        # The controllers' rate-limited requeue: the next try after a doubling delay (capped at 16x the base).
+        _, delay = self._create_backoff.get(owner["metadata"]["uid"], (0.0, 0.0))
+        delay = min(max(delay * 2, self.pod_backoff_seconds), self.pod_backoff_seconds * 16)
+        self._create_backoff[owner["metadata"]["uid"]] = (self._loop.time() + delay, delay)
         self._event(owner, "Warning", "FailedCreate", f"Error creating: {message}")
         if owner.get("kind") == "ReplicaSet":
             self._rs_failures[owner["metadata"]["uid"]] = message
@@ -851,8 +867,8 @@ class JobSimulator:
         parallelism: int,
     ) -> None:
         uid = job["metadata"]["uid"]
-        if self._creating.get(uid):
-            return  # earlier creates still in flight (the controller's expectations)
+        if self._creating.get(uid) or not self._create_allowed("job", job):
+            return  # earlier creates still in flight (the controller's expectations), or backing off
         spec = job["spec"]
         replacement = spec.get("podReplacementPolicy") or (
             "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
@@ -904,8 +920,7 @@ class JobSimulator:
                     current, current["spec"]["template"], prefix, labels, annotations, [TRACKING_FINALIZER]
                 )
                 if await self._create_pod(current, body, outcome) is None:
-                    self._queue("job", job["metadata"]["namespace"], name, self.pod_backoff_seconds)
-                    return
+                    return  # refused: retried after the backoff
                 self._pods_made[(uid, index)] = made + 1
         finally:
             self._creating.pop(uid, None)
@@ -1059,7 +1074,7 @@ class JobSimulator:
             for pod in doomed[: len(live) - want]:
                 self._delete(PODS, pod)
             live = [p for p in live if p not in doomed[: len(live) - want]]
-        elif len(live) < want and not self._creating.get(uid):
+        elif len(live) < want and not self._creating.get(uid) and self._create_allowed("rs", rs):
             self._creating[uid] = want - len(live)
             self._spawn(self._create_rs_pods(rs, want - len(live)))
         ready = sum(1 for p in live if _has_cond(p, "Ready"))
@@ -1091,10 +1106,7 @@ class JobSimulator:
                 )
                 body = self._pod_body(rs, template, f"{rs['metadata']['name']}-", {}, {}, [])
                 if await self._create_pod(rs, body, outcome) is None:
-                    self._queue(
-                        "rs", rs["metadata"]["namespace"], rs["metadata"]["name"], self.pod_backoff_seconds
-                    )
-                    return
+                    return  # refused: retried after the backoff
                 self._rs_failures.pop(uid, None)
         finally:
             self._creating.pop(uid, None)
