@@ -2,7 +2,7 @@
 restarted each time, ends with what one uninterrupted run of the same config gives.
 
 Compared: samples.jsonl and sft.jsonl byte for byte, every metrics record exactly (timings aside; the run's mean
-train_loss to 1e-6 relative, a sum taken in another order), the final weights within WEIGHT_ATOL (in practice they
+train_loss to 1e-6 relative, a sum taken in another order; of the per-process sampling progress records the last), the final weights within WEIGHT_ATOL (in practice they
 are bit-identical: CPU, fixed seeds, generation seeded by its batch). The tiny model is its own teacher
 (transformers backend) and the judge is the scripted fake OpenAI server. The in-process versions (exceptions where
 the kill lands, torn appends) are in test_review_resume.py.
@@ -59,10 +59,14 @@ def kill_when(cmd: list[str], ready: Callable[[], bool], what: str, timeout: flo
 
 def outcome(out: Path) -> dict[str, Any]:
     records = [{k: v for k, v in r.items() if k not in TIMINGS} for r in read_metrics(out / "metrics.jsonl")]
+    # Sampling progress records are per process (each start logs what it found done before the model loads):
+    # a resumed run has more of them by design; the last one (all prompts done) must match.
+    progress = [r for r in records if r.get("phase") == "sampling"]
     return {
         "samples": (out / "samples.jsonl").read_bytes(),
         "sft": (out / "sft.jsonl").read_bytes(),
-        "records": records,
+        "sampled": progress[-1],
+        "records": [r for r in records if r.get("phase") != "sampling"],
         "weights": load_file(out / "model" / "model.safetensors"),
     }
 
@@ -70,6 +74,7 @@ def outcome(out: Path) -> dict[str, Any]:
 def assert_same(got: dict[str, Any], ref: dict[str, Any]) -> None:
     assert got["samples"] == ref["samples"]
     assert got["sft"] == ref["sft"]
+    assert got["sampled"] == ref["sampled"] and ref["sampled"]["prompts_done"] == ref["sampled"]["prompts"]
     mean = [r.pop("train_loss") for r in ref["records"] if "train_loss" in r]
     got_mean = [r.pop("train_loss") for r in got["records"] if "train_loss" in r]
     assert got["records"] == ref["records"]  # every step's loss, grad norm, learning rate, tokens: exact
