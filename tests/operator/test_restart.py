@@ -119,8 +119,8 @@ def test_operator_killed_at_20_random_points(
     rng = random.Random(seed)
     log = CreateLog(operator)
     cluster.call(cluster.emulator.request_hooks.append, log)
-    scenario.default = Outcome(start_seconds=0.05, run_seconds=5.0)
-    scenario.outcomes[("rl", 1)] = Outcome("fail", run_seconds=5.0, message="RuntimeError: NCCL timeout")
+    scenario.default = Outcome(start_seconds=0.05, run_seconds=8.0)
+    scenario.outcomes[("rl", 1)] = Outcome("fail", run_seconds=8.0, message="RuntimeError: NCCL timeout")
     name = "crashy"
     operator.start()
     cluster.create_run(tiny_run(name))
