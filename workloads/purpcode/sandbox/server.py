@@ -104,6 +104,41 @@ def _validation_message(err: ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed the connection (the body is read: the server's receive() then waits)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _give_back(waiter: asyncio.Future[Any], sem: asyncio.Semaphore) -> None:
+    if not waiter.done():
+        waiter.cancel()  # Semaphore.acquire is cancellation-safe: a wake-up it got passes to the next waiter
+    elif not waiter.cancelled() and waiter.exception() is None:
+        sem.release()
+
+
+async def acquire_while_connected(request: Request, sem: asyncio.Semaphore) -> bool:
+    """Wait for a slot of `sem`; False (nothing held) once the client has gone. A queued check whose client gave up
+    (verl's read timeout) would otherwise still run later and delay every check queued behind it."""
+    if not sem.locked():
+        await sem.acquire()
+        return True
+    waiter = asyncio.ensure_future(sem.acquire())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        _give_back(waiter, sem)
+        raise
+    finally:
+        gone.cancel()
+    if gone.done() and not gone.cancelled():
+        gone.exception()  # retrieved: a failed receive() also means the client is gone
+        _give_back(waiter, sem)
+        return False
+    return True
+
+
 def create_app(settings: SandboxSettings) -> FastAPI:
     """The FastAPI app; the zygotes start in its lifespan (so importing this costs nothing)."""
     metrics = SandboxMetrics()
@@ -173,12 +208,18 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         state["waiting"] += 1
         metrics.queued.inc()
         try:
-            await run_sem.acquire()
+            if not await acquire_while_connected(request, run_sem):
+                metrics.rejections.labels("client_gone").inc()
+                return _error(499, "the client went away while the request was queued; not run")
             try:
-                await cpu_sem.acquire()
+                admitted = await acquire_while_connected(request, cpu_sem)
             except BaseException:
                 run_sem.release()
                 raise
+            if not admitted:
+                run_sem.release()
+                metrics.rejections.labels("client_gone").inc()
+                return _error(499, "the client went away while the request was queued; not run")
         finally:
             state["waiting"] -= 1
             metrics.queued.dec()
