@@ -282,6 +282,9 @@ def _stage_env(run: PurpCodeRun, plan: RunPlan, stage: StagePlan, attempt: int) 
     return env
 
 
+SIGTERM_EXIT = 143  # the exit code of a container process killed by SIGTERM
+
+
 def build_stage_job(
     run: PurpCodeRun,
     plan: RunPlan,
@@ -293,8 +296,9 @@ def build_stage_job(
 
     The Job itself never retries (backoffLimit 0): the operator owns retries, with backoff, one Job per attempt,
     so each attempt has its own name, logs and termination message. Node disruptions (preemption, drain) do not
-    count as failures (podFailurePolicy Ignore on DisruptionTarget). With `queueName` the Job starts suspended and
-    carries Kueue's queue label, so Kueue admits it.
+    count as failures (podFailurePolicy Ignore on DisruptionTarget), nor does a SIGTERM exit (a suspended Job's
+    pods are deleted without a DisruptionTarget condition, and the Job controller counts them as failed). With
+    `queueName` the Job starts suspended and carries Kueue's queue label, so Kueue admits it.
     """
     name = run.metadata.name
     spec = run.spec
@@ -350,7 +354,17 @@ def build_stage_job(
         "backoffLimit": 0,
         "podFailurePolicy": {
             "rules": [
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                # SIGTERM (128 + 15): the pod was stopped from outside (the Job suspended by the operator or
+                # Kueue, a plain pod delete), not failed; without this a suspended run's Job fails on its own.
+                {
+                    "action": "Ignore",
+                    "onExitCodes": {
+                        "containerName": STAGE_CONTAINER,
+                        "operator": "In",
+                        "values": [SIGTERM_EXIT],
+                    },
+                },
             ]
         },
         "template": {
