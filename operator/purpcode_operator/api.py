@@ -708,6 +708,17 @@ class SandboxSpec(ApiModel):
         description="NetworkPolicy peers (podSelector/namespaceSelector) that may scrape the sandbox's /metrics; "
         "default: the operator's (Helm value sandbox.metricsScrapers).",
     )
+    scratch_size: str = Field(
+        default="2Gi",
+        pattern=_QUANTITY,
+        description="sizeLimit of the sandbox pod's scratch emptyDir (/tmp, where restricted-mode executions "
+        "write); past it the kubelet evicts the pod and the Deployment replaces it (docs/sandbox.md).",
+    )
+    allow_weaker_isolation: bool = Field(
+        default=False,
+        description="Let restricted isolation start on nodes without Landlock ABI 6 (Linux < 6.12, gVisor), "
+        "with the protections /healthz lists as missing (PURPCODE_SANDBOX_ALLOW_WEAKER_ISOLATION).",
+    )
 
 
 class JudgeDeploySpec(ApiModel):
