@@ -36,17 +36,27 @@ class Module:
 
 
 MODULES: dict[str, Module] = {
-    "format": Module("purpcode/oracles/format.py", ("tests/oracles/test_format.py",)),
-    "codesec": Module("purpcode/oracles/codesec.py", ("tests/oracles/test_codesec.py",)),
+    "format": Module(
+        "purpcode/oracles/format.py", ("tests/oracles/test_format.py", "tests/oracles/test_format_mutants.py")
+    ),
+    "codesec": Module(
+        "purpcode/oracles/codesec.py",
+        ("tests/oracles/test_codesec.py", "tests/oracles/test_codesec_mutants.py"),
+    ),
     "correctness": Module(
         "purpcode/oracles/correctness.py",
         ("tests/oracles/test_correctness.py", "tests/oracles/test_review_correctness.py"),
     ),
     "judge": Module("purpcode/oracles/judge.py", ("tests/oracles/test_judge.py",)),
     "dispatch": Module("purpcode/oracles/runner.py", ("tests/oracles/test_runner.py",)),
-    "rejection": Module("purpcode/rule_learning/rejection.py", ("tests/rule_learning/test_rejection.py",)),
+    "rejection": Module(
+        "purpcode/rule_learning/rejection.py",
+        ("tests/rule_learning/test_rejection.py", "tests/rule_learning/test_rejection_mutants.py"),
+    ),
     "easy": Module("purpcode/rl/data.py", ("tests/rl/test_data.py",)),
-    "sampling": Module("purpcode/rl/sampling.py", ("tests/rl/test_sampling.py",)),
+    "sampling": Module(
+        "purpcode/rl/sampling.py", ("tests/rl/test_sampling.py", "tests/rl/test_sampling_mutants.py")
+    ),
     "split": Module("purpcode/synthesis/pipeline.py", ("tests/synthesis/test_review_synthesis.py",)),
     "dedup": Module(
         "purpcode/synthesis/dedup.py",
