@@ -47,7 +47,9 @@ MODULES: dict[str, Module] = {
         "purpcode/oracles/correctness.py",
         ("tests/oracles/test_correctness.py", "tests/oracles/test_review_correctness.py"),
     ),
-    "judge": Module("purpcode/oracles/judge.py", ("tests/oracles/test_judge.py",)),
+    "judge": Module(
+        "purpcode/oracles/judge.py", ("tests/oracles/test_judge.py", "tests/oracles/test_judge_mutants.py")
+    ),
     "dispatch": Module("purpcode/oracles/runner.py", ("tests/oracles/test_runner.py",)),
     "rejection": Module(
         "purpcode/rule_learning/rejection.py",
@@ -139,6 +141,41 @@ def run(name: str, module: Module, max_children: int) -> dict[str, object]:
     }
 
 
+_STRING = re.compile(r"""(?:[rbfu]{0,2})("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')""")
+
+
+def classify(diff: str) -> str:
+    """'text' when the mutant only changed the contents of string literals (messages, prompts, keys of logged
+    details), else 'logic'."""
+    minus = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    plus = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+
+    def blank(lines: list[str]) -> list[str]:
+        return [_STRING.sub('""', line).strip() for line in lines]
+
+    return "text" if minus and blank(minus) == blank(plus) else "logic"
+
+
+def survivors(name: str) -> list[tuple[str, str, str]]:
+    """(mutant, category, diff) for each survivor of a finished module run."""
+    work = WORK / name
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    mutmut = [sys.executable, "-m", "mutmut"]
+    results = subprocess.run(
+        [*mutmut, "results"], cwd=work, env=env, capture_output=True, text=True, check=False
+    ).stdout
+    out = []
+    for line in results.splitlines():
+        m = _STATUS.match(line)
+        if m and m["status"].strip() == "survived":
+            show = subprocess.run(
+                [*mutmut, "show", m["name"]], cwd=work, env=env, capture_output=True, text=True, check=False
+            ).stdout
+            diff = "\n".join(x for x in show.splitlines() if x[:1] in "+-" and x[:3] not in ("+++", "---"))
+            out.append((m["name"], classify(diff), diff))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,12 +183,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(MODULES)} (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
     parser.add_argument(
+        "--survivors", action="store_true", help="print each finished module's survivors with their diff"
+    )
+    parser.add_argument(
         "--max-children", type=int, default=1, help="parallel mutants (default 1: shared CPUs)"
     )
     args = parser.parse_args(argv)
     if args.list:
         for name, mod in MODULES.items():
             print(f"{name:12} {mod.path:40} {' '.join(mod.tests)}")
+        return 0
+    if args.survivors:
+        for name in args.modules or list(MODULES):
+            if (WORK / name / "mutants").is_dir():
+                for mutant, category, diff in survivors(name):
+                    print(f"== {name} {category} {mutant}\n{diff}")
         return 0
     unknown = [m for m in args.modules if m not in MODULES]
     if unknown:
