@@ -55,7 +55,7 @@ MODULES: dict[str, Module] = {
         "purpcode/rule_learning/rejection.py",
         ("tests/rule_learning/test_rejection.py", "tests/rule_learning/test_rejection_mutants.py"),
     ),
-    "easy": Module("purpcode/rl/data.py", ("tests/rl/test_data.py",)),
+    "easy": Module("purpcode/rl/data.py", ("tests/rl/test_data.py", "tests/rl/test_data_mutants.py")),
     "sampling": Module(
         "purpcode/rl/sampling.py", ("tests/rl/test_sampling.py", "tests/rl/test_sampling_mutants.py")
     ),
@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("modules", nargs="*", help=f"some of: {', '.join(MODULES)} (default: all)")
     parser.add_argument("--list", action="store_true", help="print the modules and their tests")
     parser.add_argument(
+        "--report", action="store_true", help="print .mutants/scores.json as a Markdown table"
+    )
+    parser.add_argument(
         "--survivors", action="store_true", help="print each finished module's survivors with their diff"
     )
     parser.add_argument(
@@ -192,6 +195,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         for name, mod in MODULES.items():
             print(f"{name:12} {mod.path:40} {' '.join(mod.tests)}")
+        return 0
+    if args.report:
+        scores = json.loads((WORK / "scores.json").read_text())
+        print("| module | file | mutants | killed | survived (text / logic) | score |")
+        print("|---|---|---|---|---|---|")
+        for name in MODULES:
+            r = scores.get(name)
+            if not r:
+                print(f"| {name} | `{MODULES[name].path}` | not run | | | |")
+                continue
+            kinds = [classify(d) for _, _, d in survivors(name)] if (WORK / name / "mutants").is_dir() else []
+            text = kinds.count("text")
+            print(
+                f"| {name} | `{r['module']}` | {r['mutants']} | {r['killed']} | {len(r['survived'])} "
+                f"({text} / {len(r['survived']) - text}) | {r['score']:.0%} |"
+            )
         return 0
     if args.survivors:
         for name in args.modules or list(MODULES):
