@@ -215,7 +215,12 @@ def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path
         prom = stack.enter_context(running_prometheus(config, tmp_path))
         started = time.time()
         # dash-b's first config map name is taken: reconcile errors (the operator's error panel) until it goes.
-        clash = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dash-b-init-config"}, "data": {}}
+        clash = {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "dash-b-init-config"},
+            "data": {},
+        }
         cluster.call(cluster.emulator.create, CONFIGMAPS, "team-b", clash)
         for run, ns in RUNS.items():
             cluster.create_run(tiny_run(run), namespace=ns)
