@@ -87,13 +87,31 @@ _DELEGATES = {
         "Run a spec locally: services + every stage as a subprocess (resumable).",
     ),
     "report": ("purpcode.report:cli", "Re-render the run report of an artifacts directory."),
+    "render": (
+        "purpcode_operator.render_cli:main",
+        "Print every object the operator would create for a run (like `helm template`).",
+    ),
     "sandbox": ("purpcode.sandbox.server:main", "The code-execution sandbox service ('sandbox serve')."),
     "judge": ("purpcode.judge_server:main", "A small OpenAI-compatible judge server ('judge serve')."),
 }
 
 
+def version() -> str:
+    """The installed distribution's version (the images' tag), or the plan's default from a source checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("purpcode-k8s")
+    except PackageNotFoundError:
+        from purpcode_operator.plan import DEFAULT_VERSION
+
+        return DEFAULT_VERSION
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purpcode", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"purpcode {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="Check run spec files; exit 2 with one line per problem.")
