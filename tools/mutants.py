@@ -50,7 +50,15 @@ MODULES: dict[str, Module] = {
     "judge": Module(
         "purpcode/oracles/judge.py", ("tests/oracles/test_judge.py", "tests/oracles/test_judge_mutants.py")
     ),
-    "dispatch": Module("purpcode/oracles/runner.py", ("tests/oracles/test_runner.py",)),
+    "dispatch": Module(  # the oracles' own tests score through the runner too (format gate, then dispatch)
+        "purpcode/oracles/runner.py",
+        (
+            "tests/oracles/test_runner.py",
+            "tests/oracles/test_codesec.py",
+            "tests/oracles/test_judge.py",
+            "tests/oracles/test_correctness.py",
+        ),
+    ),
     "rejection": Module(
         "purpcode/rule_learning/rejection.py",
         ("tests/rule_learning/test_rejection.py", "tests/rule_learning/test_rejection_mutants.py"),
