@@ -106,6 +106,7 @@ def stage(name: str, module: Module) -> Path:
         f'only_mutate = ["src/{module.path}"]\n'
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+        'also_copy = ["manifests", "helm"]\n'
         "use_git_change_detection = false\n"
     )
     (work / "pyproject.toml").write_text(pyproject, encoding="utf-8")
@@ -133,6 +134,8 @@ def run(name: str, module: Module, max_children: int) -> dict[str, object]:
         m = _STATUS.match(line)
         if m:
             statuses[m["name"]] = m["status"].strip()
+    if not statuses or "failed to collect stats" in log.read_text(errors="replace"):
+        return {"module": module.path, "error": f"mutmut did not run the tests cleanly; see {log.name}"}
     killed = sum(1 for s in statuses.values() if s in ("killed", "timeout", "segfault"))
     survived = sorted(n for n, s in statuses.items() if s == "survived")
     other = sorted(
@@ -210,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|---|")
         for name in MODULES:
             r = scores.get(name)
+            if r and "error" in r:
+                print(f"| {name} | `{MODULES[name].path}` | {r['error']} | | | |")
+                continue
             if not r:
                 print(f"| {name} | `{MODULES[name].path}` | not run | | | |")
                 continue
@@ -238,7 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         tmp = scores_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(scores, indent=2, sort_keys=True))
         os.replace(tmp, scores_path)
-        print(f"{name}: {result['killed']}/{result['mutants']} killed, survivors: {len(result['survived'])}")  # type: ignore[arg-type]
+        if "error" in result:
+            print(f"{name}: {result['error']}")
+        else:
+            print(
+                f"{name}: {result['killed']}/{result['mutants']} killed, survivors: {len(result['survived'])}"
+            )  # type: ignore[arg-type]
     return 0
 
 
