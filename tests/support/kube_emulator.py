@@ -219,6 +219,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
     gc_delay: float = (
         0.0  # seconds before the garbage collector removes dependents (the real one is async too)
     )
+    # True when a controller outside (tests/support/job_simulator.py) collects garbage, as kube-controller-manager
+    # does: then a foreground delete only marks the owner (deletionTimestamp + the foregroundDeletion finalizer).
+    external_gc: bool = False
 
     _rv: int = attrs.field(default=0, init=False)
     _log: collections.deque[tuple[int, Resource, Obj]] = attrs.field(init=False)
@@ -480,6 +483,14 @@ class KubeEmulator(kmock.KubernetesEmulator):
         uid = meta["uid"]
         if propagation == "Orphan":
             self._orphan_dependents(uid)
+        elif propagation == "Foreground" and self.external_gc:
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                meta["finalizers"] = [*(meta.get("finalizers") or []), "foregroundDeletion"]
+                meta["resourceVersion"] = self._next_rv()
+                stored.history.append(obj)
+                self._emit("MODIFIED", res, obj)
+            return obj
         elif propagation == "Foreground":
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = now_rfc3339()
@@ -508,6 +519,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._schedule_gc(final["metadata"]["uid"])
 
     def _schedule_gc(self, uid: str, orphan: tuple[Resource, str | None, str] | None = None) -> None:
+        if self.external_gc:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -561,7 +574,10 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if serve == "_serve_watch":
                 response = await rendering.Response(payload=handler)(request)
             else:
-                response = aiohttp.web.json_response(await handler(request))
+                try:  # refusals (409...) are rendered here, so the request hooks see them too
+                    response = aiohttp.web.json_response(await handler(request))
+                except kmock.KubernetesError as err:
+                    response = await self._render_error(err)
         else:
             response = await kmock.KubernetesScaffold._handle(self, request)
         if request.action in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
