@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from support.fake_cluster import CONFIGMAPS, DEPLOYMENTS, RUNS, FakeCluster
 from support.job_simulator import ATTEMPT_LABEL, JOBS, STAGE_LABEL, Outcome
+from support.job_simulator import USER_AGENT as SIMULATOR_AGENT
 from support.operator_process import OperatorProcess
 from support.run_specs import tiny_run
 
@@ -52,6 +53,8 @@ def rbac_call(request: Any) -> Call | None:
     res = request.resource
     if res is None or not res.plural:
         return None
+    if str((request.headers or {}).get("User-Agent", "")) == SIMULATOR_AGENT:
+        return None  # the simulated kube-controller-manager (Jobs' pods), not the operator
     action = str(request.action).rsplit(".", 1)[-1]
     method = str(request.method).rsplit(".", 1)[-1].upper()
     verb = {
@@ -93,7 +96,8 @@ def test_every_call_the_operator_makes_is_declared(tmp_path: Path, all_namespace
             cluster.kubeconfig, tmp_path, namespace="" if all_namespaces else "default"
         )
         try:
-            # Everything reaching the fake API from now on is the operator's (the test's own calls are in-process).
+            # Everything reaching the fake API from now on is the operator's (the test's own calls are in-process; the
+            # simulated controller-manager is told apart by its User-Agent).
             cluster.call(cluster.emulator.access_hooks.append, record)
             clash = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "clash-init-config"}}
             cluster.call(cluster.emulator.create, CONFIGMAPS, "default", clash)
