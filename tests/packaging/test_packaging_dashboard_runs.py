@@ -45,7 +45,7 @@ from support.fake_cluster import CONFIGMAPS, NAMESPACES, FakeCluster
 from support.job_simulator import Outcome, Scenario
 from support.operator_process import OperatorProcess, free_port, metric_value
 from support.run_specs import tiny_run
-from support.sandbox_fixture import running_sandbox
+from support.sandbox_fixture import sandbox_service
 from test_packaging_prometheus import _get, running_prometheus, sandbox_traffic
 from tools_check import require_tool
 
@@ -77,10 +77,11 @@ def _run_objects(name: str, namespace: str) -> tuple[dict[str, Any], dict[str, A
     )
 
 
-def _targets(pod: dict[str, Any], address: str) -> list[tuple[str, dict[str, str]]]:
-    """One discovery target per container port, all pointing at the real process serving that pod's metrics."""
+def _targets(pod: dict[str, Any], addresses: dict[str, str]) -> list[tuple[str, dict[str, str]]]:
+    """One discovery target per container port, pointing at the real process that serves that port (ports the test
+    does not serve point at a closed port: the monitor must not scrape them)."""
     return [
-        (address, pod_meta_labels(pod, c["name"], port))
+        (addresses.get(port.get("name", ""), "127.0.0.1:9"), pod_meta_labels(pod, c["name"], port))
         for c in pod["spec"]["containers"]
         for port in c.get("ports", [])
     ]
@@ -199,14 +200,21 @@ def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path
         stages = {}
         for run, ns in RUNS.items():
             stage_pod, sandbox_pod = _run_objects(run, ns)
-            sandbox_url = stack.enter_context(running_sandbox())
+            sandbox = stack.enter_context(sandbox_service())
+            sandbox_url = sandbox.url
             stack.enter_context(sandbox_traffic(sandbox_url))
             (tmp_path / run).mkdir()
             stages[run] = stack.enter_context(
                 rl_stage(tmp_path / run, run, ns, policy, sandbox_url, fake_openai)
             )
-            pod_targets += _targets(stage_pod, f"127.0.0.1:{stages[run].port}")
-            pod_targets += _targets(sandbox_pod, sandbox_url.removeprefix("http://"))
+            pod_targets += _targets(stage_pod, {"metrics": f"127.0.0.1:{stages[run].port}"})
+            pod_targets += _targets(
+                sandbox_pod,
+                {
+                    "http": sandbox_url.removeprefix("http://"),
+                    "metrics": sandbox.metrics_url.removeprefix("http://"),
+                },
+            )
         scrape += pod_monitor_scrape_configs(pod_monitor, pod_targets)
         config = {
             "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},

@@ -154,7 +154,7 @@ def test_a_group_whose_std_equals_the_threshold_is_dropped(eps: float) -> None:
     assert sel.zero_variance == [0, 1]  # every group lands in exactly one list
     assert sorted(sel.variance + sel.zero_variance) == [0, 1, 2]
     step = select_step([[sel]], "single-step", 3)
-    assert step.kept == [[(0, 2)]] and step.zero_variance_groups == 2
+    assert step.kept == [[(0, 0, 2)]] and step.zero_variance_groups == 2
 
 
 def test_an_empty_step_does_not_move_the_planner_ratio() -> None:

@@ -15,11 +15,13 @@ def test_pass_rate_of_no_samples_is_zero() -> None:
 def test_easy_id_file_records_how_it_was_decided(tmp_path: Path) -> None:
     path = tmp_path / "easy.json"
     write_easy_ids(path, ["b", "é"], threshold=0.5, easy_threshold=0.7, samples_per_prompt=8, prompts=3)
-    assert json.loads(path.read_text(encoding="utf-8")) == {
+    expected = {
         "task_ids": ["b", "é"],
         "rejection_threshold": 0.5,
         "easy_threshold": 0.7,
         "samples_per_prompt": 8,
         "prompts_sampled": 3,
     }
+    written = json.loads(path.read_text(encoding="utf-8"))
+    assert {k: written.get(k) for k in expected} == expected  # (other fields may be recorded too)
     assert read_easy_ids(path) == {"b", "é"}
