@@ -110,7 +110,10 @@ def rl_stage(tmp: Path, run: str, namespace: str, policy: Path, sandbox: str, ju
     port = free_port()
     config = rl_config(
         tmp / "artifacts",
-        rl={"maxCompletionLength": 56, "maxPromptLength": 512},
+        rl={
+            "maxCompletionLength": 56,
+            "maxPromptLength": 2048,
+        },  # as tests/rl/test_stage.py (the system prompt is long)
         sandbox_url=sandbox,
         judge_url=judge.url,
         judge_model=judge.model,
