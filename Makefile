@@ -5,7 +5,7 @@ VERSION ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproj
 DOCKER ?= docker
 IMAGES := operator sandbox trainer
 
-.PHONY: help crd images $(addprefix image-,$(IMAGES)) push-images lock-images manifests check-manifests lint-images test test-packaging e2e
+.PHONY: mutants help crd images $(addprefix image-,$(IMAGES)) push-images lock-images manifests check-manifests lint-images test test-packaging e2e
 
 help:
 	@echo "make images          build the operator, sandbox and trainer images ($(REGISTRY)/<name>:$(VERSION))"
@@ -17,6 +17,7 @@ help:
 	@echo "make check-manifests fail if any generated file is stale"
 	@echo "make test            the test suite (slow tests: pytest -m slow)"
 	@echo "make e2e             the kind end-to-end suite (needs Docker and kind)"
+	@echo "make mutants         mutation testing of the reward/data core, per module (slow; MODULES=\"format sampling\")"
 
 images: $(addprefix image-,$(IMAGES))
 
@@ -57,3 +58,9 @@ test-packaging:
 
 e2e:
 	bash tests/e2e/run.sh
+
+# Mutation testing (mutmut, dev extra) of the modules that decide rewards and data, one module at a time with only
+# its own tests; scores in .mutants/scores.json, reported with the justified survivors in docs/testing.md.
+MODULES ?=
+mutants:
+	$(PYTHON) tools/mutants.py $(MODULES)

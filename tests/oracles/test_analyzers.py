@@ -199,18 +199,13 @@ def test_unknown_analyzer_named() -> None:
         get_analyzer("codeguru")
 
 
-def _semgrep_binary() -> str | None:
-    import os
-    import shutil
-
-    return os.environ.get("PURPCODE_SEMGREP") or shutil.which("semgrep")
-
-
-@pytest.mark.skipif(
-    _semgrep_binary() is None, reason="semgrep not installed (pip install semgrep, or PURPCODE_SEMGREP)"
-)
 def test_semgrep_project_rules_on_the_same_pairs() -> None:
-    analyzer = get_analyzer("semgrep", min_severity="MEDIUM", binary=_semgrep_binary())
+    from support.tools import require_tool
+
+    binary = require_tool(
+        "semgrep", "pip install semgrep in its own venv, or set PURPCODE_SEMGREP", env="PURPCODE_SEMGREP"
+    )
+    analyzer = get_analyzer("semgrep", min_severity="MEDIUM", binary=binary)
     codes = [c for _, bad, good in PAIRS.values() for c in (bad, good)] + ["def f(:\n"]
     results = analyzer.analyze_batch_detailed(codes)
     for i, cwe in enumerate(PAIRS):

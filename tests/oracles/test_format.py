@@ -145,3 +145,18 @@ def test_fast_repetition_check_matches_the_plain_definition() -> None:
         assert (fast is None) == (plain is None), (trial, fast, plain)
         if fast is not None:
             assert text.count(fast) >= 1 and sum(text.startswith(fast, i) for i in range(len(text))) >= 8
+
+
+@pytest.mark.parametrize("prefilled", [True, False])
+@pytest.mark.parametrize(
+    "header", ["## Analysis of the request", "## Analysis:", "## Analysiss", "## Analysis\t"]
+)
+def test_a_longer_header_is_not_the_analysis_header(header: str, prefilled: bool) -> None:
+    """`## Analysis of X` is another header: the gate must not read ' of X' as the start of our analysis.
+
+    Prefilled or not, a response opening with a different level-2 header does not have the required layout
+    (a mutation that accepted any header starting with '## Analysis' survived the older tests)."""
+    cfg = OracleConfig(analysis_prefilled=prefilled)
+    result = check_format(f"{header}\n{A16}\n## Answer\n{ANS8}", cfg)
+    assert not result.ok and "missing sections" in result.reason
+    assert check_format(f"## Analysis\n{A16}\n## Answer\n{ANS8}", cfg).ok  # the exact header still passes

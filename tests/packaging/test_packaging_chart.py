@@ -225,42 +225,6 @@ def test_rbac_is_least_privilege(gen: ModuleType) -> None:
     assert not any(o["metadata"]["name"].endswith("-runs") for o in _by_kind(objs, "Role"))
 
 
-def test_run_rules_cover_what_the_operator_touches(gen: ModuleType) -> None:
-    """Every kind the operator's API client manages (kube.PLURALS) is granted, with the verbs its code needs."""
-    from purpcode_operator import api
-    from purpcode_operator.kube import PLURALS
-
-    (role,) = [
-        o for o in _by_kind(gen.render_chart(NON_DEFAULT), "Role") if o["metadata"]["name"].endswith("-runs")
-    ][:1]
-    granted: dict[tuple[str, str], set[str]] = {}
-    for rule in _rules(role):
-        for group in rule["apiGroups"]:
-            for res in rule["resources"]:
-                granted.setdefault((group, res), set()).update(rule["verbs"])
-    watched = {"jobs", "pods", "deployments", api.PLURAL}  # kopf indexes/event handlers (handlers.py)
-    for (api_version, kind), plural in PLURALS.items():
-        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-        verbs = granted.get((group, plural), set())
-        if kind == "Event":
-            need = {"create"}
-        elif kind == "Pod":
-            need = {"get", "list", "watch"}
-            assert not verbs - need, "pods are read-only"
-        elif kind == api.KIND:
-            need = {"get", "list", "watch", "patch", "delete"}
-        else:
-            need = {"get", "create", "patch", "delete"}
-        if plural in watched:
-            need |= {"list", "watch"}
-        assert need <= verbs, f"{kind}: needs {sorted(need - verbs)}"
-    assert "patch" in granted[("purpcode.dev", "purpcoderuns/status")]
-    assert "update" in granted[("purpcode.dev", "purpcoderuns/finalizers")]  # blockOwnerDeletion on children
-    managed = {(v.rsplit("/", 1)[0] if "/" in v else "", p) for (v, _), p in PLURALS.items()}
-    extra = {k for k in granted if k not in managed and not k[1].startswith("purpcoderuns/")}
-    assert not extra, f"granted but never used: {extra}"
-
-
 def test_monitoring_objects_are_opt_in(gen: ModuleType) -> None:
     kinds = {o["kind"] for o in gen.render_chart()}
     assert not kinds & {"ServiceMonitor", "PodMonitor", "PrometheusRule"}

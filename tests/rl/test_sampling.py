@@ -141,3 +141,33 @@ def test_sampling_state_accumulates_and_tracks_ratio() -> None:
     assert plan_prompt_count(2, state.last_ratio, 4.0) == 3
     restored = SamplingState.model_validate_json(state.model_dump_json())
     assert restored == state
+
+
+@pytest.mark.parametrize("eps", [0.0, 0.25])
+def test_a_group_whose_std_equals_the_threshold_is_dropped(eps: float) -> None:
+    """`std <= zeroVarianceStd` is dropped, also at the API's allowed `zeroVarianceStd: 0` (flat groups have std
+    exactly 0 there); a `>=` in the filter would train on flat groups."""
+    at_eps = [0.25, 0.75] * (G // 2) if eps else FLAT1  # population std exactly 0.25 / 0.0
+    assert group_std(at_eps) == eps
+    sel = filter_groups(FLAT0 + at_eps + MIXED, G, eps)
+    assert sel.variance == [2]
+    assert sel.zero_variance == [0, 1]  # every group lands in exactly one list
+    assert sorted(sel.variance + sel.zero_variance) == [0, 1, 2]
+    step = select_step([[sel]], "single-step", 3)
+    assert step.kept == [[(0, 0, 2)]] and step.zero_variance_groups == 2
+
+
+def test_an_empty_step_does_not_move_the_planner_ratio() -> None:
+    """A step that generated no group carries no evidence: the planner keeps the last ratio (an update to 0 would
+    make the next step generate for the maximum oversampling)."""
+    state = SamplingState()
+    state.update(select_step([[filter_groups(MIXED + FLAT0, G, 1e-5)]], "single-step", 2))
+    assert state.last_ratio == pytest.approx(0.5)
+    empty = select_step([[filter_groups([], G, 1e-5)]], "single-step", 2)
+    assert empty.groups_generated == 0 and empty.variance_ratio == 0.0
+    state.update(empty)
+    assert state.steps == 2 and state.last_ratio == pytest.approx(0.5)
+    assert plan_prompt_count(2, state.last_ratio, 4.0) == 4
+    fresh = SamplingState()
+    fresh.update(empty)
+    assert fresh.last_ratio is None and plan_prompt_count(2, fresh.last_ratio, 4.0) == 2

@@ -231,6 +231,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     creates: list[CreateRecord] = attrs.field(factory=list, init=False)
     listeners: list[Listener] = attrs.field(factory=list, init=False)
     request_hooks: list[RequestHook] = attrs.field(factory=list, init=False)
+    # Called with every request before it is served, reads and watches included (what RBAC must grant).
+    access_hooks: list[Callable[[rendering.Request], None]] = attrs.field(factory=list, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -563,6 +565,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         # Skip kmock's own mutation prelude: the fallbacks below do everything. kmock matches reactions by
         # filtering its whole request history (O(requests) per request); with no user reactions registered,
         # resource requests go straight to the fallbacks, so thousands of requests stay fast.
+        for access in list(self.access_hooks):
+            access(request)
         plural = request.resource.plural if request.resource is not None else None
         serve = self._FAST.get(request.action) if plural else None  # not discovery (/apis/<group>/<version>)
         if serve is not None and len(self._payloads) == self._builtin_reactions:

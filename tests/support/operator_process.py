@@ -74,7 +74,10 @@ class OperatorProcess:
         self.starts += 1
         log = open(self.log_dir / f"operator-{self.starts}.log", "wb")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [*operator_command(), "--namespace", self.namespace],
+            [
+                *operator_command(),
+                *(["--namespace", self.namespace] if self.namespace else ["--all-namespaces"]),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -1,45 +1,57 @@
 {{/*
-RBAC rules, one place (rbac.yaml binds them). They follow what the operator's code touches
-(purpcode_operator.kube.PLURALS, the kopf handlers); tests/packaging/test_packaging_chart.py checks the two agree.
+RBAC rules, one place (rbac.yaml binds them). They grant exactly the API calls listed in
+operator/purpcode_operator/permissions.py (what the operator and kopf request; tests/operator/test_rbac_calls.py
+records them from the real process): tests/packaging/test_packaging_rbac.py fails on a missing or an extra verb.
 */}}
 
 {{- define "purpcode.watchRules" -}}
-# kopf discovers the custom resource and, without a fixed namespace list, the namespaces to watch.
+# kopf scans and watches CRDs to find the PurpCodeRun resource.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- if .Values.watchNamespaces }}
+# With a namespace list, kopf lists and watches namespaces to learn which of them exist.
 - apiGroups: [""]
   resources: ["namespaces"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+{{- end }}
 {{- end -}}
 
 {{- define "purpcode.runRules" -}}
+# Runs: watched; status written; re-read after a failed status write; deleted after their TTL.
 - apiGroups: ["purpcode.dev"]
   resources: ["purpcoderuns"]
-  verbs: ["get", "list", "watch", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "delete"]
 - apiGroups: ["purpcode.dev"]
   resources: ["purpcoderuns/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+# Children carry blockOwnerDeletion (OwnerReferencesPermissionEnforcement checks this on create).
 - apiGroups: ["purpcode.dev"]
   resources: ["purpcoderuns/finalizers"]
   verbs: ["update"]
+# Children: created idempotently (a 409 is followed by a get); Jobs suspended/resumed by patch; service
+# Deployments scaled by patch and torn down with their Service and NetworkPolicy. Jobs, ConfigMaps and PVCs go
+# with their run (garbage collector), never deleted by the operator.
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["configmaps", "services", "persistentvolumeclaims"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  resources: ["configmaps", "persistentvolumeclaims"]
+  verbs: ["get", "create"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "create", "delete"]
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
-  verbs: ["get", "list", "watch", "create", "patch", "update", "delete"]
+  verbs: ["get", "create", "delete"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-# Events on runs: transitions, failures (core/v1, deterministic names; kopf's own too).
+  verbs: ["list", "watch"]
+# Events on runs: transitions, failures (deterministic names: a repeat is a 409), and kopf's own.
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}

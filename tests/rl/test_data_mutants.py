@@ -1,0 +1,66 @@
+"""RL data cases written to kill the mutants `make mutants` found surviving tests/rl/test_data.py: what one
+removed row (easy, held-out overlap) or one missing file does to the rows and sets after it, and the counters."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from purpcode.data.schema import TaskRow, write_jsonl_atomic
+from purpcode.rl.data import load_rl_data
+
+
+def _row(set_name: str, oracle: str, i: int, turns: int = 1) -> TaskRow:
+    messages: list[dict[str, str]] = []
+    for t in range(turns - 1):
+        messages += [{"role": "user", "content": f"turn {t}"}, {"role": "assistant", "content": "ok"}]
+    messages.append({"role": "user", "content": f"{set_name} prompt {i}"})
+    return TaskRow(task_id=f"{set_name}/{i}", messages=messages, oracle=oracle, ground_truth={"i": i})  # type: ignore[arg-type]
+
+
+def test_removed_rows_and_missing_sets_do_not_stop_the_rest(tmp_path: Path) -> None:
+    # utility.train is missing: the sets after it still load. codesec: two easy rows and one that is also
+    # held out come first; the rows after them are kept. malicious: two multi-turn prompts.
+    write_jsonl_atomic(
+        tmp_path / "codesec.train.jsonl", [_row("codesec", "codesec", i) for i in (1, 2, 100, 3, 4)]
+    )
+    write_jsonl_atomic(tmp_path / "codesec.heldout.jsonl", [_row("codesec", "codesec", 100)])
+    write_jsonl_atomic(
+        tmp_path / "malicious.train.jsonl",
+        [_row("malicious", "general-safety", i, turns=3 if i < 2 else 1) for i in range(3)],
+    )
+    write_jsonl_atomic(tmp_path / "secqa.train.jsonl", [_row("secqa", "noreject", 0)])
+    data = load_rl_data(tmp_path, easy_ids={"codesec/1", "codesec/2"}, held_out_per_set=0)
+    ids = sorted(e.task_id for e in data.train)
+    assert ids == ["codesec/3", "codesec/4", "malicious/0", "malicious/1", "malicious/2", "secqa/0"]
+    s = data.summary
+    assert s.missing_files == ["utility.train.jsonl"]
+    assert s.easy_removed == {"codesec": 2} and s.overlap_removed == {"codesec": 1}
+    assert s.train == {"codesec": 2, "malicious": 3, "secqa": 1}
+    assert s.multi_turn == {"malicious": 2}
+    assert data.validation == [] and s.validation == {"codesec": 0}  # held_out_per_set=0: none
+    ex = next(e for e in data.train if e.task_id == "codesec/3")
+    assert (ex.set_name, ex.ground_truth) == ("codesec", {"i": 3})
+    one = load_rl_data(tmp_path, held_out_per_set=1)
+    assert [(e.task_id, e.set_name) for e in one.validation] == [("codesec/100", "codesec")]
+
+
+def test_trimmed_turn_counts_per_set(tmp_path: Path) -> None:
+    write_jsonl_atomic(
+        tmp_path / "malicious.train.jsonl",
+        [_row("malicious", "general-safety", i, turns=3) for i in range(2)],
+    )
+
+    def words(msgs: list[dict[str, str]]) -> int:
+        return sum(len(m["content"].split()) for m in msgs)
+
+    full = max(words(e.prompt) for e in load_rl_data(tmp_path).train)
+    data = load_rl_data(tmp_path, count_tokens=words, max_prompt_length=full - 1)
+    assert data.summary.turns_trimmed == {"malicious": 2}
+    assert load_rl_data(tmp_path, count_tokens=words).summary.turns_trimmed == {}  # no limit: nothing trimmed
+
+
+def test_recipe_defaults() -> None:
+    params = inspect.signature(load_rl_data).parameters
+    assert params["held_out_per_set"].default == 800  # the reference holds out the first 800 of each set
+    assert params["seed"].default == 666
