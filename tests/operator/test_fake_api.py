@@ -80,9 +80,10 @@ def test_metadata_resource_versions_and_generation(quiet: FakeCluster) -> None:
     meta = run["metadata"]
     assert meta["uid"] and meta["generation"] == 1 and meta["creationTimestamp"].endswith("Z")
     assert "status" not in run  # the status subresource ignores status on create
-    rv1 = int(meta["resourceVersion"])
+    rv1 = e.revision(meta["resourceVersion"])
+    assert rv1 is not None
     run = quiet.patch_run("r", {"metadata": {"labels": {"a": "b"}}})
-    assert run["metadata"]["generation"] == 1 and int(run["metadata"]["resourceVersion"]) > rv1
+    assert run["metadata"]["generation"] == 1 and e.revision(run["metadata"]["resourceVersion"]) > rv1
     run = quiet.patch_run("r", {"spec": {"seed": 7}})
     assert run["metadata"]["generation"] == 2
     same = quiet.patch_run("r", {"spec": {"seed": 7}})
@@ -95,7 +96,7 @@ def test_metadata_resource_versions_and_generation(quiet: FakeCluster) -> None:
 
 def test_http_create_conflict_precondition_and_json_patch(quiet: FakeCluster) -> None:
     status, obj = http(quiet, "POST", "/api/v1/namespaces/default/configmaps", cm("a"))
-    assert status == 200 and obj["metadata"]["namespace"] == "default"
+    assert status == 201 and obj["metadata"]["namespace"] == "default"
     status, err = http(quiet, "POST", "/api/v1/namespaces/default/configmaps", cm("a"))
     assert status == 409 and err["reason"] == "AlreadyExists"
     status, err = http(
@@ -220,11 +221,11 @@ def test_the_job_simulator_runs_jobs_like_the_job_controller(tmp_path: Path) -> 
             "parallelism": 2,
             "template": {
                 "metadata": {"labels": {"a": "b"}},
-                "spec": {"containers": [{"name": "c", "image": "i"}]},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]},
             },
         },
     }
-    with FakeCluster(tmp_path, script=scenario) as c:
+    with FakeCluster(tmp_path, script=scenario, pod_security=None) as c:  # bare pods: a privileged namespace
         c.call(c.emulator.create, JOBS, "default", job)
         got = c.wait_for(
             lambda: (
