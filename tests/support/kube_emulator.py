@@ -417,9 +417,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return str(rv)
         token = self._tokens.get(rv)
         if token is None:
-            token = str(
-                random.getrandbits(40)
-            )  # numeric-looking, so a client comparing them gets wrong answers
+            # numeric-looking, so a client comparing them as numbers gets wrong answers
+            token = str(random.getrandbits(40))
             while token in self._token_rv:
                 token = str(random.getrandbits(40))
             self._tokens[rv] = token
