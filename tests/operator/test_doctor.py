@@ -80,6 +80,16 @@ def doctor(
     return code, lines
 
 
+def jail_run() -> dict[str, Any]:
+    """The tiny run with the namespaces-mode sandbox (the user-namespace jail), however the default isolation is."""
+    from purpcode_operator.api import SandboxSpec
+
+    doc = tiny_run("t")
+    if "isolation" in SandboxSpec.model_fields:
+        doc["spec"].setdefault("services", {}).setdefault("sandbox", {})["isolation"] = "namespaces"
+    return doc
+
+
 def spec_file(tmp_path: Path, doc: dict[str, Any]) -> str:
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(doc))
@@ -102,21 +112,18 @@ def test_an_old_restricted_bare_cluster_fails_with_fixes(
 ) -> None:
     with FakeCluster(tmp_path, simulate=False, pod_security="restricted", server_version=(1, 31)) as c:
         c.call(c.emulator.delete, CRDS, None, f"purpcoderuns.{build_crd()['spec']['group']}")
-        code, lines = doctor(c, monkeypatch, capsys, "-n", "default", spec_file(tmp_path, tiny_run("t")))
+        code, lines = doctor(c, monkeypatch, capsys, "-n", "default", spec_file(tmp_path, jail_run()))
     assert code == 1
     assert lines["CRD"].startswith("fail") and "kubectl apply --server-side" in lines["CRD"]
     assert lines["storage"].startswith("fail") and "no default StorageClass" in lines["storage"]
     assert lines["monitoring"].startswith("warn")
-    sandbox = lines.get("pod security (sandbox)", "")
-    if sandbox:  # the user-namespace jail: refused at restricted, and too new for 1.31
-        assert sandbox.startswith("fail") and 'enforces "restricted"' in sandbox and "procMount" in sandbox
-        assert f"{pss.ENFORCE_LABEL}=privileged" in sandbox
-        assert (
-            lines["server version"].startswith("fail") and "user-namespaced pods" in lines["server version"]
-        )
-        assert ">= v1.33" in lines["server version"]
-    else:
-        assert lines["pod security"].startswith("ok")
+    sandbox = lines[
+        "pod security (sandbox)"
+    ]  # the user-namespace jail: refused at restricted, too new for 1.31
+    assert sandbox.startswith("fail") and 'enforces "restricted"' in sandbox and "procMount" in sandbox
+    assert f"{pss.ENFORCE_LABEL}=privileged" in sandbox
+    assert lines["server version"].startswith("fail") and "user-namespaced pods" in lines["server version"]
+    assert ">= v1.33" in lines["server version"]
 
 
 def test_a_stale_crd_warns(
@@ -185,10 +192,9 @@ def test_namespace_levels(
         healthy(c)
         labels = {pss.ENFORCE_LABEL: "privileged", pss.WARN_LABEL: "restricted"}
         c.call(c.emulator.patch, NAMESPACES, None, "default", {"metadata": {"labels": labels}})
-        code, lines = doctor(c, monkeypatch, capsys)
-        sandbox = lines.get("pod security (sandbox)")
-        if sandbox is not None:
-            assert sandbox.startswith("warn") and 'warns at "restricted"' in sandbox
+        code, lines = doctor(c, monkeypatch, capsys, spec_file(tmp_path, jail_run()))
+        sandbox = lines["pod security (sandbox)"]
+        assert sandbox.startswith("warn") and 'warns at "restricted"' in sandbox
         c.call(
             c.emulator.patch,
             NAMESPACES,
