@@ -315,8 +315,19 @@ def test_strictest_admitting() -> None:
     assert pss.strictest_admitting(pod(hostNetwork=True)) == "privileged"
 
 
+def _isolation_modes() -> list[str | None]:
+    """The sandbox's isolation modes the API offers (None: the API has no such field, one mode)."""
+    import typing
+
+    from purpcode_operator.api import SandboxSpec
+
+    field = SandboxSpec.model_fields.get("isolation")
+    return list(typing.get_args(field.annotation)) if field is not None else [None]
+
+
+@pytest.mark.parametrize("isolation", _isolation_modes())
 @pytest.mark.parametrize("sample", ["tiny-cpu", "qwen2.5-14b", "qwen2.5-32b"])
-def test_every_pod_the_operator_renders(sample: str) -> None:
+def test_every_pod_the_operator_renders(sample: str, isolation: str | None) -> None:
     """Stages and the judge pass `restricted`; the sandbox passes restricted unless it is the user-namespace jail
     (hostUsers: false, unmasked /proc, unconfined seccomp/AppArmor), which only a `privileged` namespace admits."""
     from support.run_specs import load_sample
@@ -326,6 +337,8 @@ def test_every_pod_the_operator_renders(sample: str) -> None:
 
     doc = load_sample(sample)
     doc["metadata"].update(namespace="ml", uid="6f0c1f3e-0000-4000-8000-000000000001", generation=1)
+    if isolation is not None:
+        doc["spec"].setdefault("services", {}).setdefault("sandbox", {})["isolation"] = isolation
     run, plan = prepare(doc, Settings())
     owner = owner_of(doc)
     pods = [render.build_stage_job(run, plan, stage, 1, owner) for stage in plan.stages]
