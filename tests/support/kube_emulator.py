@@ -361,18 +361,32 @@ class KubeEmulator(kmock.KubernetesEmulator):
             raise kv.invalid(kind, res.group or "", name, errors)
 
     def _drop_disabled_fields(self, obj: Obj) -> None:
-        """Before 1.33 user-namespaced pods and procMount are off by default: the server drops the fields."""
-        if self.server_version >= (1, 33):
-            return
+        """Fields this server version does not serve are dropped, as the real one does: user-namespaced pods and
+        procMount before 1.33 (feature gates off by default), the appArmorProfile field before 1.30 (unknown: a
+        Warning says so)."""
         found = pss.pod_template(obj)
-        if found is None:
+        if found is None or not isinstance(found[1], dict):
             return
         spec = found[1]
-        if isinstance(spec, dict):
+        containers = [
+            c for key in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(key) or []
+        ]
+        if self.server_version < (1, 33):
             spec.pop("hostUsers", None)
+            for c in containers:
+                (c.get("securityContext") or {}).pop("procMount", None)
+        if self.server_version < (1, 30):
+            prefix = "spec.template.spec" if obj.get("kind") != "Pod" else "spec"
+            dropped = []
+            if (spec.get("securityContext") or {}).pop("appArmorProfile", None) is not None:
+                dropped.append(f"{prefix}.securityContext.appArmorProfile")
             for key in ("initContainers", "containers", "ephemeralContainers"):
-                for c in spec.get(key) or []:
-                    (c.get("securityContext") or {}).pop("procMount", None)
+                for i, c in enumerate(spec.get(key) or []):
+                    if (c.get("securityContext") or {}).pop("appArmorProfile", None) is not None:
+                        dropped.append(f"{prefix}.{key}[{i}].securityContext.appArmorProfile")
+            warnings = _WARNINGS.get()
+            if warnings is not None:
+                warnings += [f'unknown field "{path}"' for path in dropped]
 
     def _admit(self, res: Resource, namespace: str | None, obj: Obj) -> None:
         """Pod Security admission: Pods the namespace's enforce level refuses get 403; workloads get a Warning."""
