@@ -82,6 +82,8 @@ class Faults:
     write_rate: float = 0.1
     watch_cut_seconds: float | None = None
     seed: int = 0
+    # Also fault the simulated control plane's own requests (User-Agent kube-controller-manager/...)?
+    controllers: bool = False
 
 
 def _clone(obj: Any) -> Any:
@@ -738,6 +740,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         faults = self.faults
         action = request.action
         if faults is None or action not in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
+            return None
+        agent = request.headers.get("User-Agent") or ""
+        if not faults.controllers and agent.startswith("kube-controller-manager/"):
             return None
         if self._rng.random() >= faults.write_rate:
             return None
