@@ -718,9 +718,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     response = await rendering.Response(payload=handler)(request)
                 else:  # a create answers 201 Created, as the API server does
                     created = request.action == kmock.action.CREATE
-                    response = aiohttp.web.json_response(
-                        await handler(request), status=201 if created else 200
-                    )
+                    try:  # refusals (409...) are rendered here, so the request hooks see them too
+                        response = aiohttp.web.json_response(
+                            await handler(request), status=201 if created else 200
+                        )
+                    except kmock.KubernetesError as err:
+                        response = await self._render_error(err)
                 if fault is not None and response.status < 400:  # stored, and yet the client hears a time-out
                     response = await self._render_error(fault[1])
             else:
