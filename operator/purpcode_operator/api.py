@@ -25,7 +25,14 @@ CATEGORIES = ["purpcode"]
 
 STAGE_NAMES: tuple[str, ...] = ("synthesis", "ruleLearning", "rl", "evaluation")
 
-_QUANTITY = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+# Kubernetes' quantity grammar (k8s.io/apimachinery resource.Quantity), non-negative: a number (`1`, `1.5`, `.5`,
+# `1.`) then one suffix: binary SI (Ki..Ei), decimal SI (n u m k M G T P E) or a decimal exponent (e3, E-2).
+# `1.2.3`, `2Gii`, `5e` and `1KiB` are refused here as the API server refuses them in a pod's resources.
+_QUANTITY = r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$"
+# A label value (Kueue's queue-name label carries `queueName`): at most 63 characters, alphanumeric at both ends.
+_LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+# A DNS subdomain (PriorityClass and RuntimeClass names).
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 # RFC 1035 label: the run's Services are named after it (`<run>-sandbox`), and Service names must start with a letter.
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 MAX_RUN_NAME = 40  # children are named <run>-<stage>-...; Job pods add suffixes; labels cap at 63
@@ -72,6 +79,56 @@ class Toleration(ApiModel):
     value: str | None = None
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
     toleration_seconds: int | None = Field(default=None, ge=0)
+
+
+_QUALIFIED_NAME = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+class Affinity(ApiModel):
+    """A Kubernetes pod Affinity; each part is passed through as written (the API server validates it)."""
+
+    node_affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes NodeAffinity.")
+    pod_affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes PodAffinity.")
+    pod_anti_affinity: dict[str, Any] | None = Field(default=None, description="Kubernetes PodAntiAffinity.")
+
+
+class Scheduling(ApiModel):
+    """Where a workload's pods may run. `spec.scheduling` is the run's default; a stage's or a service's own block
+    overrides it field by field (a field set there replaces the default's whole value; `{}`/`[]` clear it)."""
+
+    node_selector: dict[str, str] | None = Field(default=None, description="Node labels the pods require.")
+    tolerations: list[Toleration] | None = Field(default=None, description="Taints the pods tolerate.")
+    priority_class_name: str | None = Field(default=None, max_length=253, pattern=_DNS_SUBDOMAIN)
+    runtime_class_name: str | None = Field(default=None, max_length=253, pattern=_DNS_SUBDOMAIN)
+    affinity: Affinity | None = Field(default=None, description="Node and pod (anti-)affinity.")
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for key, value in (v or {}).items():
+            name = key.rsplit("/", 1)[-1]
+            if len(key) > 316 or len(name) > 63 or not _QUALIFIED_NAME.match(key):
+                raise ValueError(
+                    f"{key!r} is not a label key (an optional DNS prefix, '/', and a name of <= 63 "
+                    "characters: letters, digits, '-', '_', '.')"
+                )
+            if len(value) > 63 or not re.match(_LABEL_VALUE, value):
+                raise ValueError(
+                    f"the value of {key!r} ({value!r}) is not a label value (<= 63 characters: "
+                    "letters, digits, '-', '_', '.', starting and ending with a letter or digit)"
+                )
+        return v
+
+    def over(self, default: Scheduling) -> Scheduling:
+        """This block where it sets a field, else `default`."""
+        return Scheduling.model_construct(
+            **{
+                name: getattr(self, name) if getattr(self, name) is not None else getattr(default, name)
+                for name in Scheduling.model_fields
+            }
+        )
 
 
 class Resources(ApiModel):
@@ -145,9 +202,9 @@ class StageCommon(ApiModel):
         default=None, description="Container image; default: the operator's trainer image."
     )
     resources: Resources = Field(default_factory=Resources)
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    priority_class_name: str | None = Field(default=None, max_length=253)
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="This stage's scheduling; unset fields: spec.scheduling's."
+    )
     active_deadline_seconds: int | None = Field(
         default=None, gt=0, description="Wall-time limit of one attempt."
     )
@@ -474,6 +531,26 @@ class SandboxLimits(ApiModel):
     max_output_bytes: int = Field(default=1048576, ge=1024, le=268435456)
 
 
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector (an empty one selects everything)."""
+
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[dict[str, Any]] | None = None
+
+
+class NetworkPeer(ApiModel):
+    """A NetworkPolicy peer: pods by label, in namespaces by label (both set: those pods in those namespaces)."""
+
+    pod_selector: LabelSelector | None = None
+    namespace_selector: LabelSelector | None = None
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> NetworkPeer:
+        if self.pod_selector is None and self.namespace_selector is None:
+            raise ValueError("needs podSelector, namespaceSelector or both")
+        return self
+
+
 class SandboxSpec(ApiModel):
     """The code-execution service used by the correctness oracle and evaluation."""
 
@@ -486,6 +563,15 @@ class SandboxSpec(ApiModel):
     cpu: str = Field(default="2", pattern=_QUANTITY)
     memory: str = Field(default="4Gi", pattern=_QUANTITY)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="The sandbox pods' scheduling; unset fields: spec.scheduling's (runtimeClassName above wins).",
+    )
+    metrics_scrapers: list[NetworkPeer] | None = Field(
+        default=None,
+        description="NetworkPolicy peers (podSelector/namespaceSelector) that may scrape the sandbox's /metrics; "
+        "default: the operator's (Helm value sandbox.metricsScrapers).",
+    )
 
 
 class JudgeDeploySpec(ApiModel):
@@ -499,6 +585,9 @@ class JudgeDeploySpec(ApiModel):
     replicas: int = Field(default=1, ge=1, le=64)
     cpu: str = Field(default="4", pattern=_QUANTITY)
     memory: str = Field(default="64Gi", pattern=_QUANTITY)
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="The judge pods' scheduling; unset fields: spec.scheduling's."
+    )
 
 
 class JudgeSpec(ApiModel):
@@ -659,7 +748,15 @@ class PurpCodeRunSpec(ApiModel):
         default=False, description="Suspend the current stage's Job and scale services to zero."
     )
     queue_name: str | None = Field(
-        default=None, description="Kueue LocalQueue; Jobs start suspended for admission."
+        default=None,
+        max_length=63,
+        pattern=_LABEL_VALUE,
+        description="Kueue LocalQueue (a label value); Jobs start suspended for admission.",
+    )
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="Default scheduling of every pod of the run (all stages, initialize and report included, "
+        "and the judge and sandbox); each stage or service may override fields.",
     )
     ttl_seconds_after_finished: int | None = Field(
         default=None, ge=0, description="Delete the run this long after."
@@ -719,7 +816,10 @@ class PurpCodeRunStatus(ApiModel):
 
     phase: Phase = "Pending"
     current_stage: str | None = None
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     stages: dict[str, StageStatus] = Field(default_factory=dict)
     observed_generation: int | None = None
     start_time: str | None = None

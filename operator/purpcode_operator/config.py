@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from .plan import PlanDefaults
 
@@ -46,6 +48,7 @@ class OperatorConfig:
     judge_model: str | None = None
     judge_api_key_secret: str | None = None
     sandbox_runtime_class_name: str | None = None
+    sandbox_metrics_scrapers: tuple[dict[str, Any], ...] | None = None  # None: the built-in default
 
     @classmethod
     def from_env(cls) -> OperatorConfig:
@@ -67,4 +70,21 @@ class OperatorConfig:
             judge_model=os.environ.get("PURPCODE_JUDGE_MODEL") or None,
             judge_api_key_secret=os.environ.get("PURPCODE_JUDGE_API_KEY_SECRET") or None,
             sandbox_runtime_class_name=os.environ.get("PURPCODE_SANDBOX_RUNTIME_CLASS_NAME") or None,
+            sandbox_metrics_scrapers=_env_peers("PURPCODE_SANDBOX_METRICS_SCRAPERS"),
         )
+
+
+def _env_peers(name: str) -> tuple[dict[str, Any], ...] | None:
+    """A JSON list of NetworkPolicy peers (the chart's sandbox.metricsScrapers); unset: None."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if not isinstance(value, list) or not all(isinstance(p, dict) and p for p in value):
+        raise ValueError(
+            f"{name} must be a JSON list of NetworkPolicy peers (podSelector/namespaceSelector), got {raw!r}"
+        )
+    return tuple(value)

@@ -29,6 +29,7 @@ from .decide import (
     decide,
     parse_time,
     prepare,
+    rejected_status,
     status_changed,
 )
 from .kube import ApiError, KubeClient, gather_api, gather_errors
@@ -96,7 +97,9 @@ def trim_pod(body: Mapping[str, Any]) -> Obj:
 def trim_deployment(body: Mapping[str, Any]) -> Obj:
     meta = body.get("metadata", {})
     return {
-        "metadata": {k: meta.get(k) for k in ("name", "uid", "labels", "ownerReferences")},
+        "metadata": {
+            k: meta.get(k) for k in ("name", "uid", "labels", "ownerReferences", "creationTimestamp")
+        },
         "spec": {"replicas": body.get("spec", {}).get("replicas")},
         "status": body.get("status") or {},
     }
@@ -117,15 +120,7 @@ class Controller:
         self.client = client
         self.config = config
         self.metrics = metrics
-        self.settings = Settings(
-            retry_backoff_seconds=config.retry_backoff_seconds,
-            retry_backoff_max_seconds=config.retry_backoff_max_seconds,
-            defaults=config.defaults,
-            judge_url=config.judge_url,
-            judge_model=config.judge_model,
-            judge_api_key_secret=config.judge_api_key_secret,
-            sandbox_runtime_class_name=config.sandbox_runtime_class_name,
-        )
+        self.settings = self.settings_from(config)
         self.jobs, self.pods, self.deployments = jobs, pods, deployments
         self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)
         self.bodies: dict[Key, Obj] = {}
@@ -144,6 +139,20 @@ class Controller:
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
         self._instance = socket.gethostname()
         self.started = False
+
+    @staticmethod
+    def settings_from(config: OperatorConfig) -> Settings:
+        """The decision's settings from the operator's configuration (also what `purpcode render` uses)."""
+        return Settings(
+            retry_backoff_seconds=config.retry_backoff_seconds,
+            retry_backoff_max_seconds=config.retry_backoff_max_seconds,
+            defaults=config.defaults,
+            judge_url=config.judge_url,
+            judge_model=config.judge_model,
+            judge_api_key_secret=config.judge_api_key_secret,
+            sandbox_runtime_class_name=config.sandbox_runtime_class_name,
+            sandbox_metrics_scrapers=config.sandbox_metrics_scrapers,
+        )
 
     # ----------------------------------------------------------------------------- inputs
 
@@ -337,6 +346,26 @@ class Controller:
                 [self.client.ensure(c.obj, patch_if_exists=c.patch_if_exists) for c in jobs]
             )
             created += created_jobs
+        invalid = [e for e in errors if e.status == 422]
+        if invalid:
+            # 422 Invalid on a create: the spec asks for something the API server will never accept (a field
+            # Kubernetes validates and the CRD cannot). Retrying forever cannot help: fail the run with the
+            # server's own message; a spec change (new generation) continues it.
+            message = "; ".join(str(e) for e in invalid)[:4000]
+            status = rejected_status(body, message, now)
+            await self._write_status(key, body, status)
+            digest = hashlib.sha256(message.encode()).hexdigest()[:12]
+            await self._post_events(
+                body,
+                [
+                    EventSpec(
+                        "Warning", "SpecRejected", status.get("message", message), f"SpecRejected/{digest}"
+                    )
+                ],
+                now,
+            )
+            self._record(key, body, Decision(status=status))
+            return None
         if not errors:
             errors = await gather_errors(
                 [

@@ -75,6 +75,10 @@ def _structural(node: Any) -> Any:
         node["properties"] = {k: _structural(v) for k, v in node["properties"].items()}
         node.pop("additionalProperties", None)
         node["type"] = "object"
+    elif node.get("additionalProperties") is True:
+        # A pass-through object (dict[str, Any], e.g. a Kubernetes affinity): kept as written.
+        node.pop("additionalProperties")
+        node["x-kubernetes-preserve-unknown-fields"] = True
     elif isinstance(node.get("additionalProperties"), dict):
         node["additionalProperties"] = _structural(node["additionalProperties"])
     elif node.get("type") == "object" and "additionalProperties" not in node:

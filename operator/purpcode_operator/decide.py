@@ -31,6 +31,9 @@ CONDITION_TYPES: tuple[ConditionType, ...] = ("Ready", "Running", "Succeeded", "
 
 REASON_INVALID_SPEC = "InvalidSpec"
 REASON_CREATE_FAILED = "CreateFailed"
+# The API server refused a child as invalid (422): the spec asks for something Kubernetes will not run. Retrying
+# cannot help; the run fails until its spec changes (a new generation continues it).
+REASON_REJECTED = "SpecRejected"
 PENDING_REASONS = ("ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError")
 MESSAGE_TAIL_CHARS = 2000
 
@@ -50,6 +53,9 @@ class Settings:
     judge_model: str | None = None
     judge_api_key_secret: str | None = None  # Secret in the run's namespace, key "api-key"
     sandbox_runtime_class_name: str | None = None
+    # Who may scrape the sandbox's /metrics (NetworkPolicy peers; Helm value sandbox.metricsScrapers); None: the
+    # built-in default (render.DEFAULT_METRICS_SCRAPERS), [] : nobody.
+    sandbox_metrics_scrapers: tuple[Obj, ...] | None = None
 
     def backoff(self, failed_attempt: int) -> float:
         """Delay before the attempt after `failed_attempt` (1-based): base * 2^(n-1), capped."""
@@ -334,6 +340,74 @@ def pending_verdict(pods: Sequence[Obj], fallback_since: str | None) -> PendingV
     return PendingVerdict(True, since, reason, detail)
 
 
+# A service container that keeps failing: it will not become ready by waiting.
+CRASH_REASONS = ("CrashLoopBackOff", "RunContainerError", "CreateContainerError", "StartError")
+
+
+def _last_exit(cs: Obj) -> str:
+    term = (cs.get("lastState") or {}).get("terminated") or (cs.get("state") or {}).get("terminated") or {}
+    if not term:
+        return ""
+    out = f"; last exit code {term.get('exitCode')}" + (f" ({term['reason']})" if term.get("reason") else "")
+    msg = (term.get("message") or "").strip()
+    return out + (f": {msg[-MESSAGE_TAIL_CHARS:]}" if msg else "")
+
+
+def service_verdict(dep: Obj, pods: Sequence[Obj], *, queued: bool) -> PendingVerdict:
+    """Why a service Deployment has no available replica, and whether the wait is timed (`pending`).
+
+    Timed from the Deployment's creation (or from when it last lost availability: a scale-up after a resume),
+    whatever the cause: no pod at all (a Pod Security refusal, quota, an invalid template: the ReplicaSet's
+    `ReplicaFailure` the Deployment controller copies into the Deployment's conditions), pods Pending
+    (unschedulable, image pull) or crash-looping (phase Running, container waiting in CrashLoopBackOff). Not
+    timed: a pod that runs and is starting up (a judge loading its model; its startupProbe bounds that), and pods
+    Kueue holds at their scheduling gate until the queue admits them.
+    """
+    meta = dep.get("metadata", {})
+    name = meta.get("name", "?")
+    since = meta.get("creationTimestamp")
+    for cond in dep.get("status", {}).get("conditions") or []:
+        if (
+            cond.get("type") == "Available"
+            and cond.get("status") == "False"
+            and cond.get("lastTransitionTime")
+        ):
+            since = max(t for t in (since, cond["lastTransitionTime"]) if t)
+    for pod in pods:
+        pname = pod.get("metadata", {}).get("name", "?")
+        for cs in pod.get("status", {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in CRASH_REASONS:
+                detail = (
+                    f"pod {pname} container {cs.get('name', '?')}: {waiting['reason']} "
+                    f"(restarted {cs.get('restartCount', 0)} times): {waiting.get('message', '')}".rstrip(
+                        ": "
+                    )
+                    + _last_exit(cs)
+                )
+                return PendingVerdict(True, since, waiting["reason"], detail)
+    for cond in dep.get("status", {}).get("conditions") or []:
+        if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
+            detail = f"deployment {name}: {cond.get('reason') or 'ReplicaFailure'}: {cond.get('message', '')}"
+            return PendingVerdict(True, since, "ReplicaFailure", detail.rstrip(": "))
+    if any(p.get("status", {}).get("phase") == "Running" for p in pods):
+        return PendingVerdict(False, since, "Starting", f"deployment {name}: pods starting")
+    gated = [
+        p
+        for p in pods
+        if any(
+            c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated"
+            for c in p.get("status", {}).get("conditions") or []
+        )
+    ]
+    if queued and gated:
+        return PendingVerdict(False, since, "WaitingForAdmission", f"deployment {name}: pods gated by Kueue")
+    if not pods:
+        return PendingVerdict(True, since, "PendingTimeout", f"deployment {name}: no pod was created")
+    verdict = pending_verdict(pods, since)
+    return PendingVerdict(True, since, verdict.reason, verdict.detail)
+
+
 # --------------------------------------------------------------------------------------------- the decision
 
 
@@ -364,7 +438,11 @@ class _Ctx:
 
 def apply_cluster_defaults(spec: Any, settings: Settings) -> Any:
     """The operator-wide defaults for what a spec leaves out: a shared judge URL, the sandbox RuntimeClass."""
-    if not isinstance(spec, dict) or not (settings.judge_url or settings.sandbox_runtime_class_name):
+    if not isinstance(spec, dict) or not (
+        settings.judge_url
+        or settings.sandbox_runtime_class_name
+        or settings.sandbox_metrics_scrapers is not None
+    ):
         return spec
     services = dict(spec.get("services") or {})
     if settings.judge_url and not services.get("judge"):
@@ -375,8 +453,12 @@ def apply_cluster_defaults(spec: Any, settings: Settings) -> Any:
             judge["apiKeySecretRef"] = {"name": settings.judge_api_key_secret, "key": "api-key"}
         services["judge"] = judge
     sandbox = dict(services.get("sandbox") or {})
-    if settings.sandbox_runtime_class_name and not sandbox.get("runtimeClassName"):
+    own_runtime = sandbox.get("runtimeClassName") or (sandbox.get("scheduling") or {}).get("runtimeClassName")
+    if settings.sandbox_runtime_class_name and not own_runtime:
         sandbox["runtimeClassName"] = settings.sandbox_runtime_class_name
+        services["sandbox"] = sandbox
+    if settings.sandbox_metrics_scrapers is not None and sandbox.get("metricsScrapers") is None:
+        sandbox["metricsScrapers"] = [dict(p) for p in settings.sandbox_metrics_scrapers]
         services["sandbox"] = sandbox
     return {**spec, "services": services}
 
@@ -397,14 +479,13 @@ def prepare(body: Obj, settings: Settings) -> tuple[PurpCodeRun, RunPlan]:
 
 
 def owner_of(body: Obj) -> Obj:
-    """The slice of the run's body that kopf.adopt reads (owner reference, namespace, labels)."""
+    """The slice of the run's body its children's owner reference and namespace come from (never its labels:
+    children carry only the operator's own, see render._adopt)."""
     meta = body.get("metadata", {})
     return {
         "apiVersion": body.get("apiVersion"),
         "kind": body.get("kind"),
-        "metadata": {
-            k: meta.get(k) for k in ("name", "namespace", "uid", "labels") if meta.get(k) is not None
-        },
+        "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid") if meta.get(k) is not None},
     }
 
 
@@ -485,10 +566,7 @@ def _invalid(
     )
     name = body.get("metadata", {}).get("name", "")
     for job in observed.jobs.values():
-        if job_outcome(job)[0] is None and not job.get("spec", {}).get("suspend"):
-            decision.patches.append(
-                Patch("batch/v1", "Job", job["metadata"]["name"], {"spec": {"suspend": True}})
-            )
+        _stop_job(decision, job)
     _teardown_services(decision, name, observed)
     decision.status = dump_status(status)
     return decision
@@ -507,7 +585,10 @@ def _teardown_services(decision: Decision, run: str, observed: Observed) -> None
 
 def _reconcile(ctx: _Ctx) -> None:
     status, old = ctx.status, ctx.old
-    recovering = old.phase == "Failed" and _failed_reason(old) == REASON_INVALID_SPEC
+    reason = _failed_reason(old) if old.phase == "Failed" else ""
+    recovering = reason == REASON_INVALID_SPEC or (
+        reason == REASON_REJECTED and old.observed_generation != ctx.generation
+    )
     if recovering:
         status.phase = "Pending"
         status.message = None
@@ -566,11 +647,26 @@ def _terminal(ctx: _Ctx) -> None:
     _teardown_services(ctx.decision, ctx.name, ctx.observed)
     if ctx.status.phase == "Failed":
         for job in ctx.observed.jobs.values():
-            if job_outcome(job)[0] is None and not job.get("spec", {}).get("suspend"):
-                ctx.decision.patches.append(
-                    Patch("batch/v1", "Job", job["metadata"]["name"], {"spec": {"suspend": True}})
-                )
+            _stop_job(ctx.decision, job)
     _ttl(ctx)
+
+
+def kueue_managed(job: Obj) -> bool:
+    return naming.KUEUE_QUEUE_LABEL in (job.get("metadata", {}).get("labels") or {})
+
+
+def _stop_job(decision: Decision, job: Obj) -> None:
+    """Stop an unfinished Job: suspend it (kept, with its history, for inspection), or delete it when Kueue
+    manages it. Kueue owns a queued Job's spec.suspend: it un-suspends what it admits, so a suspended Kueue Job
+    would run again (the two controllers would fight), and a queued one would still be admitted later. Deleting
+    the Job (as Kubeflow Trainer and KubeRay do) also deletes its Workload and frees the queue's quota."""
+    if job_outcome(job)[0] is not None:
+        return
+    name = job["metadata"]["name"]
+    if kueue_managed(job):
+        decision.deletes.append(Delete("batch/v1", "Job", name))
+    elif not job.get("spec", {}).get("suspend"):
+        decision.patches.append(Patch("batch/v1", "Job", name, {"spec": {"suspend": True}}))
 
 
 def _ttl(ctx: _Ctx) -> None:
@@ -609,16 +705,16 @@ def _stage_jobs(ctx: _Ctx, stage: StagePlan) -> list[Obj]:
 
 def _start_attempt(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -> None:
     """Create everything one attempt needs; creates are idempotent so repeating this after a crash is safe."""
-    run, owner = ctx.run, ctx.owner
-    pvc = render.build_pvc(run, owner)
-    if pvc is not None:
-        ctx.decision.creates.append(Create(pvc))
-    ctx.decision.creates.append(Create(render.build_stage_config_map(run, stage, owner)))
-    if stage.distributed and stage.resources.nodes > 1:
-        ctx.decision.creates.append(Create(render.build_rendezvous_service(run, stage, owner)))
-    ctx.decision.creates.append(Create(render.build_stage_job(run, ctx.plan, stage, attempt, owner)))
+    run = ctx.run
+    ctx.decision.creates += [
+        Create(o) for o in render.stage_objects(run, ctx.plan, stage, attempt, ctx.owner)
+    ]
     if st.attempts < attempt:
         _record_attempt(ctx, stage, st, attempt, ctx.now_s)
+    elif st.phase == "Suspended":
+        # The same attempt's Job again, after a resume (a Kueue-managed Job is deleted to stop it).
+        st.phase = "Pending" if run.spec.queue_name else "Running"
+        st.message = f"attempt {attempt}: job {naming.job_name(ctx.name, stage.slug, attempt)} created again"
     # What the next decision, on the created Job, says too: a queued Job waits for Kueue, the others' pods are
     # pending (so the Ready condition does not flip to True and back within one reconcile).
     job = naming.job_name(ctx.name, stage.slug, attempt)
@@ -672,6 +768,12 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         _start_attempt(ctx, stage, st, 1)
         return "blocked"
     job = ctx.observed.jobs.get(naming.job_name(ctx.name, stage.slug, attempt))
+    if job is None and spec.suspend and st.next_retry_time is None:
+        # A Kueue-managed Job is deleted while the run is suspended; resuming creates it again (same attempt).
+        st.phase = "Suspended"
+        st.pending_since = None
+        st.message = f"suspended (attempt {attempt}; its job is created again on resume)"
+        return "blocked"
     if job is None:
         if st.next_retry_time is not None:
             return _wait_or_retry(ctx, stage, st, attempt)
@@ -736,8 +838,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
     suspended = bool(job.get("spec", {}).get("suspend"))
     name = job["metadata"]["name"]
     if spec.suspend:
-        if not suspended:
-            ctx.decision.patches.append(Patch("batch/v1", "Job", name, {"spec": {"suspend": True}}))
+        _stop_job(ctx.decision, job)
         st.phase = "Suspended"
         st.pending_since = None
         st.message = f"suspended (attempt {attempt}, job {name})"
@@ -761,7 +862,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
         st.pending_since = None
         st.message = f"attempt {attempt}/{stage.backoff_limit + 1} running (job {name})"
         return "blocked"
-    return _check_pending(ctx, stage, st, verdict, f"job {name}", stop_job=name)
+    return _check_pending(ctx, stage, st, verdict, f"job {name}", stop_job=job)
 
 
 def _first_created(jobs: Iterable[Obj]) -> str | None:
@@ -783,7 +884,7 @@ def _normalize_time(text: str, fallback: str) -> str:
 
 
 def _check_pending(
-    ctx: _Ctx, stage: StagePlan, st: StageStatus, verdict: PendingVerdict, what: str, stop_job: str | None
+    ctx: _Ctx, stage: StagePlan, st: StageStatus, verdict: PendingVerdict, what: str, stop_job: Obj | None
 ) -> Literal["blocked", "failed"]:
     timeout = ctx.run.spec.pending_timeout_seconds
     since = parse_time(verdict.since) or ctx.now
@@ -803,7 +904,7 @@ def _check_pending(
     st.completion_time = ctx.now_s
     st.message = message
     if stop_job is not None:
-        ctx.decision.patches.append(Patch("batch/v1", "Job", stop_job, {"spec": {"suspend": True}}))
+        _stop_job(ctx.decision, stop_job)
     seconds = _seconds(st.start_time, st.completion_time)
     ctx.decision.finished.append(StageFinished(stage.name, "failed", seconds))
     ctx.event("Warning", verdict.reason, message, f"StagePending/{stage.name}/{st.attempts}")
@@ -811,7 +912,9 @@ def _check_pending(
     return "failed"
 
 
-def _wait_or_retry(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -> Literal["blocked"]:
+def _wait_or_retry(
+    ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int
+) -> Literal["blocked", "failed"]:
     st.phase = "Running"
     retry_at = parse_time(st.next_retry_time) or ctx.now
     if ctx.run.spec.suspend:
@@ -823,7 +926,7 @@ def _wait_or_retry(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
     if ctx.failure:
         return "blocked"
     if not _services_ready(ctx, stage, st, gate=True):
-        return "blocked"
+        return "failed" if ctx.failure else "blocked"
     _start_attempt(ctx, stage, st, attempt + 1)
     return "blocked"
 
@@ -833,26 +936,14 @@ def _wait_or_retry(ctx: _Ctx, stage: StagePlan, st: StageStatus, attempt: int) -
 
 def _service_replicas(ctx: _Ctx) -> dict[str, int]:
     """Desired replicas of each service the run deploys (absent key = not deployed at all)."""
-    out: dict[str, int] = {}
-    if ctx.plan.sandbox.replicas > 0:
-        out[naming.ROLE_SANDBOX] = ctx.plan.sandbox.replicas
-    if ctx.plan.judge.deploy:
-        out[naming.ROLE_JUDGE] = ctx.plan.judge.replicas
-    return out
+    return render.service_replicas(ctx.plan)
 
 
 def _service_objects(ctx: _Ctx, role: str, replicas: int) -> list[Create]:
-    run, plan, owner = ctx.run, ctx.plan, ctx.owner
     patch = {"spec": {"replicas": replicas}}
-    if role == naming.ROLE_SANDBOX:
-        return [
-            Create(render.build_sandbox_network_policy(run, owner)),
-            Create(render.build_sandbox_service(run, owner)),
-            Create(render.build_sandbox_deployment(run, plan, replicas, owner), patch_if_exists=patch),
-        ]
     return [
-        Create(render.build_judge_service(run, owner)),
-        Create(render.build_judge_deployment(run, plan, replicas, owner), patch_if_exists=patch),
+        Create(obj, patch_if_exists=patch if obj["kind"] == "Deployment" else None)
+        for obj in render.service_objects(ctx.run, ctx.plan, role, replicas, ctx.owner)
     ]
 
 
@@ -867,6 +958,7 @@ def _services_ready(ctx: _Ctx, stage: StagePlan, st: StageStatus, *, gate: bool)
     """
     wanted = {role: n for role, n in _service_replicas(ctx).items() if role in stage.needs}
     waiting: list[str] = []
+    verdicts: list[tuple[str, PendingVerdict]] = []
     for role, replicas in wanted.items():
         dep = ctx.observed.deployments.get(_dep_name(ctx, role))
         if dep is None:
@@ -880,6 +972,12 @@ def _services_ready(ctx: _Ctx, stage: StagePlan, st: StageStatus, *, gate: bool)
         available = int(dep.get("status", {}).get("availableReplicas") or 0)
         if available < 1:
             waiting.append(f"{role} ({available}/{replicas} available)")
+            pods = [
+                p
+                for p in ctx.observed.pods
+                if p.get("metadata", {}).get("labels", {}).get(naming.LABEL_ROLE) == role
+            ]
+            verdicts.append((role, service_verdict(dep, pods, queued=bool(ctx.run.spec.queue_name))))
     if not waiting:
         return True
     message = "waiting for services: " + ", ".join(waiting)
@@ -889,16 +987,55 @@ def _services_ready(ctx: _Ctx, stage: StagePlan, st: StageStatus, *, gate: bool)
     st.message = message
     if st.attempts == 0:
         st.phase = "Pending"
-    pods = [
-        p
-        for p in ctx.observed.pods
-        if p.get("metadata", {}).get("labels", {}).get(naming.LABEL_ROLE) in wanted
-    ]
-    if pods:
-        verdict = pending_verdict(pods, None)
-        if verdict.pending:
-            _check_pending(ctx, stage, st, verdict, "services", stop_job=None)
+    timed = [(role, v) for role, v in verdicts if v.pending]
+    if timed:
+        # The longest-waiting service decides (a failure reason beats a plain Pending one at the same age).
+        slowest, verdict = min(
+            timed, key=lambda rv: (parse_time(rv[1].since) or ctx.now, rv[1].reason == "PendingTimeout")
+        )
+        _check_service_wait(ctx, stage, st, slowest, verdict, message)
+    elif any(v.reason == "WaitingForAdmission" for _, v in verdicts):
+        st.pending_since = None
+        ctx.ready = (False, "WaitingForAdmission", f"{message}: pods wait for Kueue's admission")
+    else:
+        st.pending_since = None
     return False
+
+
+def _check_service_wait(
+    ctx: _Ctx, stage: StagePlan, st: StageStatus, role: str, verdict: PendingVerdict, message: str
+) -> None:
+    """A service without a ready replica: say why in Ready (and once as an Event), fail the run at the timeout."""
+    timeout = ctx.run.spec.pending_timeout_seconds
+    since = parse_time(verdict.since) or ctx.now
+    st.pending_since = fmt_time(since)
+    waited = (ctx.now - since).total_seconds()
+    if waited < timeout:
+        reason = "ServicesNotReady" if verdict.reason == "PendingTimeout" else verdict.reason
+        st.message = f"{message}: {verdict.detail} (since {st.pending_since})"[:32768]
+        ctx.ready = (False, reason, st.message)
+        ctx.decision.requeue(timeout - waited)
+        old = condition(ctx.old, "Ready")
+        if reason != "ServicesNotReady" and (old is None or old.reason != reason):
+            ctx.event(
+                "Warning",
+                reason,
+                f"service {role}: {verdict.detail}",
+                f"Service/{role}/{reason}/{st.pending_since}",
+            )
+        return
+    text = (
+        f"stage {stage.name}: service {role} had no ready replica for {waited:.0f}s "
+        f"(pendingTimeoutSeconds {timeout}): {verdict.detail}"
+    )[:32768]
+    st.phase = "Failed"
+    st.completion_time = ctx.now_s
+    st.message = text
+    ctx.decision.finished.append(
+        StageFinished(stage.name, "failed", _seconds(st.start_time, st.completion_time))
+    )
+    ctx.event("Warning", verdict.reason, text, f"ServiceTimeout/{stage.name}/{role}")
+    ctx.failure = (verdict.reason, text)
 
 
 def _set_services(ctx: _Ctx, stage: StagePlan, *, suspended: bool) -> None:
@@ -1006,6 +1143,31 @@ def action_failed_status(body: Obj, message: str, now: datetime.datetime) -> Obj
     status = parse_status(body.get("status"))
     gen = body.get("metadata", {}).get("generation")
     set_condition(status.conditions, "Ready", False, REASON_CREATE_FAILED, message, fmt_time(now), gen)
+    status.conditions = sorted(status.conditions, key=lambda c: CONDITION_TYPES.index(c.type))
+    status.observed_generation = gen
+    return dump_status(status)
+
+
+def rejected_status(body: Obj, message: str, now: datetime.datetime) -> Obj:
+    """The stored status with the run Failed/SpecRejected: the API server refused a child as invalid (422)."""
+    status = parse_status(body.get("status"))
+    gen = body.get("metadata", {}).get("generation")
+    now_s = fmt_time(now)
+    text = (
+        f"the API server rejected what this spec asks for: {message}; fix the spec "
+        "(the run continues from where it stopped once its spec changes)"
+    )[:32768]
+    status.phase = "Failed"
+    status.message = text
+    status.completion_time = status.completion_time or now_s
+    current = status.stages.get(status.current_stage or "")
+    if current is not None and current.phase in ("Pending", "Running"):
+        current.message = text
+    for ctype in CONDITION_TYPES:
+        if ctype in ("Failed", "Ready"):
+            set_condition(status.conditions, ctype, ctype == "Failed", REASON_REJECTED, text, now_s, gen)
+        else:
+            set_condition(status.conditions, ctype, False, "Failed", "", now_s, gen)
     status.conditions = sorted(status.conditions, key=lambda c: CONDITION_TYPES.index(c.type))
     status.observed_generation = gen
     return dump_status(status)

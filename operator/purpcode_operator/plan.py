@@ -25,10 +25,10 @@ from .api import (
     RuleLearningSpec,
     SandboxLimits,
     SandboxSpec,
+    Scheduling,
     StageCommon,
     StorageSpec,
     SynthesisSpec,
-    Toleration,
     stage_spec,
 )
 from .layout import CLUSTER_ROOT, CONFIG_FILE, CONFIG_MOUNT, Layout
@@ -176,9 +176,9 @@ class StagePlan(BaseModel):
     args: list[str]
     image: str
     resources: Resources
-    node_selector: dict[str, str] = Field(default_factory=dict)
-    tolerations: list[Toleration] = Field(default_factory=list)
-    priority_class_name: str | None = None
+    scheduling: Scheduling = Field(
+        default_factory=Scheduling, description="The stage's own block over the run's default."
+    )
     active_deadline_seconds: int | None = None
     backoff_limit: int = 2
     needs: list[ServiceName] = Field(default_factory=list)
@@ -210,6 +210,7 @@ class JudgePlan(BaseModel):
     memory: str = "64Gi"
     url: str | None = None
     api_key_secret_ref: dict[str, str] | None = None
+    scheduling: Scheduling = Field(default_factory=Scheduling)
 
 
 class RunPlan(BaseModel):
@@ -222,6 +223,10 @@ class RunPlan(BaseModel):
     stages: list[StagePlan]
     sandbox: SandboxSpec
     sandbox_image: str
+    sandbox_scheduling: Scheduling = Field(
+        default_factory=Scheduling,
+        description="The sandbox's block (and runtimeClassName) over the run's default.",
+    )
     judge: JudgePlan
     storage: StorageSpec
     seed: int
@@ -364,9 +369,7 @@ def build_plan(
                 args=_stage_args(name, paths),
                 image=common.image or defaults.trainer_image,
                 resources=common.resources,
-                node_selector=common.node_selector,
-                tolerations=common.tolerations,
-                priority_class_name=common.priority_class_name,
+                scheduling=common.scheduling.over(spec.scheduling),
                 active_deadline_seconds=common.active_deadline_seconds,
                 backoff_limit=common.backoff_limit,
                 needs=list(STAGE_SERVICES[name]),
@@ -385,6 +388,7 @@ def build_plan(
             replicas=judge.deploy.replicas,
             cpu=judge.deploy.cpu,
             memory=judge.deploy.memory,
+            scheduling=judge.deploy.scheduling.over(spec.scheduling),
         )
     else:
         judge_plan = JudgePlan(
@@ -393,12 +397,19 @@ def build_plan(
             url=judge.url,
             api_key_secret_ref=judge.api_key_secret_ref.model_dump() if judge.api_key_secret_ref else None,
         )
+    sandbox = spec.services.sandbox
+    sandbox_scheduling = sandbox.scheduling.over(spec.scheduling)
+    if sandbox.runtime_class_name:
+        sandbox_scheduling = sandbox_scheduling.model_copy(
+            update={"runtime_class_name": sandbox.runtime_class_name}
+        )
     return RunPlan(
         run=run.metadata.name,
         namespace=run.metadata.namespace,
         stages=stages,
         sandbox=spec.services.sandbox,
         sandbox_image=spec.services.sandbox.image or defaults.sandbox_image,
+        sandbox_scheduling=sandbox_scheduling,
         judge=judge_plan,
         storage=spec.storage,
         seed=spec.seed,

@@ -8,12 +8,13 @@ created (bring `storage.existingClaim` to keep artifacts beyond a run).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import kopf
 
 from . import naming
-from .api import PurpCodeRun, SecretKeyRef, stage_spec
+from .api import PurpCodeRun, Scheduling, SecretKeyRef, stage_spec
 from .layout import CLUSTER_ROOT, CONFIG_FILE, CONFIG_MOUNT
 from .plan import (
     GENERATION_API_KEY_ENV,
@@ -39,12 +40,40 @@ SERVICE_CACHE = (
     "/cache"  # emptyDir of the judge (a ReadWriteOnce artifacts claim cannot follow it to a GPU node)
 )
 GPU_RESOURCE = "nvidia.com/gpu"
+# Who may scrape the sandbox when neither the spec nor the operator (Helm value sandbox.metricsScrapers) says:
+# Prometheus pods in any namespace (the label kube-prometheus-stack and the Prometheus Operator put on them).
+DEFAULT_METRICS_SCRAPERS: tuple[Obj, ...] = (
+    {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
+)
 
 
-def _adopt(obj: Obj, owner: Obj | None, nested: tuple[str, ...] = ()) -> Obj:
+def _adopt(obj: Obj, owner: Obj | None) -> Obj:
+    """Owner reference (garbage collection) and namespace from the run; never the run's labels.
+
+    kopf.adopt would also copy every label of the run into the child: a `kueue.x-k8s.io/queue-name` label on the
+    run would then make Kueue manage the artifacts claim, ConfigMaps and Deployments behind the operator's back.
+    Children carry only the operator's own labels (naming.labels) and, on what Kueue should queue, the queue label.
+    """
     if owner is not None:
-        kopf.adopt(obj, owner=owner, nested=list(nested) if nested else None)  # type: ignore[arg-type]
+        kopf.append_owner_reference(obj, owner=owner)  # type: ignore[arg-type]
+        kopf.adjust_namespace(obj, namespace=owner.get("metadata", {}).get("namespace"))  # type: ignore[arg-type]
     return obj
+
+
+def _apply_scheduling(pod_spec: Obj, sched: Scheduling) -> None:
+    """The resolved scheduling block (run default + the workload's own) on a pod spec."""
+    if sched.node_selector:
+        pod_spec["nodeSelector"] = dict(sched.node_selector)
+    if sched.tolerations:
+        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in sched.tolerations]
+    if sched.priority_class_name:
+        pod_spec["priorityClassName"] = sched.priority_class_name
+    if sched.runtime_class_name:
+        pod_spec["runtimeClassName"] = sched.runtime_class_name
+    if sched.affinity is not None:
+        affinity = sched.affinity.model_dump(by_alias=True, exclude_none=True)
+        if affinity:
+            pod_spec["affinity"] = affinity
 
 
 def _meta(
@@ -314,12 +343,7 @@ def build_stage_job(
         pod_spec["serviceAccountName"] = spec.service_account_name
     if spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in spec.image_pull_secrets]
-    if stage.node_selector:
-        pod_spec["nodeSelector"] = dict(stage.node_selector)
-    if stage.tolerations:
-        pod_spec["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in stage.tolerations]
-    if stage.priority_class_name:
-        pod_spec["priorityClassName"] = stage.priority_class_name
+    _apply_scheduling(pod_spec, stage.scheduling)
     if multi_node:
         pod_spec["subdomain"] = naming.rendezvous_service_name(name, stage.slug)
     job_spec: Obj = {
@@ -357,7 +381,7 @@ def build_stage_job(
         ),
         "spec": job_spec,
     }
-    return _adopt(job, owner, ("spec.template",))
+    return _adopt(job, owner)
 
 
 # --------------------------------------------------------------------------------------------- sandbox
@@ -425,8 +449,7 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
-    if sb.runtime_class_name:
-        pod_spec["runtimeClassName"] = sb.runtime_class_name
+    _apply_scheduling(pod_spec, plan.sandbox_scheduling)
     if run.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in run.spec.image_pull_secrets]
     return _service_deployment(run, naming.ROLE_SANDBOX, naming.sandbox_name(name), pod_spec, replicas, owner)
@@ -441,8 +464,15 @@ def build_sandbox_service(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
 def _service_deployment(
     run: PurpCodeRun, role: str, dep_name: str, pod_spec: Obj, replicas: int, owner: Obj | None
 ) -> Obj:
-    """A run-scoped service Deployment (sandbox, judge): its pods carry the role's labels and selector."""
+    """A run-scoped service Deployment (sandbox, judge): its pods carry the role's labels and selector.
+
+    With `queueName` the Deployment and its pods carry Kueue's queue label: with Kueue's `deployment` (or `pod`)
+    integration enabled, Kueue gates the pods until the queue's quota admits them (a 2-GPU judge counts against
+    the same quota as the stages); without it, Kueue ignores the label and the services run outside the quota.
+    """
     labels = naming.labels(run.metadata.name, role)
+    if run.spec.queue_name:
+        labels[naming.KUEUE_QUEUE_LABEL] = run.spec.queue_name
     dep = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -453,7 +483,7 @@ def _service_deployment(
             "template": {"metadata": {"labels": labels}, "spec": pod_spec},
         },
     }
-    return _adopt(dep, owner, ("spec.template",))
+    return _adopt(dep, owner)
 
 
 def _http_service(run: PurpCodeRun, role: str, svc_name: str, port: int, owner: Obj | None) -> Obj:
@@ -472,9 +502,27 @@ def _http_service(run: PurpCodeRun, role: str, svc_name: str, port: int, owner: 
     return _adopt(svc, owner)
 
 
+def sandbox_scrapers(run: PurpCodeRun) -> list[Obj]:
+    """Who may scrape the sandbox's /metrics: the spec's peers, else Prometheus pods in any namespace."""
+    peers = run.spec.services.sandbox.metrics_scrapers
+    if peers is None:
+        return copy.deepcopy(list(DEFAULT_METRICS_SCRAPERS))
+    return [p.model_dump(by_alias=True, exclude_none=True) for p in peers]
+
+
 def build_sandbox_network_policy(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
-    """Sandbox pods may not open any connection; only this run's stage pods may reach them."""
+    """Sandbox pods may not open any connection; only this run's stage pods may reach them, and the metrics
+    scraper (Prometheus) may reach the same port for /metrics (an empty `metricsScrapers` list: nobody)."""
     name = run.metadata.name
+    ingress: list[Obj] = [
+        {
+            "from": [{"podSelector": {"matchLabels": naming.selector(name, naming.ROLE_STAGE)}}],
+            "ports": [{"protocol": "TCP", "port": SANDBOX_PORT}],
+        }
+    ]
+    scrapers = sandbox_scrapers(run)
+    if scrapers:
+        ingress.append({"from": scrapers, "ports": [{"protocol": "TCP", "port": SANDBOX_PORT}]})
     policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -484,12 +532,7 @@ def build_sandbox_network_policy(run: PurpCodeRun, owner: Obj | None = None) -> 
         "spec": {
             "podSelector": {"matchLabels": naming.selector(name, naming.ROLE_SANDBOX)},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [
-                {
-                    "from": [{"podSelector": {"matchLabels": naming.selector(name, naming.ROLE_STAGE)}}],
-                    "ports": [{"protocol": "TCP", "port": SANDBOX_PORT}],
-                }
-            ],
+            "ingress": ingress,
             "egress": [],
         },
     }
@@ -587,11 +630,74 @@ def build_judge_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, owner
     }
     if run.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in run.spec.image_pull_secrets]
+    _apply_scheduling(pod_spec, judge.scheduling)
     return _service_deployment(run, naming.ROLE_JUDGE, naming.judge_name(name), pod_spec, replicas, owner)
 
 
 def build_judge_service(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
     return _http_service(run, naming.ROLE_JUDGE, naming.judge_name(run.metadata.name), JUDGE_PORT, owner)
+
+
+# --------------------------------------------------------------------------------------------- whole run
+
+
+def stage_objects(
+    run: PurpCodeRun, plan: RunPlan, stage: StagePlan, attempt: int, owner: Obj | None
+) -> list[Obj]:
+    """What one attempt of a stage needs, in creation order (what its pods mount first, the Job last)."""
+    objs: list[Obj] = []
+    pvc = build_pvc(run, owner)
+    if pvc is not None:
+        objs.append(pvc)
+    objs.append(build_stage_config_map(run, stage, owner))
+    if stage.distributed and stage.resources.nodes > 1:
+        objs.append(build_rendezvous_service(run, stage, owner))
+    objs.append(build_stage_job(run, plan, stage, attempt, owner))
+    return objs
+
+
+def service_objects(
+    run: PurpCodeRun, plan: RunPlan, role: str, replicas: int, owner: Obj | None
+) -> list[Obj]:
+    """A service (sandbox or judge) the run deploys: its NetworkPolicy, Service and Deployment."""
+    if role == naming.ROLE_SANDBOX:
+        return [
+            build_sandbox_network_policy(run, owner),
+            build_sandbox_service(run, owner),
+            build_sandbox_deployment(run, plan, replicas, owner),
+        ]
+    return [build_judge_service(run, owner), build_judge_deployment(run, plan, replicas, owner)]
+
+
+def service_replicas(plan: RunPlan) -> dict[str, int]:
+    """Replicas of each service the run deploys (an absent role is not deployed at all)."""
+    out: dict[str, int] = {}
+    if plan.sandbox.replicas > 0:
+        out[naming.ROLE_SANDBOX] = plan.sandbox.replicas
+    if plan.judge.deploy:
+        out[naming.ROLE_JUDGE] = plan.judge.replicas
+    return out
+
+
+def render_run(run: PurpCodeRun, plan: RunPlan, owner: Obj | None = None) -> list[Obj]:
+    """Every object the operator creates for a run (first attempt of each stage), once each, in the order the
+    operator creates them: `purpcode render` prints this; the operator creates the same objects piece by piece."""
+    objs: list[Obj] = []
+    seen: set[tuple[str, str]] = set()
+    services = service_replicas(plan)
+    for stage in plan.stages:
+        batch = [
+            o
+            for role in stage.needs
+            if role in services
+            for o in service_objects(run, plan, role, services[role], owner)
+        ]
+        for obj in batch + stage_objects(run, plan, stage, 1, owner):
+            key = (obj["kind"], obj["metadata"]["name"])
+            if key not in seen:
+                seen.add(key)
+                objs.append(obj)
+    return objs
 
 
 # --------------------------------------------------------------------------------------------- events

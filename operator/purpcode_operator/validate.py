@@ -17,9 +17,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .api import ApiModel, PurpCodeRun
+from .api import _LABEL_VALUE, _QUANTITY, ApiModel, PurpCodeRun
 
-_QUANTITY_HINT = "a Kubernetes quantity such as 4, 500m, 16Gi"
+_QUANTITY_HINT = "a Kubernetes quantity such as 4, 500m, 1.5, 16Gi, 2e9 (one number, one suffix)"
+_LABEL_VALUE_HINT = (
+    "a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"
+)
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,10 @@ def _message(err: Any) -> str:
     if kind == "literal_error":
         return f"must be one of {ctx['expected']}{got}"
     if kind == "string_pattern_mismatch":
-        if "eEinumkKMGTP" in str(ctx.get("pattern", "")):
+        if ctx.get("pattern") == _QUANTITY or "eEinumkKMGTP" in str(ctx.get("pattern", "")):
             return f"must be {_QUANTITY_HINT}{got}"
+        if ctx.get("pattern") == _LABEL_VALUE:
+            return f"must be {_LABEL_VALUE_HINT}{got}"
         return f"must match {ctx['pattern']}{got}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"must be an integer{got}"

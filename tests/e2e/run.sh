@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The kind suite, one command (`make e2e`): a real cluster, the real images, the Helm chart, the tiny-cpu run.
 #
-#   1. create a kind cluster (or reuse one of the same name)
-#   2. build the operator, sandbox and trainer images (images/*/Dockerfile) and load them into kind
+#   0. check the host (tests/e2e/preflight.sh: Docker and its CPUs/memory against the tiny run's requests, kind,
+#      kubectl, helm, user namespaces) and print the fix for anything missing
+#   1. create a kind cluster from a pinned kindest/node image (or reuse one of the same name)
+#   2. build the operator, sandbox and CPU-only trainer images (images/{operator,sandbox,trainer-cpu}/Dockerfile)
+#      and load them into kind
 #   3. helm install helm/purpcode (the CRD comes from the chart's crds/)
 #   4. kubectl apply manifests/samples/tiny-cpu.yaml and wait until the run is Succeeded (fails fast on Failed)
 #   5. check the artifacts on its volume (every stage's _SUCCESS, the report), its Events, the operator's metrics
 #   6. delete the cluster (keep it with PURPCODE_E2E_KEEP=1)
 #
-# Needs docker (a running daemon), kind, kubectl and helm. When one is missing it prints "E2E SKIPPED: <reason>" and
-# exits 0, or exits 1 with PURPCODE_E2E_REQUIRE=1 (CI machines that must run it).
+# Needs docker (a running daemon), kind, kubectl and helm; no Python on the host. When the host falls short it prints
+# each fix, then "E2E SKIPPED: <first problem>" and exits 0, or exits 1 with PURPCODE_E2E_REQUIRE=1 (CI machines
+# that must run it).
 # Knobs: PURPCODE_E2E_CLUSTER (purpcode-e2e), PURPCODE_E2E_NAMESPACE (purpcode-e2e), PURPCODE_E2E_TIMEOUT
-# (seconds the run may take, 3600), PURPCODE_E2E_SKIP_BUILD=1 (images already loaded), REGISTRY and VERSION (image
-# names, as the Makefile: ghcr.io/purpcode-k8s/<name>:<version>, which are the chart's defaults).
+# (seconds the run may take, 3600), PURPCODE_E2E_SKIP_BUILD=1 (images already loaded), PURPCODE_E2E_NODE_IMAGE (the
+# kindest/node image), REGISTRY and VERSION (image names, as the Makefile: ghcr.io/purpcode-k8s/<name>:<version>).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -24,9 +28,12 @@ SYSTEM_NS="${PURPCODE_E2E_SYSTEM_NAMESPACE:-purpcode-system}"
 RELEASE="${PURPCODE_E2E_RELEASE:-purpcode}"
 TIMEOUT="${PURPCODE_E2E_TIMEOUT:-3600}"
 REGISTRY="${REGISTRY:-ghcr.io/purpcode-k8s}"
-PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
-VERSION="${VERSION:-$("$PYTHON" -c "import tomllib; print(tomllib.load(open('pyproject.toml','rb'))['project']['version'])")}"
-IMAGES=(operator sandbox trainer)
+VERSION="${VERSION:-$(sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -n 1)}"
+# Kubernetes >= 1.33: user-namespaced pods (hostUsers: false) on by default, which the sandbox needs. The image
+# kind v0.29.0 publishes for 1.33 (kind >= 0.29.0 is checked by preflight.sh).
+NODE_IMAGE="${PURPCODE_E2E_NODE_IMAGE:-kindest/node:v1.33.1}"
+IMAGES=(operator sandbox trainer-cpu)
+TRAINER="$REGISTRY/trainer-cpu"
 RUN=tiny-cpu
 STAGE_DIRS=(model synthesis rule_learning rl evaluation report)  # purpcode_operator.layout.STAGE_DIRS
 
@@ -38,10 +45,12 @@ skip() {
   exit 0
 }
 
-for tool in docker kind kubectl helm; do
-  command -v "$tool" >/dev/null 2>&1 || skip "'$tool' is not installed (the kind suite needs docker, kind, kubectl and helm)"
-done
-docker info >/dev/null 2>&1 || skip "the Docker daemon is not reachable ('docker info' failed)"
+log "host prerequisites"
+preflight_out="$(bash tests/e2e/preflight.sh)" && preflight_rc=0 || preflight_rc=$?
+printf '%s\n' "$preflight_out"
+if [ "$preflight_rc" -ne 0 ]; then
+  skip "$(printf '%s\n' "$preflight_out" | sed -n 's/^preflight: FAILED: //p')"
+fi
 
 KUBECTL=(kubectl --context "kind-$CLUSTER")
 
@@ -74,7 +83,7 @@ cleanup() {
 
 log "kind cluster $CLUSTER"
 if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
-  kind create cluster --name "$CLUSTER" --wait 180s
+  kind create cluster --name "$CLUSTER" --image "$NODE_IMAGE" --wait 180s
 fi
 trap cleanup EXIT
 
@@ -92,9 +101,9 @@ log "helm install $RELEASE (namespace $SYSTEM_NS)"
 helm upgrade --install "$RELEASE" helm/purpcode --kube-context "kind-$CLUSTER" \
   --namespace "$SYSTEM_NS" --create-namespace \
   --set image.repository="$REGISTRY/operator" --set image.tag="$VERSION" \
-  --set defaultImages.trainer.repository="$REGISTRY/trainer" --set defaultImages.trainer.tag="$VERSION" \
+  --set defaultImages.trainer.repository="$TRAINER" --set defaultImages.trainer.tag="$VERSION" \
   --set defaultImages.sandbox.repository="$REGISTRY/sandbox" --set defaultImages.sandbox.tag="$VERSION" \
-  --set defaultImages.judge.repository="$REGISTRY/trainer" --set defaultImages.judge.tag="$VERSION" \
+  --set defaultImages.judge.repository="$TRAINER" --set defaultImages.judge.tag="$VERSION" \
   --wait --timeout 10m
 "${KUBECTL[@]}" -n "$SYSTEM_NS" rollout status "deploy/$RELEASE-operator" --timeout=300s
 
@@ -124,9 +133,10 @@ done
 log "check the artifacts on $RUN-artifacts"
 checks=""
 for dir in "${STAGE_DIRS[@]}"; do
-  checks+="test -f /artifacts/$dir/_SUCCESS || { echo missing /artifacts/$dir/_SUCCESS; exit 1; }; "
+  checks+="test -f /artifacts/$dir/_SUCCESS || { echo missing /artifacts/$dir/_SUCCESS; exit 1; }"$'\n'
 done
-checks+='ls -la /artifacts/report; test -n "$(ls /artifacts/report | grep -v _SUCCESS)" || { echo empty report; exit 1; }; echo ARTIFACTS OK'
+checks+='ls -la /artifacts/report; test -n "$(ls /artifacts/report | grep -v _SUCCESS)" || { echo empty report; exit 1; }'$'\n'
+checks+='echo ARTIFACTS OK'
 "${KUBECTL[@]}" -n "$NS" delete pod artifacts-check --ignore-not-found --wait=true
 "${KUBECTL[@]}" -n "$NS" apply -f - <<EOF
 apiVersion: v1
@@ -140,9 +150,12 @@ spec:
                     seccompProfile: {type: RuntimeDefault}}
   containers:
     - name: check
-      image: $REGISTRY/trainer:$VERSION
+      image: $TRAINER:$VERSION
       imagePullPolicy: IfNotPresent
-      command: ["sh", "-c", $(printf '%s' "$checks" | "$PYTHON" -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]
+      command: ["sh", "-c"]
+      args:
+        - |
+$(printf '%s\n' "$checks" | sed 's/^/          /')
       securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
       volumeMounts: [{name: artifacts, mountPath: /artifacts, readOnly: true}]
   volumes:

@@ -89,6 +89,7 @@ def test_local_root_and_endpoints_and_config_round_trip(tmp_path: Path) -> None:
 
 def test_cluster_endpoints_and_distribution() -> None:
     doc = yaml.safe_load((ROOT / "manifests/samples/qwen2.5-32b.yaml").read_text())
+    doc["metadata"]["namespace"] = "purpcode"  # the samples name none: the namespace they are applied in
     plan = build_plan(run_of(doc))
     cfg = plan.stage("rl").config
     assert cfg.services.sandbox_url == "http://qwen25-32b-sandbox.purpcode.svc:8080"

@@ -205,14 +205,14 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ("suspend-not-bool", with_("spec.suspend", "maybe"), "spec.suspend", "true or false"),
     (
         "tolerations-not-list",
-        with_("spec.stages.rl.tolerations", {"key": "gpu"}),
-        "spec.stages.rl.tolerations",
+        with_("spec.stages.rl.scheduling.tolerations", {"key": "gpu"}),
+        "spec.stages.rl.scheduling.tolerations",
         "must be a list",
     ),
     (
         "bad-toleration-effect",
-        with_("spec.stages.rl.tolerations", [{"key": "gpu", "effect": "Sometimes"}]),
-        "spec.stages.rl.tolerations[0].effect",
+        with_("spec.stages.rl.scheduling.tolerations", [{"key": "gpu", "effect": "Sometimes"}]),
+        "spec.stages.rl.scheduling.tolerations[0].effect",
         "must be one of",
     ),
     ("stage-not-mapping", with_("spec.stages.rl", "yes"), "spec.stages.rl", "must be a mapping"),

@@ -512,3 +512,339 @@ def test_the_status_is_stable_while_nothing_changes() -> None:
     for t in (6, 30, 300):
         again = decide(body, Observed(jobs={"r-init-1": j}, pods=[pending]), at(t), SETTINGS)
         assert again.status == body["status"] and not again.creates and not again.events
+
+
+# --------------------------------------------------------------------------------------------- service waits (issue 16)
+# Deployment, ReplicaSet-derived and Pod statuses as kube-controller-manager and the kubelet write them.
+
+
+def real_deployment(
+    role: str, *, created: float, conditions: list[dict[str, Any]], replicas: int = 1
+) -> dict[str, Any]:
+    """A Deployment with no available replica, as the Deployment controller reports it."""
+    return {
+        "metadata": {
+            "name": f"r-{role}",
+            "uid": f"dep-{role}",
+            "creationTimestamp": ts(created),
+            "generation": 1,
+            "ownerReferences": [{"uid": UID}],
+            "labels": {"purpcode.dev/run": "r", "purpcode.dev/role": role},
+        },
+        "spec": {"replicas": replicas},
+        "status": {"observedGeneration": 1, "unavailableReplicas": replicas, "conditions": conditions},
+    }
+
+
+def unavailable(at_s: float) -> dict[str, Any]:
+    return {
+        "type": "Available",
+        "status": "False",
+        "reason": "MinimumReplicasUnavailable",
+        "message": "Deployment does not have minimum availability.",
+        "lastUpdateTime": ts(at_s),
+        "lastTransitionTime": ts(at_s),
+    }
+
+
+def progressing(at_s: float, role: str) -> dict[str, Any]:
+    return {
+        "type": "Progressing",
+        "status": "True",
+        "reason": "ReplicaSetUpdated",
+        "message": f'ReplicaSet "r-{role}-5d8f7c9b4" is progressing.',
+        "lastUpdateTime": ts(at_s),
+        "lastTransitionTime": ts(at_s),
+    }
+
+
+PSA_REFUSAL = (
+    'pods "r-judge-5d8f7c9b4-x2x7q" is forbidden: violates PodSecurity "restricted:latest": '
+    'seccompProfile (pod or container "judge" must set securityContext.seccompProfile.type to '
+    '"RuntimeDefault" or "Localhost")'
+)
+
+
+def replica_failure(at_s: float) -> dict[str, Any]:
+    """The new ReplicaSet's condition, copied into the Deployment's by the Deployment controller."""
+    return {
+        "type": "ReplicaFailure",
+        "status": "True",
+        "reason": "FailedCreate",
+        "message": PSA_REFUSAL,
+        "lastUpdateTime": ts(at_s),
+        "lastTransitionTime": ts(at_s),
+    }
+
+
+def crashlooping_pod(role: str, *, created: float) -> dict[str, Any]:
+    """Phase Running, not ready, its container waiting in CrashLoopBackOff after exiting 1 four times."""
+    return {
+        "metadata": {
+            "name": f"r-{role}-5d8f7c9b4-x2x7q",
+            "creationTimestamp": ts(created),
+            "labels": {
+                "purpcode.dev/run": "r",
+                "purpcode.dev/role": role,
+                "pod-template-hash": "5d8f7c9b4",
+            },
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {
+                    "type": "PodReadyToStartContainers",
+                    "status": "True",
+                    "lastTransitionTime": ts(created + 2),
+                },
+                {"type": "Initialized", "status": "True", "lastTransitionTime": ts(created + 1)},
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "message": f"containers with unready status: [{role}]",
+                    "lastTransitionTime": ts(created + 1),
+                },
+                {
+                    "type": "ContainersReady",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "message": f"containers with unready status: [{role}]",
+                    "lastTransitionTime": ts(created + 1),
+                },
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts(created)},
+            ],
+            "containerStatuses": [
+                {
+                    "name": role,
+                    "ready": False,
+                    "started": False,
+                    "restartCount": 4,
+                    "image": "ghcr.io/purpcode-k8s/trainer:0.1.0",
+                    "imageID": "ghcr.io/purpcode-k8s/trainer@sha256:0123",
+                    "containerID": "containerd://abc",
+                    "state": {
+                        "waiting": {
+                            "reason": "CrashLoopBackOff",
+                            "message": f"back-off 1m20s restarting failed container={role} "
+                            f"pod=r-{role}-5d8f7c9b4-x2x7q_ns(1234)",
+                        }
+                    },
+                    "lastState": {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "message": "OSError: Qwen/Qwen2.5-32B-Instruct is not a local folder",
+                            "startedAt": ts(created + 30),
+                            "finishedAt": ts(created + 35),
+                            "containerID": "containerd://abc",
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def waiting_for_services(**spec: Any) -> dict[str, Any]:
+    body = run_body(pendingTimeoutSeconds=300, **spec)
+    body["status"] = {
+        "phase": "Running",
+        "stages": {"initialize": {"phase": "Succeeded", "attempts": 1}, "synthesis": {"phase": "Pending"}},
+    }
+    return body
+
+
+DONE_INIT = {"r-init-1": job("r", "init", 1, state="complete")}
+
+
+def test_a_service_the_replicaset_cannot_create_pods_for_fails_the_run_at_the_timeout_with_the_reason() -> (
+    None
+):
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment(
+            "judge", created=10, conditions=[unavailable(10), replica_failure(11), progressing(10, "judge")]
+        ),
+    }
+    observed = Observed(jobs=DONE_INIT, deployments=deps)  # no judge pod exists at all
+    d = decide(body, observed, at(100), SETTINGS)
+    ready = conds(d)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "ReplicaFailure")
+    assert "FailedCreate" in ready["message"] and "violates PodSecurity" in ready["message"]
+    (ev,) = [e for e in d.events if e.reason == "ReplicaFailure"]
+    assert ev.type == "Warning" and "violates PodSecurity" in ev.message
+    assert d.requeue_after == pytest.approx(210)  # timed from the Deployment's creation (t=10), not from now
+    assert status_of(d).stages["synthesis"].pending_since == fmt_time(at(10))
+    assert not any(c.obj["kind"] == "Job" for c in d.creates)
+
+    body = apply(body, d)
+    again = decide(body, observed, at(150), SETTINGS)
+    assert not [e for e in again.events if e.reason == "ReplicaFailure"]  # reported once, not every reconcile
+    assert again.status == d.status  # nothing changes while nothing changes
+
+    d = decide(body, observed, at(311), SETTINGS)
+    st = status_of(d)
+    assert st.phase == "Failed" and st.stages["synthesis"].phase == "Failed"
+    failed = conds(d)["Failed"]
+    assert failed["reason"] == "ReplicaFailure"
+    assert "service judge" in failed["message"] and "pendingTimeoutSeconds 300" in failed["message"]
+    assert "violates PodSecurity" in failed["message"]
+    assert {e.reason for e in d.events} >= {"ReplicaFailure", "Failed"}
+    assert ("Deployment", "r-judge") in {(x.kind, x.name) for x in d.deletes}
+
+
+def test_a_crash_looping_service_pod_fails_the_run_with_its_last_error() -> None:
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment("judge", created=0, conditions=[unavailable(0), progressing(0, "judge")]),
+    }
+    pods = [crashlooping_pod("judge", created=1)]
+    observed = Observed(jobs=DONE_INIT, deployments=deps, pods=pods)
+    d = decide(body, observed, at(200), SETTINGS)
+    ready = conds(d)["Ready"]
+    assert ready["reason"] == "CrashLoopBackOff"
+    assert "restarted 4 times" in ready["message"] and "last exit code 1 (Error)" in ready["message"]
+    assert "is not a local folder" in ready["message"]
+    assert [e.reason for e in d.events if e.type == "Warning"] == ["CrashLoopBackOff"]
+    assert d.requeue_after == pytest.approx(100)
+
+    d = decide(apply(body, d), observed, at(301), SETTINGS)
+    failed = conds(d)["Failed"]
+    assert status_of(d).phase == "Failed" and failed["reason"] == "CrashLoopBackOff"
+    assert "is not a local folder" in failed["message"]
+
+
+def test_a_service_pod_that_runs_and_starts_up_is_not_timed() -> None:
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment("judge", created=0, conditions=[unavailable(0), progressing(0, "judge")]),
+    }
+    loading = crashlooping_pod("judge", created=1)
+    loading["status"]["containerStatuses"][0].update(
+        restartCount=0, state={"running": {"startedAt": ts(2)}}, lastState={}
+    )
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=deps, pods=[loading]), at(5000), SETTINGS)
+    assert status_of(d).phase == "Running" and conds(d)["Ready"]["reason"] == "ServicesNotReady"
+    assert status_of(d).stages["synthesis"].pending_since is None and not d.events
+
+
+def test_the_service_wait_restarts_when_a_service_is_scaled_up_again() -> None:
+    # Created long ago, scaled to zero while suspended, scaled back at t=1000: the wait counts from t=1000.
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment(
+            "judge", created=0, conditions=[unavailable(1000), progressing(0, "judge")]
+        ),
+    }
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=deps), at(1100), SETTINGS)
+    assert status_of(d).phase == "Running" and d.requeue_after == pytest.approx(200)
+
+
+def test_service_pods_held_by_kueue_wait_for_admission_untimed() -> None:
+    body = waiting_for_services(queueName="team-a")
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment("judge", created=0, conditions=[unavailable(0), progressing(0, "judge")]),
+    }
+    gated = crashlooping_pod("judge", created=1)
+    gated["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "SchedulingGated",
+                "message": "Scheduling is blocked due to non-empty scheduling gates",
+            }
+        ],
+    }
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=deps, pods=[gated]), at(5000), SETTINGS)
+    assert status_of(d).phase != "Failed" and conds(d)["Ready"]["reason"] == "WaitingForAdmission"
+
+
+def test_a_child_the_api_server_rejects_fails_the_run_until_the_spec_changes() -> None:
+    from purpcode_operator.decide import rejected_status
+
+    body = waiting_for_services()
+    server = 'Job.batch "r-synthesis-1" is invalid: spec.template.spec.priorityClassName: Invalid value'
+    body["status"] = rejected_status(body, f"create Job r-synthesis-1: 422 Invalid: {server}", at(5))
+    failed = conds(Decision(status=body["status"]))["Failed"]
+    assert (failed["status"], failed["reason"]) == ("True", "SpecRejected") and server in failed["message"]
+    observed = Observed(jobs=DONE_INIT, deployments=services_up())
+    # The same generation: terminal (no create, services torn down), not retried.
+    d = decide(body, observed, at(10), SETTINGS)
+    assert not d.creates and status_of(d).phase == "Failed"
+    assert ("Deployment", "r-judge") in {(x.kind, x.name) for x in d.deletes}
+    # An edited spec (a new generation) continues the run where it stopped.
+    body = apply(body, d)
+    body["metadata"]["generation"] = 2
+    d = decide(body, observed, at(20), SETTINGS)
+    assert ("Job", "r-synthesis-1") in created(d) and status_of(d).phase == "Running"
+
+
+def kueue_job(slug: str, attempt: int, **kwargs: Any) -> dict[str, Any]:
+    j = job("r", slug, attempt, **kwargs)
+    j["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "team-a"
+    return j
+
+
+def test_a_kueue_job_is_stopped_by_deleting_it_never_by_flipping_suspend() -> None:
+    # Suspending the run: the admitted, running Kueue Job is deleted (Kueue would un-suspend it).
+    body = run_body(queueName="team-a", suspend=True)
+    jobs = {"r-init-1": kueue_job("init", 1, state="complete"), "r-synthesis-1": kueue_job("synthesis", 1)}
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {"phase": "Succeeded", "attempts": 1},
+            "synthesis": {"phase": "Running", "attempts": 1},
+        },
+    }
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(5), SETTINGS)
+    assert ("Job", "r-synthesis-1") in {(x.kind, x.name) for x in d.deletes}
+    assert not [p for p in d.patches if p.kind == "Job"]
+    assert status_of(d).stages["synthesis"].phase == "Suspended"
+
+    # While suspended and deleted: nothing is created; on resume the same attempt's Job is created again.
+    body = apply(body, d)
+    del jobs["r-synthesis-1"]
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(10), SETTINGS)
+    assert not created(d) and status_of(d).phase == "Suspended"
+    body = apply(body, d)
+    body["spec"]["suspend"] = False
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(20), SETTINGS)
+    (jobobj,) = [c.obj for c in d.creates if c.obj["kind"] == "Job"]
+    assert jobobj["metadata"]["name"] == "r-synthesis-1" and jobobj["spec"]["suspend"] is True
+    synthesis = status_of(d).stages["synthesis"]
+    assert synthesis.attempts == 1 and synthesis.phase == "Pending"  # waiting for Kueue again
+
+
+def test_a_kueue_job_whose_pods_stay_pending_is_deleted_at_the_timeout() -> None:
+    body = run_body(queueName="team-a", pendingTimeoutSeconds=60)
+    j = kueue_job("init", 1)
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    d = decide(
+        body,
+        Observed(jobs={"r-init-1": j}, pods=[pod(j, phase="Pending", unschedulable=True)]),
+        at(61),
+        SETTINGS,
+    )
+    assert status_of(d).phase == "Failed"
+    assert [(x.kind, x.name) for x in d.deletes if x.kind == "Job"] == [("Job", "r-init-1")]
+    assert not [p for p in d.patches if p.kind == "Job"]
+
+
+def test_a_failed_run_deletes_its_queued_kueue_jobs_and_suspends_the_others() -> None:
+    body = run_body()
+    body["spec"]["seed"] = -1  # invalid: the run fails and stops its Jobs
+    jobs = {
+        "r-init-1": kueue_job("init", 1, suspend=True),  # still queued: Kueue would admit it later
+        "r-synthesis-1": job("r", "synthesis", 1),
+    }
+    d = decide(body, Observed(jobs=jobs), T0, SETTINGS)
+    assert [(x.kind, x.name) for x in d.deletes if x.kind == "Job"] == [("Job", "r-init-1")]
+    assert [(p.name, p.body) for p in d.patches] == [("r-synthesis-1", {"spec": {"suspend": True}})]

@@ -40,23 +40,7 @@ def prepared(doc: dict[str, Any]) -> tuple[PurpCodeRun, RunPlan]:
 def render_all(doc: dict[str, Any]) -> list[dict[str, Any]]:
     """Every object the operator can create for a run (attempt 1 of each stage, both services)."""
     run, plan = prepared(doc)
-    owner = owner_of(doc)
-    objs: list[dict[str, Any]] = []
-    pvc = render.build_pvc(run, owner)
-    if pvc is not None:
-        objs.append(pvc)
-    for stage in plan.stages:
-        objs.append(render.build_stage_config_map(run, stage, owner))
-        if stage.distributed and stage.resources.nodes > 1:
-            objs.append(render.build_rendezvous_service(run, stage, owner))
-        objs.append(render.build_stage_job(run, plan, stage, 1, owner))
-    objs += [
-        render.build_sandbox_network_policy(run, owner),
-        render.build_sandbox_service(run, owner),
-        render.build_sandbox_deployment(run, plan, plan.sandbox.replicas, owner),
-    ]
-    if plan.judge.deploy:
-        objs += [render.build_judge_service(run, owner), render.build_judge_deployment(run, plan, 1, owner)]
+    objs = render.render_run(run, plan, owner_of(doc))
     objs.append(
         render.build_event(
             doc,
@@ -110,11 +94,29 @@ def _variants(sample: str) -> list[dict[str, Any]]:
     spec["storage"] = {"existingClaim": "shared-rwx", "accessMode": "ReadWriteMany"}
     spec["model"]["tokenSecretRef"] = {"name": "hf", "key": "token"}
     spec["services"]["sandbox"]["runtimeClassName"] = "gvisor"
+    spec["services"]["sandbox"]["metricsScrapers"] = [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
     spec["services"]["judge"] = {"url": "https://judge.example/v1", "apiKeySecretRef": {"name": "judge-key"}}
+    spec["scheduling"] = {
+        "nodeSelector": {"topology.kubernetes.io/zone": "eu-west-1a"},
+        "runtimeClassName": "nvidia",
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["h100", "h200"]}]}
+                    ]
+                }
+            }
+        },
+    }
     spec["stages"]["rl"].update(
-        nodeSelector={"gpu": "h100"},
-        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        priorityClassName="training",
+        scheduling={
+            "nodeSelector": {"gpu": "h100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "training",
+        },
         activeDeadlineSeconds=3600,
     )
     return render_all(doc)
@@ -198,7 +200,7 @@ def test_single_node_stage_job() -> None:
         env["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in env
     )  # only the initializer hits the hub
     assert env["HF_HOME"]["value"] == "/artifacts/.cache/huggingface"
-    assert c["resources"] == {"requests": {"cpu": "2", "memory": "6Gi"}, "limits": {"memory": "6Gi"}}
+    assert c["resources"] == {"requests": {"cpu": "1", "memory": "3Gi"}, "limits": {"memory": "3Gi"}}
     labels = spec["template"]["metadata"]["labels"]
     assert labels["purpcode.dev/role"] == "stage" and labels["purpcode.dev/stage"] == "rl"
 
@@ -303,7 +305,7 @@ def test_sandbox_is_isolated() -> None:
         "purpcode.dev/run": "tiny-cpu",
         "purpcode.dev/role": "sandbox",
     }
-    (rule,) = policy["spec"]["ingress"]
+    rule = policy["spec"]["ingress"][0]
     assert rule["from"] == [
         {"podSelector": {"matchLabels": {"purpcode.dev/run": "tiny-cpu", "purpcode.dev/role": "stage"}}}
     ]
@@ -400,3 +402,164 @@ def test_event_names_are_deterministic_per_transition() -> None:
         instance="i",
     )
     assert a["metadata"]["name"] == b["metadata"]["name"] != c["metadata"]["name"]
+
+
+# --------------------------------------------------------------------------------------------- issue 16
+
+
+def _pod_specs(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        for o in objs
+        if o["kind"] in ("Job", "Deployment")
+    }
+
+
+def test_the_run_scheduling_default_reaches_every_pod_and_each_may_override() -> None:
+    doc = body("tiny-cpu")
+    gpu = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    affinity = {
+        "nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 1, "preference": {}}]}
+    }
+    doc["spec"]["scheduling"] = {
+        "nodeSelector": {"pool": "gpu"},
+        "tolerations": gpu,
+        "priorityClassName": "training",
+        "runtimeClassName": "nvidia",
+        "affinity": affinity,
+    }
+    doc["spec"]["stages"]["rl"]["scheduling"] = {
+        "nodeSelector": {"pool": "big"},
+        "priorityClassName": "urgent",
+    }
+    doc["spec"]["services"]["sandbox"]["scheduling"] = {"nodeSelector": {}, "tolerations": []}
+    doc["spec"]["services"]["sandbox"]["runtimeClassName"] = "gvisor"
+    specs = _pod_specs(render_all(doc))
+    assert set(specs) == {
+        f"tiny-cpu-{s}-1" for s in ("init", "synthesis", "rule-learning", "rl", "evaluation", "report")
+    } | {
+        "tiny-cpu-sandbox",
+        "tiny-cpu-judge",
+    }
+    for name, pod in specs.items():
+        if name in ("tiny-cpu-sandbox", "tiny-cpu-rl-1"):
+            continue
+        # initialize and report, the other stages and the judge: the run's default, whole.
+        assert pod["nodeSelector"] == {"pool": "gpu"}, name
+        assert pod["tolerations"] == gpu and pod["priorityClassName"] == "training", name
+        assert pod["runtimeClassName"] == "nvidia" and pod["affinity"] == affinity, name
+    rl = specs["tiny-cpu-rl-1"]
+    assert rl["nodeSelector"] == {"pool": "big"} and rl["priorityClassName"] == "urgent"
+    assert rl["tolerations"] == gpu and rl["runtimeClassName"] == "nvidia"  # the fields rl leaves out
+    sandbox = specs["tiny-cpu-sandbox"]
+    assert "nodeSelector" not in sandbox and "tolerations" not in sandbox  # cleared by the override
+    assert sandbox["runtimeClassName"] == "gvisor" and sandbox["priorityClassName"] == "training"
+
+
+def test_children_carry_only_the_operators_labels_never_the_runs() -> None:
+    doc = body("tiny-cpu", labels={"kueue.x-k8s.io/queue-name": "sneaky", "team": "red"})
+    for obj in render_all(doc):
+        if obj["kind"] == "Event":
+            continue
+        labels = dict(obj["metadata"]["labels"])
+        template = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("labels", {})
+        for found in (labels, template):
+            assert "team" not in found and "kueue.x-k8s.io/queue-name" not in found, obj["metadata"]["name"]
+
+
+def test_with_a_queue_the_jobs_and_service_deployments_carry_the_queue_label() -> None:
+    doc = body("tiny-cpu")
+    doc["spec"]["queueName"] = "team-a"
+    objs = render_all(doc)
+    queued = {
+        o["metadata"]["name"]
+        for o in objs
+        if o["metadata"].get("labels", {}).get(naming.KUEUE_QUEUE_LABEL) == "team-a"
+    }
+    workloads = {o["metadata"]["name"] for o in objs if o["kind"] in ("Job", "Deployment")}
+    assert queued == workloads  # and nothing else (claims, ConfigMaps, Services, policies)
+    for o in objs:
+        if o["kind"] == "Deployment":
+            assert o["spec"]["template"]["metadata"]["labels"][naming.KUEUE_QUEUE_LABEL] == "team-a"
+            assert naming.KUEUE_QUEUE_LABEL not in o["spec"]["selector"]["matchLabels"]
+
+
+def test_the_sandbox_policy_admits_the_metrics_scraper_on_the_metrics_port() -> None:
+    doc = body("tiny-cpu")
+    run, plan = prepared(doc)
+    dep = render.build_sandbox_deployment(run, plan, 1)
+    (port,) = dep["spec"]["template"]["spec"]["containers"][0]["ports"]
+    policy = render.build_sandbox_network_policy(run)
+    stages, scraper = policy["spec"]["ingress"]
+    assert scraper["ports"] == [{"protocol": "TCP", "port": port["containerPort"]}]  # /metrics is on "http"
+    assert scraper["from"] == [
+        {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
+    ]
+    mine = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    doc["spec"]["services"]["sandbox"]["metricsScrapers"] = [mine]
+    run, _ = prepared(doc)
+    assert render.build_sandbox_network_policy(run)["spec"]["ingress"][1]["from"] == [mine]
+    doc["spec"]["services"]["sandbox"]["metricsScrapers"] = []
+    run, _ = prepared(doc)
+    assert render.build_sandbox_network_policy(run)["spec"]["ingress"] == [stages]  # nobody else
+
+
+def test_the_samples_hard_code_no_namespace_and_the_32b_gpu_workloads_tolerate_the_gpu_taint() -> None:
+    for sample in SAMPLES:
+        assert "namespace" not in load_sample(sample)["metadata"], sample
+    doc = body("qwen2.5-32b")
+    run, plan = prepared(doc)
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    for name, pod in _pod_specs(render_all(doc)).items():
+        gpus = sum(int(c["resources"]["requests"].get("nvidia.com/gpu", "0")) for c in pod["containers"])
+        if gpus or name.endswith(("-init-1", "-report-1")):
+            assert gpu in pod.get("tolerations", []), name
+            assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}, name
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {},
+            [
+                {
+                    "namespaceSelector": {},
+                    "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                }
+            ],
+        ),
+        (
+            {"sandbox": {"metricsScrapers": [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}]}},
+            [{"namespaceSelector": {"matchLabels": {"team": "obs"}}}],
+        ),
+        ({"sandbox": {"metricsScrapers": []}}, None),
+    ],
+    ids=["default", "custom", "none"],
+)
+def test_the_charts_scraper_selector_reaches_the_sandbox_policy(
+    values: dict[str, Any], expected: list[dict[str, Any]] | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import sys
+
+    from purpcode_operator.config import OperatorConfig
+    from purpcode_operator.controller import Controller
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "gen_manifests.py"
+    module_spec = importlib.util.spec_from_file_location("purpcode_tools_gen_manifests_render", path)
+    assert module_spec and module_spec.loader
+    gen = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_spec.name] = gen
+    module_spec.loader.exec_module(gen)
+    (dep,) = [o for o in gen.render_chart(values, release="pc", namespace="ops") if o["kind"] == "Deployment"]
+    for env in dep["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if env["name"].startswith("PURPCODE_") and "value" in env:
+            monkeypatch.setenv(env["name"], env["value"])
+    settings = Controller.settings_from(OperatorConfig.from_env())
+    run, _ = prepare(body("tiny-cpu"), settings)
+    ingress = render.build_sandbox_network_policy(run)["spec"]["ingress"]
+    if expected is None:
+        assert len(ingress) == 1  # the stage pods only
+    else:
+        assert ingress[1]["from"] == expected

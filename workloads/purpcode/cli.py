@@ -93,6 +93,10 @@ _DELEGATES = {
         "Run a spec locally: services + every stage as a subprocess (resumable).",
     ),
     "report": ("purpcode.report:cli", "Re-render the run report of an artifacts directory."),
+    "render": (
+        "purpcode_operator.render_cli:main",
+        "Print every object the operator would create for a run (like `helm template`).",
+    ),
     "sandbox": ("purpcode.sandbox.server:main", "The code-execution sandbox service ('sandbox serve')."),
     "judge": ("purpcode.judge_server:main", "A small OpenAI-compatible judge server ('judge serve')."),
 }

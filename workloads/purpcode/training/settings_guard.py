@@ -26,6 +26,7 @@ _SCHEDULING: dict[str, Any] = {
         "enabled",
         "image",
         "resources",
+        "scheduling",
         "node_selector",
         "tolerations",
         "priority_class_name",
