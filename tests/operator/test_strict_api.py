@@ -290,9 +290,7 @@ def test_server_version_and_user_namespaced_pods(tmp_path: Path) -> None:
         armored = pod("a", sc={**GOOD_SC, "appArmorProfile": {"type": "RuntimeDefault"}})
         status, obj, warnings = http(c, "POST", PODS_PATH, armored)
         assert status == 201 and "appArmorProfile" not in obj["spec"]["containers"][0]["securityContext"]
-        assert warnings == [
-            '299 - "unknown field \\"spec.containers[0].securityContext.appArmorProfile\\""'
-        ]
+        assert warnings == ['299 - "unknown field \\"spec.containers[0].securityContext.appArmorProfile\\""']
     with FakeCluster(
         tmp_path / "new", simulate=False, pod_security="privileged", server_version=(1, 33)
     ) as c:
