@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -311,33 +311,52 @@ class Doctor:
         return [Check("ok", "storage", f"StorageClass {name} ({provisioner}), {storage.access_mode}")]
 
     async def check_gpus(self) -> list[Check]:
-        needs = [
-            (s.name, s.resources.gpus_per_node, s.resources.nodes)
-            for s in self.plan.stages
-            if s.resources.gpus_per_node
-        ]
-        if self.plan.judge.deploy and self.plan.judge.gpus:
-            needs.append(("judge", self.plan.judge.gpus, 1))
+        """Every GPU workload must find enough nodes it selects and tolerates with enough allocatable GPUs."""
+        needs = []  # (what, GPUs per pod, pods at once, pod spec)
+        for what, obj in self.pods:
+            _, spec = pss.pod_template(obj) or ({}, {})
+            gpus = sum(
+                _count(((c.get("resources") or {}).get("limits") or {}).get(GPU, 0))
+                for c in spec.get("containers") or []
+            )
+            if gpus:
+                pods = int((obj.get("spec") or {}).get("parallelism") or 1) if obj.get("kind") == "Job" else 1
+                needs.append((what, gpus, pods, spec))
         if not needs:
             return [Check("ok", "GPUs", "this run needs none")]
         nodes = (await self._get("/api/v1/nodes") or {}).get("items") or []
-        per_node = sorted(
-            (_count(((n.get("status") or {}).get("allocatable") or {}).get(GPU, 0)) for n in nodes),
-            reverse=True,
-        )
-        name, gpn, count = max(needs, key=lambda n: (n[1] * n[2], n[1]))
-        fitting = sum(1 for g in per_node if g >= gpn)
-        have = f"{len([g for g in per_node if g])} GPU node(s), largest {per_node[0] if per_node else 0} allocatable"
-        if fitting < count:
-            return [
-                Check(
-                    "fail",
-                    "GPUs",
-                    f"the largest step ({name}) needs {count} node(s) x {gpn} {GPU}; the cluster has {have}",
-                    "add GPU nodes (or the device plugin), or lower the stage's resources",
+        gpu_nodes = [n for n in nodes if _allocatable_gpus(n)]
+        largest = max((_allocatable_gpus(n) for n in nodes), default=0)
+        have = f"{len(gpu_nodes)} GPU node(s), largest {largest} allocatable"
+        out: list[Check] = []
+        for what, gpus, pods, spec in sorted(needs, key=lambda n: (-n[1] * n[2], n[0])):
+            big_enough = [n for n in gpu_nodes if _allocatable_gpus(n) >= gpus]
+            usable = [n for n in big_enough if _selects(spec, n) and _tolerates(spec, n)]
+            if len(usable) >= pods:
+                continue
+            if len(big_enough) >= pods:
+                out.append(
+                    Check(
+                        "fail",
+                        f"GPUs ({what})",
+                        f"{what} needs {pods} node(s) x {gpus} {GPU}: {len(big_enough)} node(s) have them, but "
+                        f"only {len(usable)} match its nodeSelector and tolerate their taints",
+                        "give the run (spec.scheduling) or the workload the GPU nodes' tolerations and nodeSelector",
+                    )
                 )
-            ]
-        return [Check("ok", "GPUs", f"the largest step ({name}: {count} x {gpn}) fits; {have}")]
+            else:
+                out.append(
+                    Check(
+                        "fail",
+                        f"GPUs ({what})",
+                        f"{what} needs {pods} node(s) x {gpus} {GPU}; the cluster has {have}",
+                        "add GPU nodes (or the device plugin), or lower the workload's GPUs",
+                    )
+                )
+        if out:
+            return out
+        what, gpus, pods, _ = max(needs, key=lambda n: n[1] * n[2])
+        return [Check("ok", "GPUs", f"every GPU workload fits (largest: {what}, {pods} x {gpus}); {have}")]
 
     async def check_queue(self) -> list[Check]:
         queue = self.run_model.spec.queue_name
@@ -415,6 +434,34 @@ class Doctor:
             else:
                 out.append(Check("ok", "RuntimeClass", f"{name} (handler {rc.get('handler', '?')})"))
         return out
+
+
+def _allocatable_gpus(node: Obj) -> int:
+    return _count(((node.get("status") or {}).get("allocatable") or {}).get(GPU, 0))
+
+
+def _selects(spec: Mapping[str, Any], node: Obj) -> bool:
+    labels = (node.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in (spec.get("nodeSelector") or {}).items())
+
+
+def _tolerates(spec: Mapping[str, Any], node: Obj) -> bool:
+    """Whether the pod tolerates every NoSchedule/NoExecute taint of the node (the scheduler's rule)."""
+    tolerations = spec.get("tolerations") or []
+
+    def tolerated(taint: Obj) -> bool:
+        for t in tolerations:
+            if t.get("effect") and t.get("effect") != taint.get("effect"):
+                continue
+            if t.get("operator") == "Exists" and (not t.get("key") or t.get("key") == taint.get("key")):
+                return True
+            if t.get("key") == taint.get("key") and t.get("operator", "Equal") == "Equal":
+                if (t.get("value") or "") == (taint.get("value") or ""):
+                    return True
+        return False
+
+    taints = (node.get("spec") or {}).get("taints") or []
+    return all(tolerated(t) for t in taints if t.get("effect") in ("NoSchedule", "NoExecute"))
 
 
 def _count(value: Any) -> int:

@@ -35,6 +35,21 @@ def crd(plural: str, group: str, kind: str, version: str = "v1beta1") -> dict[st
     }
 
 
+GPU_LABELS = {"nvidia.com/gpu.product": "NVIDIA-H200"}
+GPU_TAINTS = [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+
+
+def gpu_node(
+    name: str, gpus: int, *, labels: dict[str, str] | None = None, taints: list[Any] | None = None
+) -> dict[str, Any]:
+    """A GPU node as the NVIDIA GPU operator leaves it: product label, NoSchedule taint, allocatable GPUs."""
+    return {
+        "metadata": {"name": name, "labels": GPU_LABELS if labels is None else labels},
+        "spec": {"taints": GPU_TAINTS if taints is None else taints},
+        "status": {"allocatable": {"cpu": "64", "nvidia.com/gpu": str(gpus)}},
+    }
+
+
 def healthy(c: FakeCluster, *, gpus: int = 0, nodes: int = 1) -> None:
     """A cluster where the tiny run works: default StorageClass, nodes, Prometheus Operator CRDs."""
     e = c.emulator
@@ -52,13 +67,11 @@ def healthy(c: FakeCluster, *, gpus: int = 0, nodes: int = 1) -> None:
             },
         )
         for i in range(nodes):
-            alloc = {"cpu": "16", "memory": "64Gi", **({"nvidia.com/gpu": str(gpus)} if gpus else {})}
-            e.create(
-                NODES,
-                None,
-                {"metadata": {"name": f"node-{i}"}, "status": {"allocatable": alloc}},
-                keep_status=True,
-            )
+            if gpus:
+                e.create(NODES, None, gpu_node(f"node-{i}", gpus), keep_status=True)
+            else:
+                node = {"metadata": {"name": f"node-{i}"}, "status": {"allocatable": {"cpu": "16"}}}
+                e.create(NODES, None, node, keep_status=True)
         for plural, kind in (("servicemonitors", "ServiceMonitor"), ("podmonitors", "PodMonitor")):
             e.create(CRDS, None, crd(plural, "monitoring.coreos.com", kind, "v1"))
 
@@ -154,19 +167,29 @@ def test_gpus_queue_runtime_class_and_monitors(
         path = spec_file(tmp_path, big)
         code, lines = doctor(c, monkeypatch, capsys, "-n", "default", "--monitors", path)
         assert code == 1
-        assert lines["GPUs"].startswith("fail") and "largest 2 allocatable" in lines["GPUs"]
+        gpu_lines = [v for k, v in lines.items() if k.startswith("GPUs (")]
+        assert gpu_lines and all(v.startswith("fail") and "largest 2 allocatable" in v for v in gpu_lines)
+        assert not any("judge" in v for v in gpu_lines)  # the 2-GPU judge fits the 2-GPU node it tolerates
         assert lines["Kueue"].startswith("fail") and "Kueue is not installed" in lines["Kueue"]
         assert lines["RuntimeClass"].startswith("fail") and "gvisor does not exist" in lines["RuntimeClass"]
         assert lines["monitoring"].startswith("fail")
 
-        def grow() -> None:
-            for i in range(8):
+        def big_nodes(labels: dict[str, str] | None) -> None:
+            for i in range(8):  # named apart: labelled ones "gpu-1-i", unlabelled ones "gpu-0-i"
                 c.emulator.create(
                     NODES,
                     None,
-                    {"metadata": {"name": f"gpu-{i}"}, "status": {"allocatable": {"nvidia.com/gpu": "8"}}},
+                    gpu_node(f"gpu-{int(labels is None)}-{i}", 8, labels=labels),
                     keep_status=True,
                 )
+
+        c.call(big_nodes, {})  # 8-GPU nodes without the product label the run selects
+        code, lines = doctor(c, monkeypatch, capsys, "-n", "default", path)
+        gpu_lines = [v for k, v in lines.items() if k.startswith("GPUs (")]
+        assert gpu_lines and all("only 0 match its nodeSelector" in v for v in gpu_lines), gpu_lines
+
+        def grow() -> None:
+            big_nodes(None)
             c.emulator.create(CRDS, None, crd("localqueues", "kueue.x-k8s.io", "LocalQueue"))
             c.emulator.declare(LOCAL_QUEUES, kind="LocalQueue")
             c.emulator.create(RUNTIME_CLASSES, None, {"metadata": {"name": "gvisor"}, "handler": "runsc"})
@@ -221,3 +244,22 @@ def test_an_invalid_spec_exits_2(
     )
     assert cli.main(["doctor", path]) == 2
     assert "spec.model" in capsys.readouterr().err
+
+
+def test_taints_and_node_selectors_as_the_scheduler_reads_them() -> None:
+    from purpcode_operator.doctor import _selects, _tolerates
+
+    node = gpu_node("n", 8)
+    assert _tolerates(
+        {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}, node
+    )
+    assert _tolerates({"tolerations": [{"operator": "Exists"}]}, node)
+    assert _tolerates({"tolerations": [{"key": "nvidia.com/gpu", "value": "present"}]}, node)
+    assert not _tolerates({"tolerations": [{"key": "nvidia.com/gpu", "value": "absent"}]}, node)
+    assert not _tolerates(
+        {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}]}, node
+    )
+    assert not _tolerates({}, node)
+    assert _tolerates({}, gpu_node("plain", 8, taints=[{"key": "x", "effect": "PreferNoSchedule"}]))
+    assert _selects({"nodeSelector": GPU_LABELS}, node) and _selects({}, node)
+    assert not _selects({"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-A100"}}, node)
