@@ -370,3 +370,28 @@ def _cm(name: str) -> tuple[Any, str, str]:
     from support.fake_cluster import CONFIGMAPS
 
     return CONFIGMAPS, "default", name
+
+
+def test_workload_selectors(restricted: FakeCluster) -> None:
+    deployments = "/apis/apps/v1/namespaces/default/deployments"
+    template = {"metadata": {"labels": {"app": "x"}}, "spec": pod()["spec"]}
+
+    def dep(name: str, selector: dict[str, Any]) -> dict[str, Any]:
+        body = {"selector": selector, "template": template}
+        return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name}, "spec": body}
+
+    status, err, _ = http(restricted, "POST", deployments, dep("a", {"matchLabels": {"app": "y"}}))
+    assert status == 422 and "`selector` does not match template `labels`" in err["message"]
+    status, err, _ = http(restricted, "POST", deployments, dep("b", {}))
+    assert status == 422 and "spec.selector: Required value" in err["message"]
+    ok = dep("c", {"matchExpressions": [{"key": "app", "operator": "In", "values": ["x"]}]})
+    assert http(restricted, "POST", deployments, ok)[0] == 201
+    change = {"spec": {"selector": {"matchLabels": {"app": "x"}}}}
+    status, err, _ = http(restricted, "PATCH", f"{deployments}/c", change, "application/merge-patch+json")
+    assert status == 422 and "spec.selector" in err["message"] and "field is immutable" in err["message"]
+    assert (
+        http(
+            restricted, "PATCH", f"{deployments}/c", {"spec": {"replicas": 3}}, "application/merge-patch+json"
+        )[0]
+        == 200
+    )

@@ -358,7 +358,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if old is not None:
                 errors += kv.job_update_errors(old, obj)
         elif kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
-            errors += kv.template_errors((obj.get("spec") or {}).get("template") or {}, "spec.template")
+            errors += kv.workload_errors(obj, old)
         if errors:
             raise kv.invalid(kind, res.group or "", name, errors)
 

@@ -381,3 +381,42 @@ def _template_change_allowed(old_job: Obj, old: Obj, new: Obj) -> bool:
         k: v for k, v in (o_spec.get("affinity") or {}).items() if k != "nodeAffinity"
     }
     return o_spec == n_spec
+
+
+def _selector_matches(selector: Obj, labels: Obj) -> bool:
+    """matchLabels and matchExpressions (In, NotIn, Exists, DoesNotExist) against a label map."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def workload_errors(obj: Obj, old: Obj | None) -> list[FieldError]:
+    """Deployments, ReplicaSets, StatefulSets, DaemonSets: a selector that selects the template, immutable."""
+    spec = obj.get("spec") or {}
+    template = spec.get("template") or {}
+    out = template_errors(template, "spec.template")
+    selector = spec.get("selector")
+    if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
+        out.append(FieldError("spec.selector", "Required value", ""))
+    elif not _selector_matches(selector, (template.get("metadata") or {}).get("labels") or {}):
+        out.append(
+            FieldError(
+                "spec.template.metadata.labels",
+                "Invalid value",
+                "`selector` does not match template `labels`",
+                (template.get("metadata") or {}).get("labels") or {},
+            )
+        )
+    if old is not None and (old.get("spec") or {}).get("selector") != selector:
+        out.append(FieldError("spec.selector", "Invalid value", "field is immutable", selector))
+    return out
