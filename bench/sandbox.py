@@ -1,11 +1,15 @@
-"""Sandbox bench: a HumanEval-size check run (a) as a bare `python3` subprocess per check, no isolation, and (b)
-through the sandbox service (full isolation), at concurrency 1, 8 and 64, in one run on the same machine.
+"""Sandbox bench: a HumanEval-size check run (a) as a bare `python3` subprocess per check, no isolation, and through
+the sandbox service in each isolation mode -- (b) namespaces (bubblewrap jail), (c) restricted (seccomp + Landlock,
+run as uid 65534 with user namespaces refused, like a restricted-PSS pod) -- at concurrency 1, 8 and 64, in one run
+on the same machine.
 
-Prints executions/s and p50/p99 latency per mode and concurrency, then the throughput ratio (b)/(a) per
-concurrency, and last the smallest of those ratios. Usage:
+Prints executions/s, p50/p99 latency and CPU per execution (the service's whole process tree: service, zygotes,
+executions; the bare baseline: its children) per mode and concurrency, then the throughput ratio of each sandbox
+mode to (a) per concurrency, and last the smallest of those ratios over modes and concurrencies. Usage (as root,
+so both modes can be started):
 
-    python bench/sandbox.py                 # starts its own service on a free loopback port
-    python bench/sandbox.py --url http://127.0.0.1:8080 --levels 1,8,64 --per-level 200
+    python bench/sandbox.py                 # starts its own services on free loopback ports
+    python bench/sandbox.py --modes namespaces --levels 1,8,64 --per-level 200
 """
 
 from __future__ import annotations
@@ -93,6 +97,34 @@ def bare_runner(python: str) -> Callable[[], Awaitable[None]]:
     return one
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of `pid` and every live descendant, each with its reaped children (utime+stime+cutime+cstime)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        times[int(entry)] = sum(int(x) for x in fields[11:15]) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        cur = todo.pop()
+        total += times.get(cur, 0.0)
+        todo.extend(children.get(cur, []))
+    return total
+
+
+def children_cpu_s() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def sandbox_runner(client: AsyncSandboxClient) -> Callable[[], Awaitable[None]]:
     req = RunCodeRequest(code=CHECK, language="python", run_timeout=30)
 
@@ -110,14 +142,29 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _restricted_launch() -> tuple[list[str], dict[str, str]]:
+    """The restricted mode as a restricted-PSS pod runs it (the tests' launcher: uid 65534, no capabilities, no
+    user namespaces, an interpreter that uid can read)."""
+    tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests")
+    sys.path[:0] = [tests, os.path.join(tests, "sandbox")]
+    from sandbox_util import mode_launch
+
+    python, env = mode_launch("restricted", {"PURPCODE_SANDBOX_ISOLATION": "restricted"})
+    return python, env
+
+
 @contextlib.contextmanager
-def _service(args: list[str]) -> Iterator[str]:
+def _service(mode: str, args: list[str]) -> Iterator[tuple[str, int]]:
     port = _free_port()
     log = tempfile.TemporaryFile()
+    python, env = [sys.executable], {"PURPCODE_SANDBOX_ISOLATION": mode}
+    if mode == "restricted" and os.getuid() == 0:
+        python, env = _restricted_launch()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args],
+        [*python, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -132,7 +179,7 @@ def _service(args: list[str]) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("service did not become healthy in 120 s")
             time.sleep(0.1)
-        yield url
+        yield url, proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -143,38 +190,45 @@ def _default_python() -> str:
 
 
 async def _bench(
-    url: str, python: str, levels: list[int], per_level: int
+    services: dict[str, tuple[str, int]], python: str, levels: list[int], per_level: int
 ) -> dict[tuple[str, int], dict[str, float]]:
     results: dict[tuple[str, int], dict[str, float]] = {}
-    client = AsyncSandboxClient(url, max_connections=max(levels))
-    modes = {"a:bare-python3": bare_runner(python), "b:sandbox": sandbox_runner(client)}
+    clients = [AsyncSandboxClient(url, max_connections=max(levels)) for url, _ in services.values()]
+    modes: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], float]]] = {
+        "a:bare-python3": (bare_runner(python), children_cpu_s)
+    }
+    for (name, (_, pid)), client, letter in zip(services.items(), clients, "bcd", strict=False):
+        modes[f"{letter}:{name}"] = (sandbox_runner(client), lambda pid=pid: tree_cpu_s(pid))
     try:
-        for one in modes.values():  # warm both paths (page cache, zygote code cache, connections)
+        for one, _ in modes.values():  # warm every path (page cache, zygote code cache, connections)
             await _drive(8, 4, one)
         for conc in levels:
             n = max(per_level, 3 * conc)
-            for mode, one in modes.items():
+            for mode, (one, cpu) in modes.items():
+                cpu0 = cpu()
                 wall, lat = await _drive(n, conc, one)
+                cpu_ms = (cpu() - cpu0) * 1000 / n
                 p50, p99 = _percentile(lat, 0.5), _percentile(lat, 0.99)
                 results[(mode, conc)] = {
-                    "n": n, "rate": n / wall, "p50": p50 * 1000, "p99": p99 * 1000, "tail": p99 / p50,
+                    "n": n, "rate": n / wall, "p50": p50 * 1000, "p99": p99 * 1000, "tail": p99 / p50, "cpu": cpu_ms,
                 }  # fmt: skip
                 r = results[(mode, conc)]
                 print(
                     f"{mode:16s} c={conc:<3d} n={n:<5d} {r['rate']:8.1f} exec/s  p50 {r['p50']:7.1f} ms  "
-                    f"p99 {r['p99']:7.1f} ms  p99/p50 {r['tail']:.2f}",
+                    f"p99 {r['p99']:7.1f} ms  p99/p50 {r['tail']:.2f}  CPU {cpu_ms:5.1f} ms/exec",
                     flush=True,
                 )
     finally:
-        await client.aclose()
+        for client in clients:
+            await client.aclose()
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--url", help="an already running sandbox service (default: start one)")
     p.add_argument("--python", default=_default_python(), help="interpreter for the bare baseline")
     p.add_argument("--levels", default="1,8,64")
+    p.add_argument("--modes", default="namespaces,restricted", help="isolation modes to start and measure")
     p.add_argument("--per-level", type=int, default=150)
     p.add_argument(
         "--service-arg", action="append", default=[], help="extra CLI argument for the started service"
@@ -182,19 +236,24 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     print(f"baseline interpreter: {args.python}; CPUs: {os.cpu_count()}; load average: {os.getloadavg()}")
+    wanted = [m for m in args.modes.split(",") if m]
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(_service(args.service_arg))
-        health = httpx.get(f"{url}/healthz", timeout=10).json()
-        iso = health.get("isolation") or {}
-        print(f"sandbox: {url}; isolation: {iso.get('namespaces')}, seccomp={iso.get('seccomp')}, "
-              f"cgroups={iso.get('cgroups', {}).get('version')}, warm={iso.get('warm')}")  # fmt: skip
-        results = asyncio.run(_bench(url, args.python, levels, args.per_level))
+        services: dict[str, tuple[str, int]] = {}
+        for mode in wanted:
+            url, pid = stack.enter_context(_service(mode, args.service_arg))
+            iso = httpx.get(f"{url}/healthz", timeout=10).json().get("isolation") or {}
+            print(f"sandbox {mode}: {url}; mode={iso.get('mode')}, namespaces={iso.get('namespaces')}, "
+                  f"seccomp={iso.get('seccomp')}, landlock={iso.get('landlock')}, warm={iso.get('warm')}")  # fmt: skip
+            services[mode] = (url, pid)
+        results = asyncio.run(_bench(services, args.python, levels, args.per_level))
     ratios = []
-    for conc in levels:
-        ratio = results[("b:sandbox", conc)]["rate"] / results[("a:bare-python3", conc)]["rate"]
-        ratios.append(ratio)
-        print(f"ratio (b)/(a) executions/s at concurrency {conc}: {ratio:.2f}")
-    print(f"ratio (b)/(a) executions/s (smallest over concurrency {args.levels}): {min(ratios):.2f}")
+    for key in sorted({m for m, _ in results if not m.startswith("a:")}):
+        for conc in levels:
+            ratio = results[(key, conc)]["rate"] / results[("a:bare-python3", conc)]["rate"]
+            ratios.append(ratio)
+            print(f"ratio {key}/(a) executions/s at concurrency {conc}: {ratio:.2f}")
+    print(f"ratio sandbox/(a) executions/s (smallest over modes {args.modes} and concurrency {args.levels}): "
+          f"{min(ratios):.2f}")  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -50,15 +50,38 @@ def cel(
     return out
 
 
+INT64_MAX = 2**63 - 1  # Kubernetes integers are int64: the API server refuses anything larger
+UINT32_MAX = 2**32 - 1  # numpy's seed range (transformers' set_seed seeds numpy)
+
+
 class ApiModel(BaseModel):
-    """Base: camelCase on the wire, unknown fields rejected (a typo must not be silently ignored)."""
+    """Base: camelCase on the wire, unknown fields rejected (a typo must not be silently ignored).
+
+    Strict like the API server: an integer field takes an integer (not `true`, `"3"` or `3.5`), no number is NaN or
+    infinite, and every integer fits int64. Lax coercion would let `validate` pass what `kubectl apply` refuses.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
         validate_default=True,
+        strict=True,
+        allow_inf_nan=False,
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _int64(cls, value: Any) -> Any:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not -INT64_MAX - 1 <= value <= INT64_MAX
+        ):
+            raise ValueError(
+                f"must fit a 64-bit integer (at most {INT64_MAX}), got a {len(str(abs(value)))}-digit number"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------------------------- shared pieces
@@ -563,6 +586,12 @@ class SandboxSpec(ApiModel):
     cpu: str = Field(default="2", pattern=_QUANTITY)
     memory: str = Field(default="4Gi", pattern=_QUANTITY)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    isolation: Literal["auto", "namespaces", "restricted"] = Field(
+        default="auto",
+        description="auto/restricted: a pod that passes the restricted Pod Security Standard (per-execution "
+        "seccomp + Landlock, Linux >= 6.12); namespaces: the bubblewrap jail, which needs a privileged namespace "
+        "and Kubernetes >= 1.33 (docs/sandbox.md).",
+    )
     scheduling: Scheduling = Field(
         default_factory=Scheduling,
         description="The sandbox pods' scheduling; unset fields: spec.scheduling's (runtimeClassName above wins).",
@@ -743,7 +772,9 @@ class PurpCodeRunSpec(ApiModel):
     services: Services = Field(default_factory=Services)
     oracles: OracleSpec = Field(default_factory=OracleSpec)
     storage: StorageSpec = Field(default_factory=StorageSpec)
-    seed: int = Field(default=666, ge=0, description="Random seed of every stage (recipe: 666).")
+    seed: int = Field(
+        default=666, ge=0, le=UINT32_MAX, description="Random seed of every stage (recipe: 666)."
+    )
     suspend: bool = Field(
         default=False, description="Suspend the current stage's Job and scale services to zero."
     )

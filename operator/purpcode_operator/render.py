@@ -406,10 +406,21 @@ SANDBOX_CONTAINER_SECURITY: Obj = {
 }
 
 
+# The Pod Security level each isolation mode's pod needs (annotation on the Deployment and its pods).
+POD_SECURITY_ANNOTATION = "purpcode.dev/pod-security-level"
+
+
+def sandbox_pod_security_level(run: PurpCodeRun) -> str:
+    """`privileged` for the namespaces jail; `restricted` for the restricted and auto modes (auto then runs the
+    restricted mode: the runtime's default seccomp profile refuses the jail's namespaces)."""
+    return "privileged" if run.spec.services.sandbox.isolation == "namespaces" else "restricted"
+
+
 def sandbox_env(run: PurpCodeRun) -> list[Obj]:
     sb = run.spec.services.sandbox
     limits = sb.limits
     return [
+        {"name": "PURPCODE_SANDBOX_ISOLATION", "value": sb.isolation},
         {"name": "PURPCODE_SANDBOX_CONCURRENCY", "value": str(sb.concurrency)},
         {"name": "PURPCODE_SANDBOX_RUN_TIMEOUT_SECONDS", "value": str(limits.run_timeout_seconds)},
         {"name": "PURPCODE_SANDBOX_MEMORY_LIMIT_MB", "value": str(limits.memory_limit_mb)},
@@ -449,10 +460,19 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
     }
+    level = sandbox_pod_security_level(run)
+    if level == "restricted":
+        # No namespaces, no unmasked /proc: the securityContext every other pod has (restricted PSS).
+        container["securityContext"] = _restricted_container_security()
+        pod_spec["securityContext"] = _restricted_pod_security()
+        del pod_spec["hostUsers"]
     _apply_scheduling(pod_spec, plan.sandbox_scheduling)
     if run.spec.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in run.spec.image_pull_secrets]
-    return _service_deployment(run, naming.ROLE_SANDBOX, naming.sandbox_name(name), pod_spec, replicas, owner)
+    dep = _service_deployment(run, naming.ROLE_SANDBOX, naming.sandbox_name(name), pod_spec, replicas, owner)
+    for meta in (dep["metadata"], dep["spec"]["template"]["metadata"]):
+        meta.setdefault("annotations", {})[POD_SECURITY_ANNOTATION] = level
+    return dep
 
 
 def build_sandbox_service(run: PurpCodeRun, owner: Obj | None = None) -> Obj:

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from .api import _LABEL_VALUE, _QUANTITY, ApiModel, PurpCodeRun
@@ -123,6 +122,8 @@ def _message(err: Any) -> str:
         return f"must match {ctx['pattern']}{got}"
     if kind in ("int_type", "int_parsing", "int_from_float"):
         return f"must be an integer{got}"
+    if kind == "finite_number":
+        return f"must be a finite number (not NaN or infinity){got}"
     if kind in ("float_type", "float_parsing"):
         return f"must be a number{got}"
     if kind in ("bool_type", "bool_parsing"):
@@ -170,20 +171,10 @@ def validate_run(data: Any, source: str = "") -> PurpCodeRun:
 
 
 def load_documents(path: str | os.PathLike[str]) -> list[Any]:
-    """Parse a YAML (or JSON) file of one or more documents; a syntax error becomes a SpecError."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            docs = [d for d in yaml.safe_load_all(fh) if d is not None]
-    except OSError as err:
-        raise SpecError([Problem("", f"cannot read file: {err.strerror}")], str(path)) from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise SpecError([Problem("", f"not valid YAML: {where}{problem}")], str(path)) from None
-    if not docs:
-        raise SpecError([Problem("", "file holds no document")], str(path))
-    return docs
+    """Parse a YAML (or JSON) file of one or more documents, strictly (purpcode_operator.specfile); SpecError."""
+    from .specfile import read_spec_documents
+
+    return read_spec_documents(path)
 
 
 def load_runs(path: str | os.PathLike[str]) -> list[PurpCodeRun]:
@@ -203,11 +194,10 @@ def load_runs(path: str | os.PathLike[str]) -> list[PurpCodeRun]:
 
 
 def load_run(path: str | os.PathLike[str]) -> PurpCodeRun:
-    """The single PurpCodeRun in a file."""
-    runs = load_runs(path)
-    if len(runs) != 1:
-        raise SpecError([Problem("", f"expected exactly one PurpCodeRun, found {len(runs)}")], str(path))
-    return runs[0]
+    """The single PurpCodeRun in a file (purpcode_operator.specfile.load_spec_file)."""
+    from .specfile import load_spec_file
+
+    return load_spec_file(path)
 
 
 def validate_files(paths: Iterable[str]) -> dict[str, list[Problem]]:
@@ -215,7 +205,7 @@ def validate_files(paths: Iterable[str]) -> dict[str, list[Problem]]:
     results: dict[str, list[Problem]] = {}
     for path in paths:
         try:
-            load_runs(path)
+            load_run(path)  # one run per file, as `plan` and `run` need
             results[path] = []
         except SpecError as err:
             results[path] = err.problems

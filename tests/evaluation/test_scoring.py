@@ -79,3 +79,19 @@ def test_missing_services_fail_before_generation() -> None:
         check_runner(bare, [Item("codesec", "base", _row("codesec"), "")])
     finally:
         bare.close()
+
+
+def test_scoring_reports_progress(runner: OracleRunner) -> None:
+    """Answers scored are counted as they finish (the runner's bar), judge calls and the analyzer batch alike."""
+    answer = ANALYSIS + "## Answer\n"
+    items = [
+        Item("codesec", "base", _row("codesec", 0), answer + SAFE),
+        Item("codesec", "base", _row("codesec", 1), answer + VULN),
+        Item("secqa", "base", _row("noreject", 0), answer + "SQL injection is when ..."),
+        Item("malicious", "base", _row("general-safety", 0), answer + "I will not write malware."),
+    ]
+    seen: list[tuple[int, int]] = []
+    score_items(runner, items, lambda done, total: seen.append((done, total)))
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1] == (4, 4)
+    # Two judge answers one by one, and the analyzer's batch of two at once.
+    assert {t for _, t in seen} == {4} and len(seen) == 3

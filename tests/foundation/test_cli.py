@@ -72,3 +72,10 @@ def test_crd_command_matches_checked_in_file() -> None:
     out = purpcode("crd")
     assert out.returncode == 0
     assert out.stdout == (ROOT / "manifests/crd/purpcode.dev_purpcoderuns.yaml").read_text()
+
+
+def test_version() -> None:
+    out = purpcode("--version")
+    assert out.returncode == 0
+    project = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{out.stdout.split()[1]}"' in project and out.stdout.startswith("purpcode ")

@@ -203,6 +203,24 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
     ),
     ("short-pending-timeout", with_("spec.pendingTimeoutSeconds", 5), "spec.pendingTimeoutSeconds", ">= 30"),
     ("suspend-not-bool", with_("spec.suspend", "maybe"), "spec.suspend", "true or false"),
+    # Strict like the API server (documents reach the operator without a file: the models themselves refuse).
+    ("suspend-string-true", with_("spec.suspend", "true"), "spec.suspend", "true or false"),
+    (
+        "max-steps-bool",
+        with_("spec.stages.rl.maxSteps", True),
+        "spec.stages.rl.maxSteps",
+        "must be an integer",
+    ),
+    (
+        "max-steps-string",
+        with_("spec.stages.rl.maxSteps", "3"),
+        "spec.stages.rl.maxSteps",
+        "must be an integer",
+    ),
+    ("max-steps-huge", with_("spec.stages.rl.maxSteps", 10**30), "spec.stages.rl.maxSteps", "64-bit integer"),
+    ("seed-huge", with_("spec.seed", 2**32), "spec.seed", "must be <= 4294967295"),
+    ("lr-nan", with_("spec.stages.rl.learningRate", float("nan")), "spec.stages.rl.learningRate", "not NaN"),
+    ("lr-inf", with_("spec.stages.rl.learningRate", float("inf")), "spec.stages.rl.learningRate", "finite"),
     (
         "tolerations-not-list",
         with_("spec.stages.rl.scheduling.tolerations", {"key": "gpu"}),

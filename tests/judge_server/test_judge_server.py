@@ -262,3 +262,18 @@ def test_truncating_engine_answers_long_prompts(tiny_model_dir: Path) -> None:
     assert res[0].prompt_tokens == 128 - 8  # cut to fit the context with the completion
     assert res[1].prompt_tokens < 128 - 8
     assert all(len(r.choices) == 1 for r in res)
+
+
+@pytest.mark.parametrize("name", ["/no/such/judge", "./judge-model", "models/judges/v1", "~/no-such-judge"])
+def test_a_missing_local_model_path_is_an_error_not_a_hub_id(
+    tmp_path: Path, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from purpcode.judge_server.engine import ModelNotFound
+    from purpcode.judge_server.server import main
+
+    with pytest.raises(ModelNotFound, match="does not exist"):
+        resolve_model(name, tmp_path)
+    assert main(["--model", name, "--cache-dir", str(tmp_path)]) == 2
+    assert [r.levelname for r in caplog.records if "does not exist" in r.getMessage()] == ["ERROR"]
+    (tmp_path / "local").mkdir()
+    assert resolve_model(str(tmp_path / "local"), tmp_path) == str(tmp_path / "local")

@@ -298,6 +298,7 @@ def test_queue_secrets_and_existing_claim() -> None:
 
 def test_sandbox_is_isolated() -> None:
     doc = body("tiny-cpu")
+    doc["spec"].setdefault("services", {}).setdefault("sandbox", {})["isolation"] = "namespaces"
     run, plan = prepared(doc)
     policy = render.build_sandbox_network_policy(run)
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["egress"] == []

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from purpcode.runner.owned import run_processes
+
 from .conftest import eval_only_spec, live_group_members, run_cli, state, wait_for, write_codesec_heldout
 
 STEPS = ["initialize", "evaluation", "report"]
@@ -126,6 +128,58 @@ def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> No
     assert results["suites"][0]["results"]["base"]["n"] == 32
 
 
+@pytest.mark.slow  # a whole run of real processes, twice: ~40-120 s on a busy 2-core machine
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGHUP], ids=["SIGKILL", "SIGHUP"])
+def test_a_killed_runner_leaves_no_process_and_the_rerun_resumes_once(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGKILL (nothing can be caught: the guard cleans up) and SIGHUP (terminal closed: the runner stops cleanly)."""
+    spec = eval_only_spec(
+        tmp_path / "spec.yaml",
+        name="killed",
+        evaluation={
+            "maxPerSuite": 16,
+            "generation": {"backend": "transformers", "temperature": 0.0, "maxNewTokens": 64, "batchSize": 2},
+        },
+    )
+    workdir = tmp_path / "work"
+    write_codesec_heldout(workdir, 8)
+    metrics = workdir / "artifacts" / "evaluation" / "metrics.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "purpcode.cli", "run", str(spec), "--workdir", str(workdir), "--plain"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        start_new_session=True,
+    )
+    try:
+        wait_for(
+            lambda: metrics.exists() and '"generate"' in metrics.read_text(), 300, "evaluation progress", proc
+        )
+        assert len(run_processes(workdir)) >= 3  # the stage and both services, marked as this run's
+        os.kill(proc.pid, sig)
+        proc.communicate(timeout=60)
+        wait_for(lambda: run_processes(workdir) == [], 15, "every process of the run to be gone")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    st = state(workdir)
+    assert st["stages"]["evaluation"]["status"] == "interrupted"
+    assert not (workdir / "artifacts" / "evaluation" / "_SUCCESS").exists()
+
+    again = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "3 steps, 1 already done" in again.stdout and "another" not in again.stdout
+    assert (workdir / "logs" / "evaluation.log").read_text().count(
+        "\n==== "
+    ) == 2  # the killed start + one rerun
+    results = json.loads((workdir / "artifacts" / "evaluation" / "results.json").read_text())
+    assert results["suites"][0]["results"]["base"]["n"] == 8
+    assert run_processes(workdir) == []
+
+
 @pytest.mark.slow  # a whole run of real processes: ~20-90 s on a busy 2-core machine
 def test_rerun_resets_a_stage_and_the_ones_after_it(tmp_path: Path) -> None:
     spec = eval_only_spec(tmp_path / "spec.yaml", name="rerun")
@@ -135,6 +189,14 @@ def test_rerun_resets_a_stage_and_the_ones_after_it(tmp_path: Path) -> None:
     first_report = (workdir / "artifacts" / "report" / "report.json").stat().st_mtime_ns
     bad = run_cli(str(spec), "--workdir", str(workdir), "--rerun", "nope", cwd=tmp_path)
     assert bad.returncode == 2 and "initialize, evaluation, report" in bad.stderr
+    # A changed setting on the finished workdir: refused, naming the field and the --rerun to use.
+    spec.write_text(spec.read_text().replace("maxPerSuite: 4", "maxPerSuite: 3"))
+    changed = run_cli(str(spec), "--workdir", str(workdir), cwd=tmp_path)
+    assert changed.returncode == 2, changed.stdout + changed.stderr
+    assert (
+        "evaluation: params.maxPerSuite: 4 -> 3" in changed.stdout
+        and "`--rerun evaluation`" in changed.stdout
+    )
     stale = workdir / "artifacts" / "evaluation" / "left-by-the-first-run.txt"
     stale.write_text("old")
     kept = workdir / "artifacts" / "model" / "base"

@@ -60,3 +60,26 @@ def test_plain_display_lines() -> None:
     lines = out.getvalue().splitlines()
     assert lines == ["title", "▶ synthesis: running", "  … summary line", "✓ synthesis: done in 1m15s"]
     assert fmt_seconds(3725) == "1h02m"
+
+
+def test_generation_reports_progress_inside_a_call(tiny_model_dir: Path) -> None:
+    """The transformers backend reports after every batch, so a long call shows a count, not a silent bar."""
+    from purpcode.generation.base import throttled
+    from purpcode.generation.hf import TransformersBackend
+
+    backend = TransformersBackend(
+        str(tiny_model_dir), seed=1, temperature=0.0, top_p=1.0, max_new_tokens=2, batch_size=2, device="cpu"
+    )
+    seen: list[tuple[int, int]] = []
+    backend.on_progress = lambda d, t: seen.append((d, t))
+    convs = [[{"role": "user", "content": f"hi {i}"}] for i in range(5)]
+    assert len(backend.generate(convs)) == 5
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    frac, _ = infer_progress({"phase": "sampling", "prompts_done": 4, "prompts": 5}, None)
+    assert frac == 0.8
+
+    calls: list[tuple[int, int]] = []
+    limited = throttled(lambda d, t: calls.append((d, t)), every_s=3600)
+    for d in range(1, 6):
+        limited(d, 5)
+    assert calls == [(1, 5), (5, 5)]  # the first, then only the last within the interval

@@ -7,6 +7,7 @@ every artifact the stages hand each other and the report a user opens at the end
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,12 @@ from purpcode.data.schema import SET_ORACLES, read_rows
 from .conftest import ROOT, live_group_members, run_cli, state
 
 STEPS = ["initialize", "synthesis", "ruleLearning", "rl", "evaluation", "report"]
+# A line a healthy run must not print: a log record above INFO, a Python warning, a traceback.
+LOUD = re.compile(r"\b(WARNING|ERROR|CRITICAL|FATAL)\b|\[(WARNING|ERROR)\]|\b\w*Warning: |Traceback")
+
+
+def loud_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if LOUD.search(line) and not line.startswith("==== ")]
 
 
 @pytest.mark.slow
@@ -80,6 +87,11 @@ def test_tiny_cpu_sample_end_to_end(tmp_path: Path) -> None:
     ):
         assert section in md
     assert f"Report: {art / 'report' / 'report.md'}" in res.stdout
+
+    # A healthy run logs nothing above INFO: not the runner, not a stage, not a service (even while stopping).
+    loud = {"runner": loud_lines(res.stdout + res.stderr)}
+    loud.update({log.name: loud_lines(log.read_text()) for log in sorted((workdir / "logs").glob("*.log"))})
+    assert not any(loud.values()), {k: v[:5] for k, v in loud.items() if v}
 
     # A second call finds everything done and starts nothing.
     again = run_cli("manifests/samples/tiny-cpu.yaml", "--workdir", str(workdir), cwd=ROOT, timeout=300)

@@ -5,22 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sandbox_util import SECRET, Sandbox
-from support.sandbox_fixture import sandbox_service
+from sandbox_util import MODES, SECRET, Sandbox, sandbox_in_mode
 
 
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[Sandbox]:
+@pytest.fixture(scope="module", params=MODES)
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    """The real service in each isolation mode (the hostile and reward-hack suites run against both)."""
     env = {
         "PURPCODE_TEST_SECRET": SECRET,
         "PURPCODE_SANDBOX_MAX_PROCESSES": "32",
         "PURPCODE_SANDBOX_TMPFS_MB": "16",
         "PURPCODE_SANDBOX_MAX_FILE_SIZE_MB": "8",
         "PURPCODE_SANDBOX_DEFAULT_MEMORY_MB": "256",
+        "PURPCODE_SANDBOX_MAX_CONCURRENCY": "4",
     }
-    with sandbox_service(env=env) as service:
-        box = Sandbox(service)
-        try:
-            yield box
-        finally:
-            box.client.close()
+    with sandbox_in_mode(request.param, env) as box:
+        yield box

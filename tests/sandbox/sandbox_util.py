@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import subprocess
+import sys
+import sysconfig
 import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 
 import httpx
-from support.sandbox_fixture import SandboxService
+import pytest
+from support.sandbox_fixture import SandboxService, sandbox_service
 
 from purpcode.sandbox.client import SandboxClient
 from purpcode.sandbox.models import RunCodeRequest, RunCodeResponse
@@ -37,14 +45,133 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def _status(pid: int) -> dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
+    except OSError:
+        return {}
+
+
+def spares_removed(pids: set[int]) -> set[int]:
+    """`pids` without the zygotes' prepared pid 1s (namespaces mode, `zygote.spare_main`): at most one per zygote,
+    a direct child of it, pid 1 of its own namespace, with no child. Anything else is a leftover."""
+    left = set(pids)
+    by_parent: dict[str, list[int]] = {}
+    for pid in pids:
+        st = _status(pid)
+        if st.get("NSpid", "").split()[-1:] == ["1"] and not descendants(pid):
+            by_parent.setdefault(st.get("PPid", ""), []).append(pid)
+    for parent, spares in by_parent.items():
+        cmdline = (
+            open(f"/proc/{parent}/cmdline", "rb").read()
+            if parent and os.path.exists(f"/proc/{parent}")
+            else b""
+        )
+        if b"ctrl_fd" in cmdline and len(spares) == 1:
+            left -= set(spares)
+    return left
+
+
+MODES = ("namespaces", "restricted")
+UNPRIVILEGED_UID = 65534
+RESTRICTED_POD = str(Path(__file__).with_name("restricted_pod.py"))
+
+
+def unprivileged_python() -> str:
+    """An interpreter any uid can run, with this environment's packages: a venv of Debian's /usr/bin/python3 (this
+    one may live in root's home, which uid 65534 cannot traverse) whose `.pth` points at this venv's site-packages
+    (same CPython minor version, so the same compiled extensions)."""
+    base = "/usr/bin/python3"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    probe = subprocess.run(
+        [base, "-c", "import sys; print(f'{sys.version_info.major}.{sys.version_info.minor}')"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0 or probe.stdout.strip() != version:
+        pytest.fail(f"{base} must exist and be Python {version} (got {probe.stdout.strip() or probe.stderr})")
+    site_dirs = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    key = hashlib.sha256("\n".join([sys.prefix, *site_dirs]).encode()).hexdigest()[:12]
+    venv = Path(f"/tmp/purpcode-uvenv-{key}")
+    python = venv / "bin" / "python"
+    if not python.exists():
+        tmp = Path(f"{venv}.{os.getpid()}")
+        subprocess.run([base, "-m", "venv", "--without-pip", str(tmp)], check=True)
+        site = tmp / "lib" / f"python{version}" / "site-packages"
+        (site / "purpcode-shared.pth").write_text("\n".join(site_dirs) + "\n")
+        subprocess.run(["chmod", "-R", "a+rX", str(tmp)], check=True)
+        check = subprocess.run(
+            ["setpriv", f"--reuid={UNPRIVILEGED_UID}", f"--regid={UNPRIVILEGED_UID}", "--clear-groups",
+             str(tmp / "bin" / "python"), "-c", "import fastapi, uvicorn, pydantic, pyseccomp, pytest"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if check.returncode != 0:
+            subprocess.run(["rm", "-rf", str(tmp)], check=False)
+            pytest.fail(
+                f"uid {UNPRIVILEGED_UID} cannot import the test environment's packages from {site_dirs} (every "
+                f"directory above them must be world-traversable; a venv under /root is not): {check.stderr[-800:]}"
+            )
+        with contextlib.suppress(OSError):
+            os.rename(tmp, venv)
+    return str(python)
+
+
+def mode_launch(mode: str, env: Mapping[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+    """(interpreter command, environment) that start the service in one isolation mode. `namespaces`: as this
+    user (root here), the bubblewrap jail. `restricted`: inside a simulated restricted-PSS container (uid 65534,
+    no capabilities, no_new_privs, user namespaces refused), with isolation `auto`, so the service must find out
+    by itself that the jail cannot start and fall back to the restricted mode."""
+    full = dict(env or {})
+    if mode == "namespaces":
+        full.setdefault("PURPCODE_SANDBOX_ISOLATION", "namespaces")
+        return [sys.executable], full
+    if os.getuid() != 0:
+        pytest.fail("the restricted-mode tests drop to uid 65534 and must start as root (CI runs as root)")
+    import purpcode
+
+    tmp = Path(f"/tmp/purpcode-restricted-{os.getpid()}")
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    os.chown(tmp, UNPRIVILEGED_UID, UNPRIVILEGED_UID)
+    src = str(Path(purpcode.__file__).resolve().parent.parent)
+    path = [src, *[p for p in os.environ.get("PYTHONPATH", "").split(":") if p and p != src]]
+    full.setdefault("PURPCODE_SANDBOX_ISOLATION", "auto")
+    full.update({"TMPDIR": str(tmp), "PYTHONPATH": ":".join(path), "HOME": str(tmp)})
+    return [sys.executable, RESTRICTED_POD, unprivileged_python()], full
+
+
+def service_for_mode(mode: str, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    """The real service in one isolation mode (see `mode_launch`)."""
+    python, full = mode_launch(mode, env)
+    return sandbox_service(args=args, env=full, python=python)
+
+
+@contextlib.contextmanager
+def sandbox_in_mode(mode: str, env: Mapping[str, str] | None = None) -> Iterator[Sandbox]:
+    with service_for_mode(mode, env) as service:
+        box = Sandbox(service, mode)
+        try:
+            yield box
+        finally:
+            box.client.close()
+
+
 class Sandbox:
     """A running service plus what the tests check after each hostile run."""
 
-    def __init__(self, service: SandboxService) -> None:
+    def __init__(self, service: SandboxService, mode: str = "namespaces") -> None:
         self.service = service
+        self.mode = mode
+        self.python = sys.executable if mode == "namespaces" else unprivileged_python()  # runs user code
         self.url = service.url
         self.client = SandboxClient(service.url)
         self.baseline = descendants(service.proc.pid)
+
+    def health(self) -> dict[str, object]:
+        return self.client.healthz()
+
+    def max_tasks(self) -> int:
+        """Processes + threads one execution may reach: per execution (namespaces), per uid (restricted)."""
+        return int(self.health()["isolation"]["max_tasks"])  # type: ignore[index]
 
     def run(self, code: str, **kwargs: object) -> RunCodeResponse:
         return self.client.run_code(
@@ -59,7 +186,7 @@ class Sandbox:
         assert httpx.get(f"{self.url}/healthz", timeout=10).status_code == 200
         deadline = time.monotonic() + timeout_s
         while True:
-            extra = descendants(self.service.proc.pid) - self.baseline
+            extra = spares_removed(descendants(self.service.proc.pid) - self.baseline)
             if not extra:
                 return
             if time.monotonic() > deadline:

@@ -111,13 +111,9 @@ def test_files_in_and_out(sandbox_url: str) -> None:
     ("body", "needle"),
     [
         ({"code": "print(1)", "language": "cpp"}, "language"),
-        ({"code": "print(1)", "language": "python", "run_timeout": -1}, "run_timeout"),
-        ({"code": "print(1)", "language": "python", "memory_limit_MB": -5}, "memory_limit_MB"),
-        ({"code": "print(1)", "language": "python", "run_timeout": 100000}, "run_timeout"),
-        ({"code": "print(1)", "language": "python", "memory_limit_MB": 1 << 20}, "memory_limit_MB"),
+        ({"code": "print(1)", "language": "python", "run_timeout": "soon"}, "run_timeout"),
         ({"code": "print(1)", "language": "python", "files": {"../escape": ""}}, "files"),
         ({"code": "print(1)", "language": "python", "files": {"/abs": ""}}, "files"),
-        ({"code": "print(1)", "language": "python", "files": {"x": "%%%not base64"}}, "base64"),
         ({"language": "python"}, "code"),
     ],
 )
@@ -163,15 +159,17 @@ def test_health_and_metrics(sandbox_url: str) -> None:
         assert name in text
 
 
-async def test_overload_gets_429_and_the_client_retries() -> None:
+async def test_overload_gets_504_and_the_client_retries() -> None:
+    """Past the queue the service answers 504 with Retry-After: the status verl's client retries (a 429 it did not,
+    so those rewards silently became failures)."""
     args = ["--max-concurrency", "1", "--queue-size", "0", "--no-warm"]
     with running_sandbox(args) as url:
         body = {"code": "import time\ntime.sleep(0.5)\nprint('done')", "language": "python"}
         async with httpx.AsyncClient(timeout=60) as http:
             raw = await asyncio.gather(*(http.post(f"{url}/run_code", json=body) for _ in range(4)))
         codes = sorted(r.status_code for r in raw)
-        assert codes[0] == 200 and 429 in codes
-        rejected = next(r for r in raw if r.status_code == 429)
+        assert codes[0] == 200 and 504 in codes
+        rejected = next(r for r in raw if r.status_code == 504)
         assert rejected.headers["retry-after"] and "overloaded" in rejected.json()["detail"]
         async with AsyncSandboxClient(url, retries=20) as client:
             results = await asyncio.gather(
@@ -185,12 +183,14 @@ async def test_overload_gets_429_and_the_client_retries() -> None:
                 await asyncio.gather(
                     *(client.run_code(RunCodeRequest.model_validate(body)) for _ in range(4))
                 )
-        assert err.value.status_code == 429
+        assert err.value.status_code == 504
 
 
 def test_client_does_not_retry_bad_requests(sandbox_url: str) -> None:
     with SandboxClient(sandbox_url, retries=5) as client, pytest.raises(SandboxClientError) as err:
-        client.run_code(RunCodeRequest(code="print(1)", language="python", run_timeout=100000))
+        client.run_code(
+            RunCodeRequest.model_construct(code="print(1)", language="python", files={"../x": ""})
+        )
     assert err.value.status_code == 422
 
 
@@ -239,7 +239,10 @@ def test_a_dead_zygote_is_replaced() -> None:
                 cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
             except OSError:
                 continue
-            if b"ctrl_fd" in cmdline and not cmdline.startswith(b"bwrap"):
+            parent = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1]
+            parent_cmd = open(f"/proc/{parent}/cmdline", "rb").read()
+            # The zygote itself (bwrap's child), not its prepared pid 1 (a fork of it, see zygote.spare_main).
+            if b"ctrl_fd" in cmdline and not cmdline.startswith(b"bwrap") and parent_cmd.startswith(b"bwrap"):
                 zygotes.append(pid)
         assert len(zygotes) == 2  # one per flavour
         for pid in zygotes:

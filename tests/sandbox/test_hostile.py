@@ -18,6 +18,7 @@ from sandbox_util import SECRET, Sandbox
 from purpcode.sandbox import server as server_module
 from purpcode.sandbox.client import SandboxClientError
 from purpcode.sandbox.jail import interpreter_paths, kept_binds
+from purpcode.sandbox.models import RunCodeResponse
 
 
 @pytest.fixture(autouse=True)
@@ -32,19 +33,34 @@ import os
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
 print(os.getuid(), os.getgid(), os.getpid(), os.getcwd())
 print(status["CapEff"].strip(), status["CapBnd"].strip(), status["NoNewPrivs"].strip(), status["Seccomp"].strip())
-print(sorted(os.listdir("/proc"))[:3], os.path.exists("/sys"), sorted(os.environ))
+try:
+    procs = sorted(os.listdir("/proc"))[:3]
+except OSError as err:
+    procs = type(err).__name__
+try:
+    sys_visible = bool(os.listdir("/sys"))
+except OSError:
+    sys_visible = False
+print(procs, sys_visible, sorted(os.environ))
+print(status["TracerPid"].strip(), open("/proc/self/oom_score_adj").read().strip())
 """
     r = sandbox.run(code)
     assert r.status == "Success", r
     lines = r.run_result.stdout.splitlines()
-    assert lines[0] == "65534 65534 1 /sandbox"
-    assert (
-        lines[1] == "0000000000000000 0000000000000000 1 2"
-    )  # no capabilities at all, no_new_privs, seccomp filter
-    assert lines[2].startswith("['1', 'self'") or lines[2].startswith(
-        "['1', 'thread-self'"
-    )  # only its own pid ns
-    assert "False" in lines[2] and "PURPCODE_TEST_SECRET" not in lines[2]
+    cap_eff, cap_bnd, no_new_privs, seccomp = lines[1].split()
+    assert (cap_eff, no_new_privs, seccomp) == ("0000000000000000", "1", "2")  # no capability, filter on
+    assert "PURPCODE_TEST_SECRET" not in lines[2] and "TMPDIR" in lines[2]
+    if sandbox.mode == "namespaces":
+        assert lines[0] == "65534 65534 2 /sandbox"  # pid 1 of its namespace is its parent (see zygote.py)
+        assert cap_bnd == "0000000000000000"
+        assert lines[2].startswith("['1', '2', 'self'")  # only its own pid ns
+        assert "False" in lines[2]
+    else:
+        uid, gid, pid, cwd = lines[0].split()
+        assert (uid, gid) == ("65534", "65534") and pid != "1"  # the pod's uid, no pid namespace
+        assert cwd.startswith(sandbox.health()["isolation"]["work_root"] + "/")
+        assert lines[2].startswith("PermissionError False")  # Landlock: no /proc listing, no /sys
+        assert lines[3] == "0 1000"  # not traced; the OOM killer takes executions before the service
 
 
 def test_fork_bomb(sandbox: Sandbox) -> None:
@@ -80,10 +96,10 @@ try:
 except OSError as err:
     print("limited", len(pids), err.errno)
 """
-    r = sandbox.run(code, run_timeout=10)
+    r = sandbox.run(code.replace("range(200)", "range(400)"), run_timeout=10)
     assert r.status == "Success", r
     assert r.run_result.stdout.startswith("limited")
-    assert int(r.run_result.stdout.split()[1]) < 32  # PURPCODE_SANDBOX_MAX_PROCESSES=32
+    assert int(r.run_result.stdout.split()[1]) < sandbox.max_tasks()
 
 
 def test_thread_bomb(sandbox: Sandbox) -> None:
@@ -101,7 +117,7 @@ except (RuntimeError, MemoryError) as err:
     r = sandbox.run(code, run_timeout=10)
     assert r.status == "Success", r
     assert r.run_result.stdout.startswith("limited")
-    assert int(r.run_result.stdout.split()[1]) < 32
+    assert int(r.run_result.stdout.split()[1]) < sandbox.max_tasks()
 
 
 def test_memory_bomb(sandbox: Sandbox) -> None:
@@ -207,9 +223,9 @@ def test_no_network(sandbox: Sandbox) -> None:
 import socket
 import sys
 for host, port in (("127.0.0.1", {port}), ("1.1.1.1", 80), ("8.8.8.8", 53)):
-    s = socket.socket()
-    s.settimeout(2)
     try:
+        s = socket.socket()
+        s.settimeout(2)
         s.connect((host, port))
         print("CONNECTED", host)
     except OSError as err:
@@ -218,14 +234,17 @@ try:
     print("RESOLVED", socket.getaddrinfo("example.com", 80))
 except OSError as err:
     print("no dns", type(err).__name__)
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 try:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.sendto(b"x", ("8.8.8.8", 53))
     print("SENT")
 except OSError as err:
     print("no udp", err.errno)
 import os
-print(sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else "no /sys")
+try:
+    print(sorted(os.listdir("/sys/class/net")))
+except OSError:
+    print("no /sys")
 """
     r = sandbox.run(code, run_timeout=20)
     assert r.status == "Success", r
@@ -256,7 +275,10 @@ for p in ("/proc/1/environ", "/proc/self/environ"):
     except OSError:
         env += "unreadable"
 print("secret in env:", {SECRET!r} in env)
-print(sorted(os.listdir("/proc/self/root")))
+try:
+    print(sorted(os.listdir("/proc/self/root")))
+except OSError as err:
+    print("denied /proc/self/root", type(err).__name__)
 os.symlink("/etc", "etc_link")
 os.symlink({str(server_file.parent)!r}, "src_link")
 for p in ("etc_link/shadow", "src_link/server.py"):
@@ -286,7 +308,10 @@ def test_writing_outside_the_work_dir_fails(sandbox: Sandbox) -> None:
     code = """
 import os
 import glob
+import tempfile
 targets = ["/usr/evil", "/etc/passwd", "/evil", "/bin/evil", "/proc/sys/kernel/hostname", "/dev/evil", "/dev/shm/../evil"]
+if tempfile.gettempdir() != "/tmp":
+    targets += ["/tmp/evil", "/dev/shm/evil", os.path.dirname(os.getcwd()) + "/evil"]
 targets += glob.glob("/cgroup/*/*/*.limit_in_bytes") + glob.glob("/cgroup/*/*/pids.max") + glob.glob("/cgroup/*/cgroup.procs")
 print("cgroup tree visible:", os.listdir("/cgroup") if os.path.isdir("/cgroup") else None)
 for p in targets:
@@ -296,7 +321,7 @@ for p in targets:
         print("WROTE", p)
     except OSError as err:
         print("denied", p, err.errno)
-with open("/tmp/private-marker", "w") as fh:
+with open(os.path.join(tempfile.gettempdir(), "private-marker"), "w") as fh:
     fh.write("mine")
 print("tmp ok")
 """
@@ -306,8 +331,12 @@ print("tmp ok")
     assert (
         "cgroup tree visible: []" in r.run_result.stdout or "cgroup tree visible: None" in r.run_result.stdout
     )
-    later = sandbox.run("import os\nprint(sorted(os.listdir('/tmp')), os.listdir('.'))\n")
-    assert later.run_result.stdout == f"{kept_in_tmp()} ['main.py']\n"  # a fresh, private work dir and /tmp
+    later = sandbox.run(
+        "import os, tempfile\nprint(sorted(os.listdir(tempfile.gettempdir())), os.listdir('.'))\n"
+    )
+    # A fresh, private work dir and temporary dir (in restricted mode the temporary dir is the work dir).
+    tmp = kept_in_tmp() if sandbox.mode == "namespaces" else ["main.py"]
+    assert later.run_result.stdout == f"{tmp} ['main.py']\n"
 
 
 def test_killing_the_parent_and_pid_1(sandbox: Sandbox) -> None:
@@ -369,19 +398,77 @@ def test_very_long_source(sandbox: Sandbox) -> None:
 
 
 def test_executions_cannot_see_each_other(sandbox: Sandbox) -> None:
+    """A running execution's files, /proc entries and process are out of reach of a concurrent one."""
     import threading
 
-    holder = (
-        "import os, time\nopen('/tmp/held', 'w').write('x')\nopen('held', 'w').write('x')\ntime.sleep(3)\n"
-    )
-    t = threading.Thread(target=sandbox.run, args=(holder,), kwargs={"run_timeout": 10})
+    holder = """
+import os, sys, tempfile, time
+open(os.path.join(tempfile.gettempdir(), "held"), "w").write("x")
+open("held", "w").write("x")
+print(os.getpid(), os.getcwd(), flush=True)
+time.sleep(3)
+print("holder survived")
+"""
+    box: dict[str, object] = {}
+    t = threading.Thread(target=lambda: box.update(r=sandbox.run(holder, run_timeout=10)))
     t.start()
     time.sleep(1.0)
     r = sandbox.run(
-        "import os\nprint(sorted(os.listdir('/tmp')), os.listdir('.'), sorted(os.listdir('/proc'))[:2])\n"
+        "import os, tempfile\nprint(sorted(os.listdir(tempfile.gettempdir())), os.listdir('.'))\n"
+        "try:\n    print(sorted(os.listdir('/proc'))[:2])\nexcept OSError as err:\n    print(type(err).__name__)\n"
     )
     t.join()
-    assert r.run_result.stdout == f"{kept_in_tmp()} ['main.py'] ['1', 'self']\n"
+    held = box["r"]
+    assert isinstance(held, RunCodeResponse) and held.run_result is not None
+    assert held.run_result.stdout.endswith("holder survived\n"), held
+    if sandbox.mode == "namespaces":
+        assert r.run_result.stdout == f"{kept_in_tmp()} ['main.py']\n['1', '2']\n"
+    else:
+        assert r.run_result.stdout == "['main.py'] ['main.py']\nPermissionError\n"
+
+
+def test_concurrent_execution_cannot_be_reached_by_pid(sandbox: Sandbox) -> None:
+    """Restricted mode shares the uid and has no pid namespace: a prober that signals every pid below its own and
+    reads their /proc entries reaches nothing (Landlock scopes signals; /proc is its own entry only), and the
+    directory that holds all work dirs cannot be listed. A concurrent holder and the service survive it."""
+    import threading
+
+    holder = "import time\nopen('held', 'w').write('x')\ntime.sleep(4)\nprint('holder survived')\n"
+    box: dict[str, object] = {}
+    t = threading.Thread(target=lambda: box.update(r=sandbox.run(holder, run_timeout=10)))
+    t.start()
+    time.sleep(1.5)
+    probe = """
+import os, signal
+me = os.getpid()
+reached = []
+for pid in range(max(2, me - 3000), me):
+    try:
+        os.kill(pid, signal.SIGKILL)
+        reached.append(("kill", pid))
+    except OSError:
+        pass
+    for entry in ("status", "environ", "cmdline"):
+        try:
+            open(f"/proc/{pid}/{entry}").read()
+            reached.append((entry, pid))
+        except OSError:
+            pass
+try:
+    print("LISTED", os.listdir(os.path.dirname(os.getcwd())))
+except OSError as err:
+    print("listing refused", type(err).__name__)
+print("reached", reached)
+"""
+    r = sandbox.run(probe, run_timeout=30)
+    t.join()
+    held = box["r"]
+    assert isinstance(held, RunCodeResponse) and held.run_result is not None
+    assert held.run_result.stdout == "holder survived\n", held
+    assert r.status == "Success", r
+    assert "reached []" in r.run_result.stdout, r.run_result.stdout
+    if sandbox.mode == "restricted":
+        assert "listing refused PermissionError" in r.run_result.stdout
 
 
 def test_sandbox_code_cannot_reach_the_host_socket(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -405,3 +492,62 @@ except OSError as err:
     finally:
         srv.close()
         os.unlink(path)
+
+
+def test_ipc_objects_do_not_cross_executions(sandbox: Sandbox) -> None:
+    """System V shared memory and message queues outlive their creator: one execution could leave data (or hold
+    memory) for the next. Namespaces mode gives each execution its own IPC namespace; restricted mode (one IPC
+    namespace for the pod) refuses them, and memfd, whose pages no address-space limit counts."""
+    key = 0x5EC0DE
+    writer = f"""
+import ctypes, os
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+shm = libc.shmget({key}, 4096, 0o1666)          # IPC_CREAT | 0666
+print("shmget", shm if shm < 0 else "ok", ctypes.get_errno() if shm < 0 else 0)
+if shm >= 0:
+    addr = libc.shmat(shm, None, 0)
+    ctypes.memmove(addr, b"left-behind", 11)
+q = libc.msgget({key}, 0o1666)
+print("msgget", q if q < 0 else "ok", ctypes.get_errno() if q < 0 else 0)
+try:
+    os.memfd_create("x")
+    print("memfd ok")
+except OSError as err:
+    print("memfd refused", err.errno)
+"""
+    r = sandbox.run(writer, run_timeout=10)
+    assert r.status == "Success", r
+    if sandbox.mode == "restricted":
+        assert r.run_result.stdout == "shmget -1 1\nmsgget -1 1\nmemfd refused 1\n"
+    else:
+        assert r.run_result.stdout == "shmget ok 0\nmsgget ok 0\nmemfd ok\n"
+    reader = f"""
+import ctypes
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+print(libc.shmget({key}, 0, 0), libc.msgget({key}, 0))
+"""
+    r = sandbox.run(reader, run_timeout=10)
+    assert r.run_result.stdout == "-1 -1\n", r  # nothing the writer made is there
+
+
+def test_pathname_sockets_and_subprocesses(sandbox: Sandbox) -> None:
+    """Restricted mode: Landlock does not check connect() on pathname unix sockets, so an execution may not create
+    one at all (no MAKE_SOCK right): another execution of the same uid could otherwise connect to it. FIFOs and
+    child processes (fork, exec of the interpreter, a pipe between them) keep working in both modes."""
+    code = """
+import os, socket, subprocess, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.bind("sock")
+    print("bound")
+except OSError as err:
+    print("bind refused", type(err).__name__)
+os.mkfifo("fifo")
+out = subprocess.run([sys.executable, "-c", "print(6 * 7)"], capture_output=True, text=True, check=True).stdout
+print("child", out.strip())
+"""
+    r = sandbox.run(code, run_timeout=20)
+    assert r.status == "Success", r
+    first = "bind refused PermissionError" if sandbox.mode == "restricted" else "bound"
+    assert r.run_result.stdout == f"{first}\nchild 42\n"

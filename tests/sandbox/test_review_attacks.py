@@ -48,9 +48,16 @@ def test_host_device_nodes_cannot_be_changed(sandbox: Sandbox) -> None:
     here (harmless if it goes through); the devices themselves must keep working."""
     code = """
 import os, stat
-for name in sorted(os.listdir("/dev")):
+try:
+    names = sorted(os.listdir("/dev"))
+except OSError:  # restricted mode: /dev cannot be listed (Landlock); the usual nodes can be opened
+    names = ["full", "null", "random", "tty", "urandom", "zero"]
+for name in names:
     path = "/dev/" + name
-    info = os.lstat(path)
+    try:
+        info = os.lstat(path)
+    except OSError:
+        continue
     if not stat.S_ISCHR(info.st_mode):
         continue
     try:
@@ -307,14 +314,20 @@ def test_fetch_files_up_to_the_budget(sandbox: Sandbox) -> None:
     blob = bytes(range(256)) * 4096  # 1 MiB, within max_fetch_bytes (4 MiB)
     code = """
 import os, signal
-for fd in os.listdir("/proc/1/fd"):
+parent = os.getppid()  # the execution's leader, which copies the files afterwards (pid 1 in namespaces mode)
+try:
+    fds = os.listdir(f"/proc/{parent}/fd")
+except OSError as err:
+    fds = [str(n) for n in range(3, 12)]
+    print("no listing", err.errno)
+for fd in fds:
     try:
-        open("/proc/1/fd/" + fd, "wb").write(b"forged")
+        open(f"/proc/{parent}/fd/" + fd, "wb").write(b"forged")
         print("WROTE", fd)
     except OSError as err:
         print("refused", fd, err.errno)
 try:
-    os.kill(1, signal.SIGINT)  # refused (Landlock signal scope) or ignored by pid 1
+    os.kill(parent, signal.SIGINT)  # refused (Landlock signal scope) or ignored by pid 1
 except OSError:
     pass
 open("big.bin", "wb").write(bytes(range(256)) * 4096)
@@ -373,8 +386,8 @@ def test_network_cannot_be_configured(sandbox: Sandbox) -> None:
     """No route out can be made: bringing `lo` up, raw packet sockets and a new network namespace are refused."""
     code = """
 import ctypes, fcntl, socket, struct
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", 0x1 | 0x40, bytes(14)))  # SIOCSIFFLAGS up|running
     print("LO UP")
 except OSError as err:

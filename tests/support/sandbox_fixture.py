@@ -47,12 +47,15 @@ def sandbox_service(
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     startup_timeout_s: float = STARTUP_TIMEOUT_S,
+    python: Sequence[str] = (),
 ) -> Iterator[SandboxService]:
-    """Start the service in a subprocess, wait (bounded) for /healthz, yield it, stop it."""
+    """Start the service in a subprocess, wait (bounded) for /healthz, yield it, stop it. `python`: the command
+    that runs the service's interpreter (default: this one), e.g. behind a wrapper that drops privileges."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log", delete=False)  # noqa: SIM115
-    cmd = [sys.executable, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args]
+    interpreter = list(python) or [sys.executable]
+    cmd = [*interpreter, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     service = SandboxService(url, proc, log.name)
     try:

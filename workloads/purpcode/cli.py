@@ -102,8 +102,22 @@ _DELEGATES = {
 }
 
 
+def version() -> str:
+    """The installed distribution's version (the images' tag), or the plan's default from a source checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("purpcode-k8s")
+    except PackageNotFoundError:
+        from purpcode_operator.plan import DEFAULT_VERSION
+
+        return DEFAULT_VERSION
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purpcode", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"purpcode {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("validate", help="Check run spec files; exit 2 with one line per problem.")

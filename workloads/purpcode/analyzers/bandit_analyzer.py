@@ -29,10 +29,18 @@ def _quiet_bandit() -> None:
     # Bandit warns once per snippet about module names ("Unable to find qualified name"): noise, not signal.
     logging.getLogger("bandit").setLevel(logging.ERROR)
     # Loading bandit's plugins trips a stevedore deprecation warning (bandit's, not ours): load them quietly once.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*verify_requirements.*")
-        import bandit.core.extension_loader  # noqa: F401
+    # Bandit also registers a SARIF report formatter whose optional dependency (sarif_om) is not installed: stevedore
+    # logs an ERROR for a formatter we never use. Only that load is quieted; the level comes back after.
+    stevedore_log = logging.getLogger("stevedore.extension")
+    level = stevedore_log.level
+    stevedore_log.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*verify_requirements.*")
+            import bandit.core.extension_loader  # noqa: F401
+    finally:
+        stevedore_log.setLevel(level)
 
 
 def _bandit_config() -> Any:

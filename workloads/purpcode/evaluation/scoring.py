@@ -10,7 +10,7 @@ reported exactly as RL would compute it (0 when the gate fails).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,21 @@ class Item:
     response: str
 
 
-async def _score_async(runner: Any, items: Sequence[Item]) -> list[SampleRecord]:
+Progress = Callable[[int, int], None]
+
+
+async def _score_async(
+    runner: Any, items: Sequence[Item], on_progress: Progress | None = None
+) -> list[SampleRecord]:
     cfg = runner.config
+    scored_count = 0
+
+    def progressed(n: int) -> None:
+        nonlocal scored_count
+        scored_count += n
+        if on_progress is not None:
+            on_progress(scored_count, len(items))
+
     gates = [check_format(it.response, cfg) for it in items]
     answers = [g.answer if g.ok else extract_answer(it.response) for g, it in zip(gates, items, strict=True)]
     results: list[tuple[float, dict[str, Any], str | None] | None] = [None] * len(items)
@@ -49,8 +62,10 @@ async def _score_async(runner: Any, items: Sequence[Item]) -> list[SampleRecord]
                 reward, details = await runner.judge.judge_noreject(conv, answer)
         except ValueError as err:  # a bad row (ground truth that is no TestSpec): no verdict, say why
             results[i] = (0.0, {"error": str(err)}, str(err))
+            progressed(1)
             return
         results[i] = (reward, details, details.get("error"))
+        progressed(1)
 
     codesec_idx = [i for i, it in enumerate(items) if it.row.oracle == "codesec"]
     tasks = [asyncio.create_task(one(i)) for i, it in enumerate(items) if it.row.oracle != "codesec"]
@@ -59,6 +74,7 @@ async def _score_async(runner: Any, items: Sequence[Item]) -> list[SampleRecord]
             scored = await asyncio.to_thread(runner.codesec.score_answers, [answers[i] for i in codesec_idx])
             for i, (reward, details) in zip(codesec_idx, scored, strict=True):
                 results[i] = (reward, details, None)
+            progressed(len(codesec_idx))
         await asyncio.gather(*tasks)
     except BaseException:
         for t in tasks:
@@ -105,8 +121,13 @@ def check_runner(runner: Any, items: Sequence[Item]) -> None:
         )
 
 
-def score_items(runner: Any, items: Sequence[Item]) -> list[SampleRecord]:
-    """Score answers (blocking); infrastructure failures (judge or sandbox unreachable) raise."""
+def score_items(
+    runner: Any, items: Sequence[Item], on_progress: Progress | None = None
+) -> list[SampleRecord]:
+    """Score answers (blocking); infrastructure failures (judge or sandbox unreachable) raise.
+
+    `on_progress(done, total)` follows the answers scored (judge calls and sandbox runs take minutes on big sets).
+    """
     if not items:
         return []
-    return runner.run_sync(_score_async(runner, items))  # type: ignore[no-any-return]
+    return runner.run_sync(_score_async(runner, items, on_progress))  # type: ignore[no-any-return]

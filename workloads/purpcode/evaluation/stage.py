@@ -147,7 +147,13 @@ def generate(
 
 
 def score(
-    runner: Any, label: str, model_path: str, suites: list[Suite], responses: dict[str, str], out: Path
+    runner: Any,
+    label: str,
+    model_path: str,
+    suites: list[Suite],
+    responses: dict[str, str],
+    out: Path,
+    metrics: Any = None,
 ) -> list[SampleRecord]:
     """Records for one model: from the cache, else scored with the oracles and cached."""
     path = out / "samples" / f"{label}.jsonl"
@@ -163,7 +169,14 @@ def score(
         for s in suites
         for r in s.rows
     ]
-    records = score_items(runner, items)
+    progress = None
+    if metrics is not None:  # the runner's bar counts answers scored
+        from purpcode.generation.base import throttled
+
+        progress = throttled(
+            lambda done, total: metrics.log(done, phase="score", model=label, done=done, total=total)
+        )
+    records = score_items(runner, items, progress)
     write_jsonl_atomic(path, ({**r.model_dump(mode="json"), "model_path": model_path} for r in records))
     return records
 
@@ -236,7 +249,7 @@ def run(
         records: dict[str, list[SampleRecord]] = {}
         for label, path in models:
             responses = generate(cfg, spec, label, path, suites, out, metrics)
-            records[label] = score(runner, label, path, suites, responses, out)
+            records[label] = score(runner, label, path, suites, responses, out, metrics)
             LOG.info("%s: scored %d answers", label, len(records[label]))
     finally:
         runner.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,13 @@ class GenerationBackend(abc.ABC):
         self.batch_size = max(1, batch_size)
         self.stats = GenerationStats()
         self.closed = False
+        # Called as (conversations done, conversations in this call) while a call runs (per batch or answer), so a
+        # stage can show progress inside a long call instead of only after it.
+        self.on_progress: Callable[[int, int], None] | None = None
+
+    def _progress(self, done: int, total: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(done, total)
 
     def generate(
         self,
@@ -159,3 +166,16 @@ class GenerationBackend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def throttled(fn: Callable[[int, int], None], every_s: float = 2.0) -> Callable[[int, int], None]:
+    """`fn` at most every `every_s` seconds, and always for the last item (progress records, not a flood)."""
+    last = [-float("inf")]  # the first call always goes
+
+    def call(done: int, total: int) -> None:
+        now = time.monotonic()
+        if done >= total or now - last[0] >= every_s:
+            last[0] = now
+            fn(done, total)
+
+    return call

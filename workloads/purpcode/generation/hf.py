@@ -127,6 +127,7 @@ class TransformersBackend(GenerationBackend):
             for i in range(len(batch)):
                 texts_i = decoded[i * per_prompt : (i + 1) * per_prompt]
                 out.append(texts_i * params.n if params.greedy else texts_i)
+            self._progress(len(out), len(conversations))
         return out
 
     def close(self) -> None:

@@ -133,8 +133,16 @@ class OpenAIBackend(GenerationBackend):
         base = batch_seed(self.seed, conversations)
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as client:
-            tasks = [self._one(client, c, params, base + i, sem) for i, c in enumerate(conversations)]
-            return list(await asyncio.gather(*tasks))
+            done = 0
+
+            async def one(i: int, c: Conversation) -> list[str]:
+                nonlocal done
+                texts = await self._one(client, c, params, base + i, sem)
+                done += 1
+                self._progress(done, len(conversations))
+                return texts
+
+            return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(conversations))))
 
     def _generate(self, conversations: list[Conversation], params: SamplingParams) -> list[list[str]]:
         try:

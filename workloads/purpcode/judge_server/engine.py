@@ -28,13 +28,32 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "purpcode"
 
 
+class ModelNotFound(ValueError):
+    """A model named by a local path that does not exist (it must not be looked up on the Hub instead)."""
+
+
+def is_local_path(name: str) -> bool:
+    """A path, not a Hub id (`org/name`): absolute, ./ ../ ~, more than one `/`, or an existing directory."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or Path(name).is_dir()
+
+
 def resolve_model(name: str, cache_dir: str | os.PathLike[str] | None = None) -> str:
     """A loadable model location: 'tiny-random' is built once under the cache dir, a directory or hub id passes.
 
+    A local path that does not exist raises ModelNotFound: passed on as a "hub id" it would fail later with a
+    misleading download error (or, online, fetch something else).
     The tiny model is built in a temporary directory and renamed into place, so a server killed mid-build never
     leaves a half-written model that a later start would load.
     """
     if name != TINY_MODEL_NAME:
+        if is_local_path(name):
+            path = Path(name).expanduser()
+            if not path.is_dir():
+                raise ModelNotFound(
+                    f"model path {name} does not exist (give an existing model directory, or a Hub id such as "
+                    "Qwen/Qwen2.5-32B-Instruct)"
+                )
+            return str(path)
         return name
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     target = root / TINY_MODEL_NAME

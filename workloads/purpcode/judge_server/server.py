@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from purpcode.judge_server.engine import (
     GenRequest,
     GenResult,
+    ModelNotFound,
     PromptTooLong,
     SamplingKey,
     resolve_model,
@@ -312,7 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--max-batch-size", type=int, default=16, help="Requests per generate call.")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice).")
-    p.add_argument("--log-level", default="warning")
+    p.add_argument("--log-level", default="info", help="A healthy server logs nothing above INFO.")
     return p.parse_args(argv)
 
 
@@ -330,7 +331,11 @@ def main(argv: list[str] | None = None, *, on_ready: Callable[[], None] | None =
         import torch
 
         torch.set_num_threads(args.threads)
-    path = resolve_model(args.model, args.cache_dir)
+    try:
+        path = resolve_model(args.model, args.cache_dir)
+    except ModelNotFound as err:
+        LOG.error("%s", err)
+        return 2
     try:
         engine = ChatEngine(
             path,
@@ -344,7 +349,7 @@ def main(argv: list[str] | None = None, *, on_ready: Callable[[], None] | None =
         return 2
     names = args.served_model_name or [args.model]
     app = create_app(engine, names, max_batch=args.max_batch_size)
-    LOG.warning("judge server: model %s (%s) on %s:%d", args.model, engine.device, args.host, args.port)
+    LOG.info("judge server: model %s (%s) on %s:%d", args.model, engine.device, args.host, args.port)
     if on_ready:
         on_ready()
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)

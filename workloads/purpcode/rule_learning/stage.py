@@ -177,6 +177,8 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     done_prompts = sampling.done_task_ids(
         sampling.read_records(out / sampling.PARTIAL), spec.samples_per_prompt
     )
+    if metrics is not None:  # a count from the start, before the model loads and the first batch comes back
+        metrics.log(0, phase="sampling", prompts_done=len(done_prompts), prompts=len(mix.rows))
     # vLLM and remote servers batch across the whole chunk: bigger chunks keep them busy; resume granularity is a chunk.
     chunk = 1024 if resolve_backend(gen.backend, cfg.gpus_per_node) in ("vllm", "openai") else 256
 
@@ -202,6 +204,23 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
     try:
         with sampling.without_launcher_env():
             backend = get_backend(gen, model_path(cfg), seed=cfg.seed, gpus=cfg.gpus_per_node)
+            if (
+                metrics is not None
+            ):  # progress inside a chunk's generation (a chunk is 256+ prompts: a minute)
+                from purpcode.generation.base import throttled
+
+                def on_generated(done: int, total: int) -> None:
+                    # Scored prompts + this chunk's generated ones: the chunk before is still being scored, so this
+                    # lags by at most a chunk and never runs ahead of the record that chunk's scoring logs.
+                    assert metrics is not None
+                    metrics.log(
+                        0,
+                        phase="sampling",
+                        prompts_done=min(len(mix.rows), len(done_prompts) + done),
+                        prompts=len(mix.rows),
+                    )
+
+                backend.on_progress = throttled(on_generated)
             try:
                 marker = sampling.sample_and_score(
                     mix.rows,

@@ -8,6 +8,9 @@ Work directory (default `./runs/<run name>`):
 
 Resume: a stage whose `_SUCCESS` marker exists is skipped; any other stage is started again and resumes from its own
 checkpoints. The report step re-runs whenever an earlier stage ran.
+
+Ownership (purpcode.runner.owned): every stage and service dies with the runner, however it dies, and the work
+directory's lock is held until the last of them is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,6 +33,14 @@ from types import FrameType
 from typing import Any
 
 from purpcode.data.schema import write_json_atomic
+from purpcode.runner.owned import (
+    MARKER_ENV,
+    Guard,
+    die_with_parent,
+    run_processes,
+    settle_state,
+    stop_run_processes,
+)
 from purpcode.runner.progress import (
     Display,
     MetricsTail,
@@ -44,6 +56,12 @@ from purpcode.runner.services import (
     log_tail,
     sandbox_service,
     stop_process_group,
+)
+from purpcode.training.settings_guard import (
+    GUARDED_STAGES,
+    describe_changes,
+    record_settings,
+    settings_differences,
 )
 from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.layout import SUCCESS_MARKER, Layout
@@ -62,8 +80,45 @@ POLL_S = 0.5
 STATE_FILE = "state.json"
 
 
+_ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)\b.*)$", re.MULTILINE)
+
+
+def cause_of(log_tail_text: str) -> str:
+    """': <the last exception line>' of a stage's log tail (e.g. the path and 'No space left on device'), or ''."""
+    found = _ERROR_LINE.findall(log_tail_text)
+    return f": {found[-1].strip()[:300]}" if found else ""
+
+
 class StageFailed(RuntimeError):
     """A stage exited non-zero (or without its marker); the message names the log."""
+
+
+class WorkdirBusy(RuntimeError):
+    """Another run (or processes an earlier run left) still uses the work directory."""
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OS error the path it was about (a failed write() or fsync() names none)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OS error: the path and the cause (e.g. 'No space left on device'), no traceback."""
+    where = err.filename if err.filename is not None else ""
+    cause = err.strerror or str(err)
+    return f"{where}: {cause}" if where else cause
+
+
+def accelerator_devices() -> list[str]:
+    """GPU device nodes on this machine (NVIDIA, AMD), without importing torch."""
+    dev = Path("/dev")
+    return [str(p) for pattern in ("nvidia[0-9]*", "kfd") for p in dev.glob(pattern)]
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -75,40 +130,64 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not accelerator_devices():
+        # DeepSpeed (imported by transformers when installed) otherwise warns in every process that it fell back to
+        # the CPU: on a machine without GPU device nodes that is the expected case, not a warning.
+        env.setdefault("DS_ACCELERATOR", "cpu")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
 
 
 @contextlib.contextmanager
-def workdir_lock(workdir: Path) -> Iterator[None]:
-    """One runner per work directory at a time (two would race on the same stage outputs)."""
+def workdir_lock(workdir: Path) -> Iterator[int]:
+    """One runner per work directory at a time (two would race on the same stage outputs); yields the lock's fd.
+
+    The runner passes that fd to its guard and its stages: the lock is held while any of them lives, so a rerun
+    cannot start a second copy of a stage that is still running. The file holds the runner's pid for the message.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
-    fh = (workdir / ".lock").open("w")
+    lock = workdir / ".lock"
+    fh = lock.open("a+")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as err:
-            raise RuntimeError(
-                f"another `purpcode run` is using {workdir} (lock {workdir / '.lock'})"
-            ) from err
-        yield
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            pids = run_processes(workdir)
+            alive = holder.isdigit() and Path(f"/proc/{holder}").exists()
+            who = f"`purpcode run` (pid {holder})" if alive else "`purpcode run`"
+            procs = f"; its processes: {' '.join(map(str, pids))}" if pids else ""
+            stop = (
+                f"kill {holder}: its children stop with it" if alive else f"kill {' '.join(map(str, pids))}"
+            )
+            raise WorkdirBusy(
+                f"another {who} is using {workdir} (lock {lock}){procs}. Wait for it, or stop it ({stop})"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield fh.fileno()
     finally:
         fh.close()
 
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM (e.g. `kill`, a CI timeout) like Ctrl-C: stop children cleanly, leave a resumable state."""
+    """Treat SIGTERM (e.g. `kill`, a CI timeout) and SIGHUP (the terminal or SSH session closed) like Ctrl-C: stop
+    children cleanly, leave a resumable state."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def max_steps_of(stage: StagePlan) -> int | None:
@@ -135,6 +214,7 @@ class LocalRun:
         judge_backend: str = "auto",
         metrics_port: int | None = None,
         spec_path: str = "",
+        lock_fd: int | None = None,
     ) -> None:
         self.run = run
         self.workdir = workdir.resolve()
@@ -152,6 +232,11 @@ class LocalRun:
         self.state: dict[str, Any] = {}
         self.started = time.monotonic()
         self._error = ""
+        self.lock_fd = lock_fd
+
+    def child_env(self) -> dict[str, str]:
+        """child_env() plus the run's marker: how leftovers of this run are found again (purpcode.runner.owned)."""
+        return child_env({MARKER_ENV: str(self.workdir)})
 
     # ------------------------------------------------------------------ plan and services
 
@@ -165,6 +250,7 @@ class LocalRun:
         sandbox_url = judge_url = None
         if "sandbox" in needed:
             svc = sandbox_service(self.logs, spec.services.sandbox.concurrency)
+            svc.env.update(self.child_env())
             self.services["sandbox"] = svc
             sandbox_url = svc.url
         key_env = None
@@ -175,6 +261,13 @@ class LocalRun:
                     backend = "transformers"  # the spec asks for a CPU judge
                 local = Path(self.layout.judge_model)
                 model = str(local) if (local / "config.json").exists() else judge.deploy.model
+                from purpcode.judge_server.engine import is_local_path
+
+                if is_local_path(model) and not Path(model).expanduser().is_dir():
+                    raise RuntimeError(
+                        f"services.judge.deploy.model: the local path {model} does not exist (give an existing "
+                        "model directory, or a Hub id such as Qwen/Qwen2.5-32B-Instruct)"
+                    )
                 svc = judge_service(
                     model=model,
                     served_name=judge.model_name(),
@@ -184,6 +277,7 @@ class LocalRun:
                     tensor_parallel_size=judge.deploy.tensor_parallel_size or max(judge.deploy.gpus, 1),
                     backend=backend,
                 )
+                svc.env.update(self.child_env())
                 self.services["judge"] = svc
                 judge_url = svc.url
             else:
@@ -238,9 +332,8 @@ class LocalRun:
         cfg = stage.config.model_copy(update={"metrics_port": self.metrics_port})
         path = self.configs / f"{stage.name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(cfg.to_json(), encoding="utf-8")
-        tmp.replace(path)
+        with naming(path):
+            write_json_atomic(path, json.loads(cfg.to_json()))
         return path
 
     def _summary(self, plan: RunPlan, view: StageView) -> str:
@@ -252,7 +345,36 @@ class LocalRun:
             f" · stage {fmt_seconds(view.seconds)} · total {fmt_seconds(time.monotonic() - self.started)}"
         )
 
+    def changed_settings(self, plan: RunPlan) -> str | None:
+        """Why the work directory cannot be reused under this spec, or None.
+
+        A stage that finished (or started) under other result settings would be skipped (or resumed) silently: the
+        message names the changed fields and the `--rerun` that redoes the earliest such stage and every later one.
+        A stage from before settings were recorded adopts the current ones.
+        """
+        changes: dict[str, list[str]] = {}
+        for stage in plan.stages:
+            if stage.name not in GUARDED_STAGES:
+                continue
+            out = stage.config.paths.out
+            changed = settings_differences(out, stage.config)
+            if changed:
+                changes[stage.name] = changed
+            elif changed is None and self.marker(stage.name).exists():
+                record_settings(out, stage.config)
+        if not changes:
+            return None
+        first = next(iter(changes))
+        lines = [f"{name}: {describe_changes(c)}" for name, c in changes.items()]
+        return (
+            f"settings changed since the work in {self.workdir} was done ({' | '.join(lines)}). Reusing it would "
+            f"mix both. Run again with `--rerun {first}` to redo {first} and every later stage, or restore the "
+            "settings."
+        )
+
     def _run_stage(self, plan: RunPlan, stage: StagePlan, view: StageView) -> None:
+        if stage.name in GUARDED_STAGES:
+            record_settings(stage.config.paths.out, stage.config)
         config_path = self._write_config(stage)
         argv = stage.argv(str(config_path), python=sys.executable)
         log_path = self.logs / f"{stage.name}.log"
@@ -268,8 +390,11 @@ class LocalRun:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=child_env(),
+                env=self.child_env(),
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
+                # The stage holds the workdir lock too: no rerun starts while it lives, even if the runner is gone.
+                pass_fds=(self.lock_fd,) if self.lock_fd is not None else (),
                 cwd=str(self.workdir),
             )
         proc = self.current
@@ -305,8 +430,9 @@ class LocalRun:
         view.ended = time.monotonic()
         self.state["stages"][stage.name].update(exit_code=rc, log=str(log_path))
         if rc != 0:
+            last = log_tail(log_path)
             raise StageFailed(
-                f"stage {stage.name} failed with exit status {rc} (log {log_path}):\n{log_tail(log_path)}"
+                f"stage {stage.name} failed with exit status {rc}{cause_of(last)} (log {log_path}):\n{last}"
             )
         if not self.marker(stage.name).exists():
             raise StageFailed(
@@ -317,7 +443,8 @@ class LocalRun:
     def _save_state(self) -> None:
         self.state["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         self.state["wall_seconds"] = round(time.monotonic() - self.started, 1)
-        write_json_atomic(self.workdir / STATE_FILE, self.state)
+        with naming(self.workdir / STATE_FILE):
+            write_json_atomic(self.workdir / STATE_FILE, self.state)
 
     def _record(self, view: StageView) -> None:
         entry = self.state["stages"].setdefault(view.name, {})
@@ -351,6 +478,15 @@ class LocalRun:
             earlier = json.loads((self.workdir / STATE_FILE).read_text(encoding="utf-8")).get("stages", {})
         self.state = {"run": name, "spec": self.spec_path, "workdir": str(self.workdir), "stages": earlier}
         draft = build_plan(self.run, artifacts_root=str(self.artifacts))
+        for s in draft.stages:  # finished is finished, whatever the last (maybe interrupted) state save said
+            entry = earlier.get(s.name)
+            if isinstance(entry, dict) and entry.get("status") != "done" and self.marker(s.name).exists():
+                entry.update(status="done")
+                entry.pop("pid", None)
+        changed = self.changed_settings(draft)
+        if changed:
+            self.display.message(f"purpcode run: {changed}")
+            return EXIT_INVALID
         remaining = [s for s in draft.stages if not self.marker(s.name).exists()]
         if any(s.name != "report" for s in remaining):
             self.marker("report").unlink(missing_ok=True)  # the report must reflect what runs now
@@ -396,25 +532,38 @@ class LocalRun:
                 current.status, current.ended = "interrupted", time.monotonic()
                 self.display.event(current)
                 self._record(current)
-        except (StageFailed, ServiceError) as err:
+        except (StageFailed, ServiceError, OSError) as err:
             code = EXIT_FAILED
+            self._error = os_error_line(err) if isinstance(err, OSError) else str(err)
             if current is not None:
                 current.status, current.ended = "failed", time.monotonic()
-                self.display.event(current)
-                self._record(current)
-            self._error = str(err)
+                with contextlib.suppress(OSError):  # the disk may still be full: the error above says so
+                    self.display.event(current)
+                    self._record(current)
         finally:
-            # A second Ctrl-C must not cut the clean-up short and leave services behind.
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            # A second Ctrl-C (or a SIGTERM/SIGHUP) must not cut the clean-up short and leave services behind.
+            previous = {
+                sig: signal.signal(sig, signal.SIG_IGN)
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+            }
             try:
                 if self.current is not None:
                     stop_process_group(self.current)
                 self._stop_services()
-                self.display.stop()
-                self._save_state()
+                # Whatever left its process group (a fork-server's children in their own sessions) goes too.
+                stop_run_processes(self.workdir)
+                with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) must not stop the clean-up
+                    self.display.stop()
+                try:
+                    self._save_state()
+                except OSError as err:
+                    if code == EXIT_OK:
+                        code, self._error = EXIT_FAILED, os_error_line(err)
             finally:
-                signal.signal(signal.SIGINT, previous)
-        self._final_message(code)
+                for sig, old in previous.items():
+                    signal.signal(sig, old)
+        with contextlib.suppress(OSError):
+            self._final_message(code)
         return code
 
     def _final_message(self, code: int) -> None:
@@ -486,8 +635,18 @@ def main(argv: list[str] | None = None) -> int:
         metrics_port=args.metrics_port,
         spec_path=str(args.spec),
     )
+    guard: Guard | None = None
     try:
-        with workdir_lock(workdir), sigterm_as_interrupt():
+        with workdir_lock(workdir) as lock_fd, sigterm_as_interrupt():
+            runner.lock_fd = lock_fd
+            leftovers = stop_run_processes(workdir)
+            if leftovers:
+                display.message(
+                    f"stopped {len(leftovers)} process(es) an earlier run on {workdir} left behind: "
+                    + " ".join(map(str, leftovers))
+                )
+            settle_state(workdir, "no process ran this stage any more when the next run started")
+            guard = Guard(runner.workdir, lock_fd)
             if args.rerun:
                 try:
                     reset = runner.rerun_from(args.rerun)
@@ -496,6 +655,16 @@ def main(argv: list[str] | None = None) -> int:
                     return EXIT_INVALID
                 display.message(f"re-running: {', '.join(reset)}")
             return runner.execute()
+    except OSError as err:
+        print(f"purpcode run: {os_error_line(err)}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:  # before or after the stages (execute() handles it while they run)
+        with contextlib.suppress(OSError):
+            print("purpcode run: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except RuntimeError as err:
         print(f"purpcode run: {err}", file=sys.stderr)
         return EXIT_INVALID
+    finally:
+        if guard is not None:
+            guard.goodbye()

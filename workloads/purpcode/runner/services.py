@@ -2,7 +2,7 @@
 
 Each service runs in its own session (process group), so stopping it stops everything it spawned (uvicorn workers,
 the sandbox's fork-servers, vLLM's engine processes) and a Ctrl-C in the terminal reaches only the runner, which
-then stops the services in order.
+then stops the services in order. A service also dies with the process that started it (`owned.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from purpcode.runner.owned import die_with_parent
 
 LOG = logging.getLogger("purpcode.runner")
 SANDBOX_START_TIMEOUT_S = 120.0
@@ -87,6 +89,7 @@ class Service:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         LOG.info("%s: started pid %d at %s (log %s)", self.name, self.proc.pid, self.url, self.log_path)
 

@@ -1,6 +1,6 @@
 """Clients for the sandbox service: sync and async, pooled connections, retries on overload only.
 
-Why retry only 429/503: those mean "the service is healthy but full, come back"; any other failure (a 4xx for a
+Why retry only 429/503/504: those mean "the service is healthy but full, come back"; any other failure (a 4xx for a
 bad request, a 500, a refused connection) will not get better by retrying and must surface to the caller.
 """
 
@@ -15,7 +15,7 @@ import httpx
 
 from purpcode.sandbox.models import RunCodeRequest, RunCodeResponse
 
-RETRY_STATUSES = frozenset({429, 503})
+RETRY_STATUSES = frozenset({429, 503, 504})  # 504: overload (what verl retries)
 _JSON = {"content-type": "application/json"}
 _BACKOFF_BASE_S = 0.05
 _BACKOFF_CAP_S = 2.0
@@ -78,7 +78,7 @@ class SandboxClient:
         self._http = httpx.Client(base_url=self.base_url, limits=_limits(max_connections), timeout=None)
 
     def run_code(self, req: RunCodeRequest) -> RunCodeResponse:
-        """Run one request; retries with jittered exponential backoff while the service answers 429/503."""
+        """Run one request; retries with jittered exponential backoff while the service answers 429/503/504."""
         body = req.model_dump_json().encode()
         timeout = self.timeout if self.timeout is not None else req.run_timeout + _REQUEST_SLACK_S
         for attempt in range(self.retries + 1):
@@ -123,7 +123,7 @@ class AsyncSandboxClient:
         self._http = httpx.AsyncClient(base_url=self.base_url, limits=_limits(max_connections), timeout=None)
 
     async def run_code(self, req: RunCodeRequest) -> RunCodeResponse:
-        """Run one request; retries with jittered exponential backoff while the service answers 429/503."""
+        """Run one request; retries with jittered exponential backoff while the service answers 429/503/504."""
         body = req.model_dump_json().encode()
         timeout = self.timeout if self.timeout is not None else req.run_timeout + _REQUEST_SLACK_S
         for attempt in range(self.retries + 1):

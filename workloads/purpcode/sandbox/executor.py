@@ -14,12 +14,20 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from purpcode.sandbox.jail import JailConfig, JailError, Zygote, ZygoteDied, default_python, interpreter_paths
 from purpcode.sandbox.models import CommandRunStatus, RunCodeRequest, RunCodeResponse, RunResult, RunStatus
+from purpcode.sandbox.restricted import (
+    RestrictedUnavailable,
+    default_work_root,
+    python_path_dirs,
+    ro_paths,
+    seccomp_bpf,
+)
 from purpcode.sandbox.settings import SandboxSettings
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +35,11 @@ _F_SETPIPE_SZ = 1031
 _COLD_FOOTPRINT = 96 << 20  # address space of a fresh interpreter before user code allocates
 _CACHE_MAX_SOURCE = 512 << 10
 _REPORT_GRACE_S = 30.0  # the zygote kills at the deadline; this only guards against a wedged zygote
+
+
+class ClientError(ValueError):
+    """What the request made impossible (invalid base64, files larger than the work dir): answered with a 200
+    whose status is Failed, like SandboxFusion; counted as the client's error, not the sandbox's."""
 
 
 class RequestRejected(ValueError):
@@ -84,22 +97,36 @@ class Sandbox:
             landlock=settings.landlock,
             seccomp=settings.seccomp,
             cgroups=settings.cgroups,
+            allow_weaker=settings.allow_weaker_isolation,
+            tmpfs_mb=settings.tmpfs_mb,
         )
         self.zygotes: list[Zygote] = []
+        self.mode = ""  # the isolation mode in use once started: namespaces | restricted
+        self.mode_reason = ""
         self._restarting: set[int] = set()
         self._stopping = False
         self.restarts = 0
 
     async def start(self) -> None:
+        """Start the zygotes in the mode asked for; `auto` tries the namespaces jail and falls back to the
+        restricted mode when the pod does not allow it. The choice is logged once and kept in `self.mode`."""
         self.jail_cfg.interpreter_paths = await asyncio.to_thread(interpreter_paths, self.jail_cfg.python)
-        s = self.settings
-        pytest_preload = [*s.preload, *[m for m in s.preload_pytest if m not in s.preload]]
-        self.zygotes = [Zygote(self.jail_cfg, i, "python", s.preload) for i in range(s.zygotes)] + [
-            Zygote(self.jail_cfg, s.zygotes + i, "pytest", pytest_preload) for i in range(s.zygotes)
-        ]
-        for z in self.zygotes:
-            z.on_death = self._schedule_restart
-        await asyncio.gather(*(z.start() for z in self.zygotes))
+        wanted = self.settings.isolation
+        if wanted in ("auto", "namespaces"):
+            try:
+                await self._start_zygotes("namespaces")
+                self.mode, self.mode_reason = "namespaces", "the pod allows user namespaces"
+            except JailError as err:
+                if wanted == "namespaces":
+                    raise
+                self.mode_reason = "namespaces jail unavailable: " + str(err).splitlines()[0][:300]
+        if not self.mode:
+            await self._prepare_restricted()
+            await self._start_zygotes("restricted")
+            self.mode = "restricted"
+            if wanted == "restricted":
+                self.mode_reason = "asked for"
+        LOG.info("sandbox isolation: %s (asked: %s; %s)", self.mode, wanted, self.mode_reason)
         features = self.zygotes[0].features
         LOG.info(
             "sandbox ready: %d zygote(s), python %s, seccomp=%s, cgroups=%s, preloaded %d modules",
@@ -107,14 +134,58 @@ class Sandbox:
             self.zygotes[0].cgroups.version or f"none ({self.zygotes[0].cgroups.reason})",
             len(features.get("preloaded", [])),
         )  # fmt: skip
+        if self.mode == "restricted":
+            abi = int(features.get("landlock_abi") or 0)
+            if abi < 6:
+                LOG.warning(
+                    "restricted isolation without Landlock ABI 6 (this kernel: %d), accepted by "
+                    "allow_weaker_isolation: see /healthz for what is not enforced",
+                    abi,
+                )
+            return
         if not self.zygotes[0].cgroups.version:
-            LOG.warning("per-execution cgroups not available: %s", self.zygotes[0].cgroups.reason)
+            LOG.info("per-execution cgroups not available: %s", self.zygotes[0].cgroups.reason)
         if os.getuid() == 0 and self.settings.host_uid in (None, 0) and not self._pids_by_cgroup():
             LOG.warning("the jail runs as host root without a pids cgroup: RLIMIT_NPROC is not enforced")
+
+    async def _start_zygotes(self, mode: str) -> None:
+        s = self.settings
+        self.jail_cfg.mode = mode
+        pytest_preload = [*s.preload, *[m for m in s.preload_pytest if m not in s.preload]]
+        zygotes = [Zygote(self.jail_cfg, i, "python", s.preload) for i in range(s.zygotes)] + [
+            Zygote(self.jail_cfg, s.zygotes + i, "pytest", pytest_preload) for i in range(s.zygotes)
+        ]
+        for z in zygotes:
+            z.on_death = self._schedule_restart
+        results = await asyncio.gather(*(z.start() for z in zygotes), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            await asyncio.gather(*(z.stop() for z in zygotes), return_exceptions=True)
+            raise failed[0]
+        self.zygotes = zygotes
+
+    async def _prepare_restricted(self) -> None:
+        s = self.settings
+        if os.getuid() == 0:
+            raise JailError(
+                "the restricted isolation mode does not run as root: run the service as a non-root uid "
+                "(the image and the operator's pods use 1000)"
+            )
+        cfg = self.jail_cfg
+        cfg.work_root = s.work_root or default_work_root()
+        extra = await asyncio.to_thread(python_path_dirs, cfg.python)
+        cfg.ro_paths = ro_paths([*cfg.interpreter_paths, *extra], s.extra_ro_binds)
+        try:
+            cfg.seccomp_bpf = seccomp_bpf() if s.seccomp else b""
+        except RestrictedUnavailable as err:
+            raise JailError(str(err)) from err
 
     async def stop(self) -> None:
         self._stopping = True
         await asyncio.gather(*(z.stop() for z in self.zygotes), return_exceptions=True)
+        if self.mode == "restricted" and self.jail_cfg.work_root:
+            # Work dirs of executions cut short by the stop (the zygotes removed the others).
+            await asyncio.to_thread(shutil.rmtree, self.jail_cfg.work_root, True)
 
     def _pids_by_cgroup(self) -> bool:
         return bool(self.zygotes) and "pids" in self.zygotes[0].cgroups.enforced
@@ -130,9 +201,16 @@ class Sandbox:
         if cg is not None and "pids" in cg.enforced:
             nproc_by.append("cgroup")
         abstract_unix = z.features.get("abstract_unix_sockets") if z else None
+        if self.mode == "restricted":
+            return self._restricted_report(z)
         netns_per_exec = self.settings.netns_per_exec or abstract_unix == "netns per execution"
         return {
-            "mode": self.settings.isolation,
+            "mode": self.mode,
+            "requested": self.settings.isolation,
+            "reason": self.mode_reason,
+            "pod_needs": "privileged Pod Security level (user namespaces, unmasked /proc, Unconfined seccomp)",
+            "max_tasks": self.settings.max_processes,
+            "max_tasks_scope": "execution" if nproc_by else "not enforced",
             "warm": self.settings.warm,
             "namespaces": ["user", "pid", "mount", "ipc", "uts (jail-wide)", "cgroup (jail-wide)"]
             + (["net (per execution)"] if netns_per_exec else ["net (jail-wide, empty)"]),
@@ -162,6 +240,57 @@ class Sandbox:
             "warm_address_space_bytes": z.features.get("address_space_bytes") if z else None,
             "preloaded": {zz.flavour: zz.features.get("preloaded", []) for zz in self.zygotes},
         }
+
+    def _restricted_report(self, z: Zygote | None) -> dict[str, Any]:
+        features = z.features if z else {}
+        abi = int(features.get("landlock_abi") or 0)
+        s = self.settings
+        return {
+            "mode": "restricted",
+            "requested": s.isolation,
+            "reason": self.mode_reason,
+            "pod_needs": "nothing beyond the restricted Pod Security Standard",
+            "work_root": self.jail_cfg.work_root,
+            "max_tasks": self._restricted_nproc(z),
+            "max_tasks_scope": "uid (the service and all executions together)",
+            "warm": s.warm,
+            "namespaces": [],
+            "seccomp": bool(features.get("seccomp")),
+            "landlock": {
+                "abi": abi,
+                "filesystem": "read-only allow-list + the execution's own directory" if abi >= 1 else "none",
+                "tcp": "denied" if abi >= 4 else "not handled (seccomp refuses non-unix sockets)",
+                "scopes": ["abstract_unix_socket", "signal"] if abi >= 6 else [],
+            },
+            "abstract_unix_sockets": features.get("abstract_unix_sockets"),
+            "signals": "landlock scope" if abi >= 6 else "NOT separated (same uid, no Landlock ABI 6)",
+            "proc": "own /proc/<pid> only (Landlock); executions not dumpable"
+            if abi >= 1
+            else "other executions' /proc entries visible (not dumpable: no fd, mem or environ)",
+            "network": "no sockets but AF_UNIX (seccomp); no pathname sockets (Landlock)",
+            "cgroups": {"version": None, "enforced": [], "reason": "restricted mode"},
+            "limits": {
+                "wall_time": "zygote deadline kills the execution's process group (setsid/setpgid refused)",
+                "cpu_time": "rlimit",
+                "address_space": "rlimit",
+                "memory_total": "not enforced per execution (the pod's memory limit; executions are OOM-killed "
+                "first)",
+                "processes": f"rlimit per uid: {self._restricted_nproc(z)} for the service and all executions "
+                "together (the pod's pids limit bounds it too)",
+                "file_size": "rlimit",
+                "open_files": "rlimit",
+                "disk": "rlimit per file; the pod's /tmp emptyDir bounds the total (shared by executions)",
+                "output": f"{s.max_output_bytes} bytes per stream, then killed",
+            },
+            "python": features.get("python"),
+            "warm_address_space_bytes": features.get("address_space_bytes"),
+            "preloaded": {zz.flavour: zz.features.get("preloaded", []) for zz in self.zygotes},
+        }
+
+    def _restricted_nproc(self, z: Zygote | None) -> int:
+        """RLIMIT_NPROC counts every task of the uid: the service's own, plus max_processes per CPU slot."""
+        base = int((z.features.get("uid_tasks") if z else 0) or 0)
+        return base + 64 + self.settings.max_processes * self.settings.concurrency
 
     @property
     def alive(self) -> int:
@@ -206,31 +335,48 @@ class Sandbox:
 
     # ------------------------------------------------------------------------------------------- limits
 
-    def _limits(self, req: RunCodeRequest, z: Zygote) -> tuple[float, dict[str, Any], dict[str, Any], bool]:
+    def _limits(
+        self, req: RunCodeRequest, z: Zygote
+    ) -> tuple[float, dict[str, Any], dict[str, Any], bool, list[str]]:
+        """Per-run limits from the request, clamped into the service's range (SandboxFusion clients send values
+        it accepts, e.g. run_timeout 0): each clamp is a note in the response's message."""
         s = self.settings
-        if req.run_timeout > s.max_run_timeout_s:
-            raise RequestRejected(
-                f"run_timeout {req.run_timeout} exceeds this service's maximum {s.max_run_timeout_s}"
+        notes = []
+        timeout = float(req.run_timeout)
+        if timeout <= 0:
+            notes.append(
+                f"run_timeout {req.run_timeout} is not positive: ran with {s.default_run_timeout_s} s"
             )
-        memory_mb = s.default_memory_mb if req.memory_limit_MB == -1 else req.memory_limit_MB
-        if memory_mb > s.max_memory_mb:
-            raise RequestRejected(
-                f"memory_limit_MB {memory_mb} exceeds this service's maximum {s.max_memory_mb}"
+            timeout = s.default_run_timeout_s
+        elif timeout > s.max_run_timeout_s:
+            notes.append(
+                f"run_timeout {req.run_timeout} above this service's maximum: ran with {s.max_run_timeout_s} s"
             )
+            timeout = s.max_run_timeout_s
+        memory_mb = s.default_memory_mb if req.memory_limit_MB <= 0 else req.memory_limit_MB
+        if req.memory_limit_MB < -1 or req.memory_limit_MB == 0:
+            notes.append(f"memory_limit_MB {req.memory_limit_MB}: ran with the default {memory_mb} MiB")
+        if memory_mb < 16:
+            notes.append(f"memory_limit_MB {memory_mb} below 16: ran with 16 MiB")
+            memory_mb = 16
+        elif memory_mb > s.max_memory_mb:
+            notes.append(
+                f"memory_limit_MB {memory_mb} above this service's maximum: ran with {s.max_memory_mb} MiB"
+            )
+            memory_mb = s.max_memory_mb
         warm = s.warm
         footprint = int(z.features.get("address_space_bytes") or 0) if warm else _COLD_FOOTPRINT
-        timeout = float(req.run_timeout)
         cpu = math.ceil(timeout) + 1
         rlimits = {
             "as": (memory_mb << 20) + footprint,
             "cpu": cpu,
             "fsize": s.max_file_size_mb << 20,
             "nofile": s.max_open_files,
-            "nproc": s.max_processes,
+            "nproc": s.max_processes if self.mode != "restricted" else self._restricted_nproc(z),
             "core": 0,
         }
         cgroup = {"memory_bytes": (memory_mb + 2 * s.tmpfs_mb + 64) << 20, "pids": s.max_processes, "zero": 0}
-        return timeout, rlimits, cgroup, warm
+        return timeout, rlimits, cgroup, warm, notes
 
     def _payload(self, req: RunCodeRequest) -> tuple[bytes, bytes, str]:
         files = {path: content for path, content in req.files.items()}
@@ -239,7 +385,7 @@ class Sandbox:
             size = (len(content) * 3) // 4 if content else 0
             total += size
             if total > self.settings.tmpfs_mb << 20:
-                raise RequestRejected(
+                raise ClientError(
                     f"files exceed the work dir size ({self.settings.tmpfs_mb} MiB) at {path!r}"
                 )
         base = "main" if req.language == "python" else "test_main"
@@ -264,8 +410,32 @@ class Sandbox:
     async def execute(self, req: RunCodeRequest) -> Outcome:
         # Code that uses pytest goes to the zygote that has it loaded; everything else forks the lighter one.
         z = self._pick("pytest" if req.language == "pytest" or "pytest" in req.code else "python")
-        timeout, rlimits, cgroup, warm = self._limits(req, z)
-        payload, code, code_name = self._payload(req)
+        timeout, rlimits, cgroup, warm, notes = self._limits(req, z)
+        invalid = req.invalid_files()
+        try:
+            if invalid:
+                raise ClientError(invalid)
+            payload, code, code_name = self._payload(req)
+        except ClientError as err:
+            return client_error(str(err))
+        outcome = await self._execute(req, z, timeout, rlimits, cgroup, warm, payload, code, code_name)
+        if notes:
+            resp = outcome.response
+            resp.message = "; ".join([*notes, *([resp.message] if resp.message else [])])
+        return outcome
+
+    async def _execute(
+        self,
+        req: RunCodeRequest,
+        z: Zygote,
+        timeout: float,
+        rlimits: dict[str, Any],
+        cgroup: dict[str, Any],
+        warm: bool,
+        payload: bytes,
+        code: bytes,
+        code_name: str,
+    ) -> Outcome:
         code_hash = hashlib.sha256(code_name.encode() + b"\0" + code).hexdigest()
         compile_hint = False
         if warm and len(code) <= _CACHE_MAX_SOURCE and code_hash not in z.code_cached:
@@ -356,6 +526,8 @@ class Sandbox:
         out, err = streams
         stdout, stderr = out.text(), err.text()
         if report.get("error") and not report.get("killed"):
+            if report.get("client_error"):
+                return client_error(str(report["error"]))
             return _sandbox_error(str(report["error"]), streams)
         exec_time = report.get("time")
         if report.get("timed_out"):
@@ -399,6 +571,14 @@ class Sandbox:
         status = RunStatus.Success if code == 0 else RunStatus.Failed
         label = "success" if code == 0 else "failed"
         return Outcome(RunCodeResponse(status=status, message="", run_result=run, files=files), label)
+
+
+def client_error(message: str) -> Outcome:
+    """What the request itself made impossible (files that do not fit, invalid base64): a 200 whose status says
+    so, as SandboxFusion clients expect, counted as the client's error (`outcome="client_error"`), not the
+    sandbox's."""
+    run = RunResult(status=CommandRunStatus.Error, stdout="", stderr=message)
+    return Outcome(RunCodeResponse(status=RunStatus.Failed, message=message, run_result=run), "client_error")
 
 
 def _sandbox_error(message: str, streams: list[_Stream]) -> Outcome:

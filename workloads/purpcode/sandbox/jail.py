@@ -62,6 +62,13 @@ class JailConfig:
     bwrap: str = "bwrap"
     start_timeout_s: float = 60.0
     interpreter_paths: list[str] = field(default_factory=list)
+    # "namespaces" (bubblewrap jail) or "restricted" (no jail: seccomp + Landlock per execution).
+    mode: str = "namespaces"
+    tmpfs_mb: int = 64
+    work_root: str = ""
+    allow_weaker: bool = False
+    ro_paths: list[str] = field(default_factory=list)
+    seccomp_bpf: bytes = b""
 
 
 def zygote_source() -> str:
@@ -157,6 +164,7 @@ class Zygote:
         self._ready: asyncio.Future[dict[str, Any]] | None = None
         self._stderr_task: asyncio.Task[None] | None = None
         self.alive = False
+        self.stopping = False
         self.code_seen: dict[str, int] = {}
         self.on_death: Callable[[Zygote], None] | None = None
         self.code_cached: set[str] = set()
@@ -166,6 +174,9 @@ class Zygote:
         return len(self._pending)
 
     async def start(self) -> None:
+        if self.cfg.mode == "restricted":
+            await self._start_restricted()
+            return
         cfg = self.cfg
         if shutil.which(cfg.bwrap) is None:
             raise JailError(f"bubblewrap ({cfg.bwrap!r}) is not installed: apt-get install bubblewrap")
@@ -185,6 +196,7 @@ class Zygote:
             "sandbox_uid": cfg.sandbox_uid,
             "work_dir": WORK_DIR,
             "tmpfs_inodes": cfg.tmpfs_inodes,
+            "tmpfs_mb": cfg.tmpfs_mb,
             "preload": self.preload,
             "netns_per_exec": cfg.netns_per_exec,
             "landlock": cfg.landlock,
@@ -211,12 +223,57 @@ class Zygote:
                 stderr=subprocess.PIPE,
                 pass_fds=(child.fileno(), passwd_fd, group_fd),
                 env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                # Its own session: a terminal's Ctrl-C reaches the service, which stops the zygotes itself.
+                start_new_session=True,
                 **kwargs,
             )
         finally:
             child.close()
             os.close(passwd_fd)
             os.close(group_fd)
+        await self._connect(parent, "")
+
+    async def _start_restricted(self) -> None:
+        """Restricted mode: the zygote runs as the service's own uid, without a jail; every execution confines
+        itself (seccomp filter from `seccomp_bpf`, Landlock allow-list `ro_paths`, its own dir under `work_root`)."""
+        import base64
+
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        self.cgroups = CgroupPlan(version=None, reason="restricted mode: no cgroups")
+        os.makedirs(cfg.work_root, mode=0o700, exist_ok=True)
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        zcfg = {
+            "mode": "restricted",
+            "ctrl_fd": child.fileno(),
+            "work_dir": cfg.work_root,
+            "work_root": cfg.work_root,
+            "preload": self.preload,
+            "python": cfg.python,
+            "cgroups": [],
+            "ro_paths": cfg.ro_paths,
+            "rw_files": ["/dev/null", "/dev/full"],
+            "seccomp_bpf": base64.b64encode(cfg.seccomp_bpf).decode() if cfg.seccomp else "",
+            "allow_weaker": cfg.allow_weaker,
+            "landlock": cfg.landlock,
+            "landlock_min_abi": 6,
+        }
+        self._ready = loop.create_future()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                cfg.python, "-I", "-c", zygote_source(), json.dumps(zcfg),
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                pass_fds=(child.fileno(),), env={"PATH": "/usr/local/bin:/usr/bin:/bin"}, cwd="/",
+                start_new_session=True,
+            )  # fmt: skip
+        finally:
+            child.close()
+        await self._connect(parent, "restricted")
+
+    async def _connect(self, parent: socket.socket, mode: str) -> None:
+        cfg = self.cfg
+        loop = asyncio.get_running_loop()
+        assert self._ready is not None
         self.sock = parent
         parent.setblocking(False)
         loop.add_reader(parent.fileno(), self._on_readable)
@@ -224,9 +281,13 @@ class Zygote:
         try:
             self.features = await asyncio.wait_for(self._ready, cfg.start_timeout_s)
         except (TimeoutError, ZygoteDied) as err:
-            tail = getattr(self, "_stderr_tail", "")
             await self.stop()
+            tail = getattr(self, "_stderr_tail", "")
             hint = ""
+            if mode == "restricted":
+                raise JailError(
+                    f"the restricted sandbox zygote did not start: {err or 'timeout'}; stderr: {tail[-2000:]}"
+                ) from err
             if "mount proc" in tail or "uid map" in tail or "No permissions to create" in tail:
                 hint = (
                     " -- the pod must allow unprivileged user namespaces and an unmasked /proc "
@@ -247,7 +308,8 @@ class Zygote:
                 return
             text = line.decode("utf-8", "replace").rstrip()
             self._stderr_tail = (self._stderr_tail + text + "\n")[-8000:]
-            LOG.warning("zygote %d: %s", self.index, text)
+            # A zygote that did not start is reported once, with this tail, by `start`.
+            LOG.log(logging.WARNING if self.alive else logging.DEBUG, "zygote %d: %s", self.index, text)
 
     def _on_readable(self) -> None:
         assert self.sock is not None
@@ -285,9 +347,11 @@ class Zygote:
             if not fut.done():
                 fut.set_exception(err)
         self._pending.clear()
-        if was_ready and self.on_death is not None:
+        if was_ready and self.on_death is not None and not self.stopping:
             LOG.error("sandbox zygote %d (%s) exited; restarting it", self.index, self.flavour)
             self.on_death(self)
+        elif was_ready:
+            LOG.debug("sandbox zygote %d (%s) exited during shutdown", self.index, self.flavour)
 
     async def _send(self, msg: dict[str, Any], fds: Sequence[int] = ()) -> None:
         if self.sock is None:
@@ -332,6 +396,7 @@ class Zygote:
         self._pending.pop(job_id, None)
 
     async def stop(self) -> None:
+        self.stopping = True
         self.alive = False
         loop = asyncio.get_running_loop()
         if self.sock is not None:
@@ -339,6 +404,10 @@ class Zygote:
             self.sock.close()
             self.sock = None
         if self.proc is not None and self.proc.returncode is None:
+            if self.cfg.mode == "restricted":
+                # The closed socket tells the zygote to kill its executions' process groups, then it exits.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self.proc.wait()), 2.0)
             with contextlib.suppress(ProcessLookupError):
                 self.proc.kill()
             await self.proc.wait()

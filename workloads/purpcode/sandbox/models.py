@@ -60,13 +60,19 @@ class RunCodeRequest(BaseModel):
         default=10, description="Accepted for compatibility; Python is not compiled."
     )
     run_timeout: float = Field(
-        default=10, description="Wall-clock seconds before the whole process tree is killed."
+        default=10,
+        description="Wall-clock seconds before the whole process tree is killed; <= 0 or above the service's "
+        "maximum is clamped (the response's message says so), as SandboxFusion accepts such values.",
     )
     memory_limit_MB: int = Field(
-        default=-1, description="Address-space limit per process in MiB; -1 = the server's default."
+        default=-1,
+        description="Address-space limit per process in MiB; -1 (or <= 0) = the server's default (set by the "
+        "operator from spec.services.sandbox.limits.memoryLimitMB); clamped into [16, maximum].",
     )
     files: dict[str, str | None] = Field(
-        default_factory=dict, description="Relative path -> base64 content, written into the work dir first."
+        default_factory=dict,
+        description="Relative path -> base64 content, written into the work dir first (null: an empty file). "
+        "Invalid base64 is answered with a 200 whose status is Failed (SandboxFusion's way), not a 4xx.",
     )
     fetch_files: list[str] = Field(
         default_factory=list, description="Relative paths to return (base64) from the work dir after the run."
@@ -75,29 +81,37 @@ class RunCodeRequest(BaseModel):
 
     @field_validator("run_timeout", "compile_timeout")
     @classmethod
-    def _positive_timeout(cls, value: float) -> float:
-        if not value > 0:
-            raise ValueError("must be > 0 seconds")
+    def _finite_timeout(cls, value: float) -> float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number of seconds")
         return value
 
-    @field_validator("memory_limit_MB")
+    @field_validator("files", mode="before")
     @classmethod
-    def _memory(cls, value: int) -> int:
-        if value != -1 and value < 16:
-            raise ValueError("must be -1 (server default) or at least 16 MiB")
-        return value
+    def _files_null(cls, files: object) -> object:
+        return {} if files is None else files
+
+    @field_validator("fetch_files", "args", mode="before")
+    @classmethod
+    def _list_null(cls, value: object) -> object:
+        return [] if value is None else value
 
     @field_validator("files")
     @classmethod
     def _files(cls, files: dict[str, str | None]) -> dict[str, str | None]:
-        for path, content in files.items():
-            check_relative_path(path)
+        for path in files:
+            check_relative_path(path)  # absolute or '..' paths stay refused: they would leave the work dir
+        return files
+
+    def invalid_files(self) -> str | None:
+        """The first `files` entry that is not valid base64 (the service answers it with a 200, status Failed)."""
+        for path, content in self.files.items():
             if content is not None:
                 try:
                     base64.b64decode(content, validate=True)
                 except (binascii.Error, ValueError) as err:
-                    raise ValueError(f"files[{path!r}] is not valid base64 ({err})") from err
-        return files
+                    return f"files[{path!r}] is not valid base64 ({err})"
+        return None
 
     @field_validator("fetch_files")
     @classmethod

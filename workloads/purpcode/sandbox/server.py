@@ -1,7 +1,9 @@
 """The sandbox HTTP service: `POST /run_code` (SandboxFusion-compatible), `GET /healthz`, `GET /metrics`.
 
-Admission control: at most `concurrency` executions run at once, at most `queue_size` requests wait; beyond
-that the service answers 429 with Retry-After at once instead of queueing without bound (clients retry).
+Admission control: at most `concurrency` executions start or compute at once (CPU slots, held for `cpu_slot_s`
+at most, so sleeping programs do not block the others), at most `running` are alive, at most `queue_size`
+requests wait; beyond that the service answers 504 with Retry-After at once (the status SandboxFusion clients such
+as verl's retry) instead of queueing without bound.
 """
 
 from __future__ import annotations
@@ -74,11 +76,17 @@ class SandboxMetrics:
         )
         self.rejections = Counter(
             "purpcode_sandbox_rejections",
-            "Requests refused: overload (429), payload_too_large (413), invalid (4xx).",
+            "Requests refused: overload (504), payload_too_large (413), invalid (4xx).",
             ["reason"],
             registry=r,
         )
         self.zygotes = Gauge("purpcode_sandbox_zygotes_alive", "Warm fork-servers running.", registry=r)
+        self.isolation = Gauge(
+            "purpcode_sandbox_isolation_info",
+            "1 for the isolation mode in use (namespaces | restricted) and the one asked for (auto | ...).",
+            ["mode", "requested"],
+            registry=r,
+        )
         self.zygote_restarts = Gauge(
             "purpcode_sandbox_zygote_restarts", "Zygotes restarted since start.", registry=r
         )
@@ -105,7 +113,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["sem"] = asyncio.Semaphore(settings.concurrency)
+        state["cpu"] = asyncio.Semaphore(settings.concurrency)
+        state["run"] = asyncio.Semaphore(settings.running)
         try:
             await sandbox.start()
         except JailError as err:
@@ -113,6 +122,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             raise
         state["ready"] = True
         metrics.zygotes.set(sandbox.alive)
+        metrics.isolation.labels(sandbox.mode, settings.isolation).set(1)
         # Everything loaded so far lives as long as the service: keep it out of every later GC pass.
         gc.collect()
         gc.freeze()
@@ -151,29 +161,47 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         except ValidationError as err:
             metrics.rejections.labels("invalid").inc()
             return _error(422, _validation_message(err))
-        sem: asyncio.Semaphore = state["sem"]
-        if sem.locked() and state["waiting"] >= settings.queue_size:
+        cpu_sem: asyncio.Semaphore = state["cpu"]
+        run_sem: asyncio.Semaphore = state["run"]
+        if (cpu_sem.locked() or run_sem.locked()) and state["waiting"] >= settings.queue_size:
             metrics.rejections.labels("overload").inc()
             return _error(
-                429,
-                f"overloaded: {settings.concurrency} executions running and {state['waiting']} queued; retry",
+                504,
+                f"overloaded: {state['running']} executions running and {state['waiting']} queued; retry",
                 headers={"Retry-After": "1"},
             )
         state["waiting"] += 1
         metrics.queued.inc()
         try:
-            await sem.acquire()
+            await run_sem.acquire()
+            try:
+                await cpu_sem.acquire()
+            except BaseException:
+                run_sem.release()
+                raise
         finally:
             state["waiting"] -= 1
             metrics.queued.dec()
         metrics.in_flight.inc()
+        state["running"] += 1
         try:
-            outcome = await sandbox.execute(req)
+            task = asyncio.ensure_future(sandbox.execute(req))
+            try:
+                # The CPU slot is held while the execution starts and for cpu_slot_s at most: a program that
+                # sleeps or blocks until its deadline must not keep the next checks waiting.
+                await asyncio.wait({task}, timeout=settings.cpu_slot_s)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
+            finally:
+                cpu_sem.release()
+            outcome = await task
         except RequestRejected as err:
             metrics.rejections.labels("invalid").inc()
             return _error(422, str(err))
         finally:
-            sem.release()
+            run_sem.release()
+            state["running"] -= 1
             metrics.in_flight.dec()
         outcome.response.executor_pod_name = pod
         metrics.executions.labels(req.language, outcome.label).inc()
@@ -198,7 +226,9 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             "in_flight": metrics.in_flight._value.get(),
             "queued": state["waiting"],
             "concurrency": settings.concurrency,
+            "running": settings.running,
             "queue_size": settings.queue_size,
+            "isolation_mode": sandbox.mode or None,
             "isolation": sandbox.isolation_report() if state["ready"] else None,
         }
         return JSONResponse(doc, status_code=200 if ok else 503)
@@ -260,7 +290,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--zygotes", type=int, default=None, help="warm fork-servers per worker")
     p.add_argument("--max-concurrency", type=int, default=None, help="executions at once (0 = 2 x CPUs)")
-    p.add_argument("--queue-size", type=int, default=None, help="waiting requests before 429")
+    p.add_argument("--queue-size", type=int, default=None, help="waiting requests before 504")
+    p.add_argument(
+        "--isolation", choices=["auto", "namespaces", "restricted"], default=None,
+        help="auto (default): the namespaces jail where the pod allows it, else restricted",
+    )  # fmt: skip
     p.add_argument("--python", default=None, help="interpreter for user code (default: this one)")
     p.add_argument("--no-warm", action="store_true", help="exec a fresh interpreter per execution")
     p.add_argument("--cgroups", choices=["auto", "off"], default=None)
@@ -282,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": args.python,
         "cgroups": args.cgroups,
         "host_uid": args.host_uid,
+        "isolation": args.isolation,
     }
     if args.no_warm:
         overrides["warm"] = False

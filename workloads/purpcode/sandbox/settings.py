@@ -36,8 +36,19 @@ class SandboxSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    isolation: Literal["bwrap"] = Field(
-        default="bwrap", description="bwrap: bubblewrap jail + per-execution namespaces (the only mode)."
+    isolation: Literal["auto", "namespaces", "restricted"] = Field(
+        default="auto",
+        description="namespaces: bubblewrap jail + per-execution namespaces (needs a privileged pod); restricted: "
+        "per-execution seccomp + Landlock + rlimits, nothing beyond the restricted Pod Security Standard; auto: "
+        "namespaces where the pod allows them, else restricted.",
+    )
+    allow_weaker_isolation: bool = Field(
+        default=False,
+        description="Let the restricted mode start on a kernel without Landlock ABI 6 (Linux >= 6.12); /healthz "
+        "then lists what is missing.",
+    )
+    work_root: str = Field(
+        default="", description="Restricted mode: parent of the executions' private dirs (default $TMPDIR)."
     )
     python: str = Field(
         default="", description="Interpreter that runs user code (default: the service's own)."
@@ -52,10 +63,25 @@ class SandboxSettings(BaseModel):
         description="Extra modules of the pytest zygote flavour, which runs code that mentions pytest.",
     )
     max_concurrency: int = Field(
-        default=0, ge=0, description="Executions at once; 0 = 2 x CPUs (at least 4)."
+        default=0,
+        ge=0,
+        description="CPU slots: executions starting or computing at once; 0 = 2 x CPUs (at least 4). An execution "
+        "gives its slot back after cpu_slot_s, so sleeping or blocked programs do not hold it.",
+    )
+    cpu_slot_s: float = Field(
+        default=0.25,
+        gt=0,
+        description="Wall seconds an execution holds its CPU slot (then only a running slot).",
+    )
+    max_running: int = Field(
+        default=0,
+        ge=0,
+        description="Executions alive at once, sleepers included; 0 = max(64, 16 x CPU slots).",
     )
     queue_size: int = Field(
-        default=512, ge=0, description="Requests waiting beyond max_concurrency before 429s."
+        default=16384,
+        ge=0,
+        description="Requests waiting for a slot before the service answers 504 (an RL step's whole batch fits).",
     )
     default_run_timeout_s: float = Field(default=10.0, gt=0)
     max_run_timeout_s: float = Field(default=300.0, gt=0)
@@ -78,7 +104,8 @@ class SandboxSettings(BaseModel):
     landlock: Literal["auto", "off"] = Field(
         default="auto",
         description="Separate executions' abstract unix sockets and signals with Landlock scopes where the kernel "
-        "has them (ABI 6, Linux 6.12); 'off' (or an older kernel) gives each execution its own network namespace.",
+        "has them (ABI 6, Linux 6.12); 'off' (or an older kernel) gives each execution its own network namespace. "
+        "In restricted mode 'off' means no Landlock at all (refused unless allow_weaker_isolation).",
     )
     seccomp: bool = Field(default=True, description="Refuse ptrace, mount, unshare, bpf, ... in user code.")
     cgroups: Literal["auto", "off"] = Field(
@@ -103,6 +130,10 @@ class SandboxSettings(BaseModel):
     @property
     def concurrency(self) -> int:
         return self.max_concurrency or max(4, 2 * (os.cpu_count() or 1))
+
+    @property
+    def running(self) -> int:
+        return max(self.max_running or max(64, 16 * self.concurrency), self.concurrency)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SandboxSettings:

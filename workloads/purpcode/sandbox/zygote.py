@@ -42,6 +42,7 @@ programs' cached code is not reachable from Python objects (frames, gc); only re
 """
 
 import array
+import base64
 import ctypes
 import errno
 import gc
@@ -85,6 +86,7 @@ PR_SET_DUMPABLE = 4
 PR_CAPBSET_DROP = 24
 PR_SET_SECCOMP = 22
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
 PR_CAP_AMBIENT = 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 SECCOMP_MODE_FILTER = 2
@@ -317,6 +319,12 @@ def compile_seccomp(prog):
     return buf, _SockFprog(len(prog), ctypes.cast(buf, ctypes.c_void_p))
 
 
+def compile_raw_seccomp(raw):
+    """A filter already compiled to classic BPF by the service (libseccomp, restricted mode)."""
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    return buf, _SockFprog(len(raw) // 8, ctypes.cast(buf, ctypes.c_void_p))
+
+
 def install_seccomp(compiled):
     _check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(compiled[1])), "seccomp")
 
@@ -381,6 +389,105 @@ def landlock_scope():
         _check(ret, "landlock_restrict_self")
     finally:
         os.close(fd)
+
+
+# Landlock filesystem and network rights (restricted mode: each execution builds its own ruleset).
+_NR_LANDLOCK_ADD_RULE = 445
+LANDLOCK_RULE_PATH_BENEATH = 1
+FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+FS_REMOVE_DIR, FS_REMOVE_FILE, FS_MAKE_CHAR, FS_MAKE_DIR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+FS_MAKE_REG, FS_MAKE_SOCK, FS_MAKE_FIFO, FS_MAKE_BLOCK, FS_MAKE_SYM = (
+    1 << 8,
+    1 << 9,
+    1 << 10,
+    1 << 11,
+    1 << 12,
+)
+FS_REFER, FS_TRUNCATE, FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_FS_BY_ABI = {1: (1 << 13) - 1, 2: (1 << 14) - 1, 3: (1 << 15) - 1, 4: (1 << 15) - 1, 5: (1 << 16) - 1}
+_FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+RO_RIGHTS = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+# The execution's own directory: everything but device nodes, sockets (a pathname socket would be reachable by
+# other executions of the same uid: Landlock does not check connect()) and device ioctls.
+WORK_RIGHTS = (
+    FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_READ_DIR | FS_REMOVE_DIR | FS_REMOVE_FILE | FS_MAKE_DIR
+    | FS_MAKE_REG | FS_MAKE_FIFO | FS_MAKE_SYM | FS_REFER | FS_TRUNCATE
+)  # fmt: skip
+NET_BIND_TCP, NET_CONNECT_TCP = 1, 2
+
+
+class _LandlockPathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+def landlock_handled_fs(abi):
+    return _FS_BY_ABI.get(min(abi, 5), 0)
+
+
+def landlock_restrict(abi, ro_fds, rw_fds):
+    """Enter a fresh Landlock domain: read-only `ro_fds`, read-write `rw_fds` (O_PATH fds: (fd, is_dir)), no TCP,
+    and (ABI >= 6) abstract unix sockets and signals scoped to the domain. Everything else is denied."""
+    handled = landlock_handled_fs(abi)
+    net = (NET_BIND_TCP | NET_CONNECT_TCP) if abi >= 4 else 0
+    scoped = (LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | LANDLOCK_SCOPE_SIGNAL) if abi >= 6 else 0
+    attr = _LandlockRulesetAttr(handled, net, scoped)
+    size = 24 if abi >= 6 else (16 if abi >= 4 else 8)
+    fd = libc.syscall(
+        ctypes.c_long(_NR_LANDLOCK_CREATE_RULESET),
+        ctypes.byref(attr),
+        ctypes.c_size_t(size),
+        ctypes.c_uint32(0),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
+    try:
+        for fds, rights in ((ro_fds, RO_RIGHTS), (rw_fds, WORK_RIGHTS)):
+            for path_fd, is_dir, extra in fds:
+                allowed = (rights | extra) & handled
+                if not is_dir:
+                    allowed &= _FILE_RIGHTS
+                rule = _LandlockPathBeneath(allowed, path_fd)
+                ret = libc.syscall(
+                    ctypes.c_long(_NR_LANDLOCK_ADD_RULE), ctypes.c_int(fd), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                    ctypes.byref(rule), ctypes.c_uint32(0),
+                )  # fmt: skip
+                _check(ret, "landlock_add_rule")
+        ret = libc.syscall(ctypes.c_long(_NR_LANDLOCK_RESTRICT_SELF), ctypes.c_int(fd), ctypes.c_uint32(0))
+        _check(ret, "landlock_restrict_self")
+    finally:
+        os.close(fd)
+
+
+def open_rule_fds(paths):
+    """O_PATH fds of the read-only allow-list, opened once by the zygote (every execution inherits them)."""
+    fds = []
+    for entry in paths:
+        path, extra = entry if isinstance(entry, (list, tuple)) else (entry, 0)
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        fds.append((fd, stat.S_ISDIR(os.fstat(fd).st_mode), extra))
+    return fds
+
+
+def uid_tasks():
+    """Tasks (processes + threads) of this real uid: RLIMIT_NPROC counts them all, not one execution's."""
+    uid = os.getuid()
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("Uid", "-1").split()[0]) == uid:
+            total += int(fields.get("Threads", "1"))
+    return total
 
 
 _ST_TO_MS = (
@@ -470,7 +577,7 @@ def _fresh_stdio():
 _EXIT_NOTICE = {"fd": None, "pid": None}
 
 
-def _finish(rc):
+def _finish(rc, signum=None):
     """What the interpreter does at exit: join non-daemon threads, atexit hooks, flush; then leave.
 
     The main process also tells the zygote its exit status before leaving, so the response does not wait for
@@ -492,12 +599,25 @@ def _finish(rc):
             stream.flush()
         except BaseException:  # noqa: BLE001
             pass
-    if _EXIT_NOTICE["fd"] is not None and os.getpid() == _EXIT_NOTICE["pid"]:
+    if signum is not None:  # the parent sees the signal (the program is never pid 1 of its namespace)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    elif _EXIT_NOTICE["fd"] is not None and os.getpid() == _EXIT_NOTICE["pid"]:
         try:
             os.write(_EXIT_NOTICE["fd"], struct.pack("i", rc))
         except OSError:
             pass
     os._exit(rc)
+
+
+def _report_uncaught(exc, tb):
+    """Print an uncaught exception exactly as `python3 file.py` does: the frames of the program only (this
+    module's own frame is cut off), no traceback header for a SyntaxError of the file itself."""
+    exc.__traceback__ = tb
+    try:
+        sys.excepthook(type(exc), exc, tb)
+    except BaseException:  # noqa: BLE001
+        pass
 
 
 def run_python_warm(path, code_obj, source):
@@ -511,17 +631,29 @@ def run_python_warm(path, code_obj, source):
     sys.modules["__main__"] = main
     sys.argv = [path]
     rc = 0
-    try:
-        if code_obj is None:
+    if code_obj is None:
+        try:
             code_obj = compile(source, path, "exec")
+        except (SyntaxError, ValueError) as exc:  # ValueError: NUL bytes in the source
+            _report_uncaught(exc, None)
+            _finish(1)
+    # The program's frames sit below this module's: raise the recursion limit by as many, so recursion goes
+    # exactly as deep as under `python3 file.py`.
+    depth, frame = 0, sys._getframe()
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back
+    sys.setrecursionlimit(sys.getrecursionlimit() + depth + 1)  # + 1: the exec() call itself
+    try:
         exec(code_obj, main.__dict__)
     except SystemExit as exc:
         rc = _exit_code(exc)
     except BaseException as exc:  # noqa: BLE001 - report like the interpreter does
-        try:
-            sys.excepthook(type(exc), exc, exc.__traceback__)
-        except BaseException:  # noqa: BLE001
-            pass
+        tb = exc.__traceback__
+        _report_uncaught(exc, tb.tb_next if tb is not None else None)
+        if isinstance(exc, KeyboardInterrupt):
+            _finish(
+                130, signal.SIGINT
+            )  # CPython ends by SIGINT after an uncaught KeyboardInterrupt (status -2)
         rc = 1
     _finish(rc)
 
@@ -561,6 +693,38 @@ def drop_to_sandbox_user(cfg, job):
     prctl(PR_SET_DUMPABLE, 1)  # changing credentials cleared it; /proc/self is the program's own again
 
 
+def restrict_self(cfg, job):
+    """Restricted mode (no namespaces, no capabilities): the execution confines itself before any user code.
+    Order: rlimits, OOM preference, no_new_privs (Landlock and seccomp need it), Landlock (its own work dir
+    read-write, the allow-list read-only, /proc/<own pid>, no TCP, scoped abstract sockets and signals), not
+    dumpable (its /proc entries become root's: no other execution can read them), then the seccomp filter
+    (which also refuses to make it dumpable again)."""
+    for key, value in job["limits"].items():
+        if key in _RLIMITS and value is not None:
+            resource.setrlimit(_RLIMITS[key], (value, value))
+    prctl(PR_SET_DUMPABLE, 1)  # inherited off from the zygote; /proc/self files must be ours for a moment
+    try:
+        with open("/proc/self/oom_score_adj", "w") as fh:
+            fh.write("1000")  # the pod's OOM killer takes executions before the service
+    except OSError:
+        pass
+    _check(prctl(PR_SET_NO_NEW_PRIVS, 1), "no_new_privs")
+    abi = cfg.get("landlock_abi", 0)
+    if abi > 0:
+        work = os.open(cfg["work_dir"], os.O_PATH | os.O_CLOEXEC)
+        own = os.open("/proc/self", os.O_PATH | os.O_CLOEXEC)  # resolves to /proc/<this pid>
+        try:
+            landlock_restrict(abi, [*cfg["rule_fds"], (own, True, 0)], [(work, True, 0), *cfg["rw_rule_fds"]])
+        finally:
+            os.close(work)
+            os.close(own)
+    for fd, _, _ in (*cfg["rule_fds"], *cfg["rw_rule_fds"]):
+        os.close(fd)
+    _check(prctl(PR_SET_DUMPABLE, 0), "dumpable")
+    if cfg.get("seccomp_compiled"):
+        install_seccomp(cfg["seccomp_compiled"])
+
+
 def run_user_code(cfg, job, payload, code_path, code_obj, source, exit_fd):
     """Turn this (already unprivileged) process into the user program; never returns."""
     _EXIT_NOTICE["fd"], _EXIT_NOTICE["pid"] = exit_fd, os.getpid()
@@ -579,8 +743,10 @@ def run_user_code(cfg, job, payload, code_path, code_obj, source, exit_fd):
     os.environ.clear()
     os.environ.update(SANDBOX_ENV)
     os.environ["HOME"] = cfg["work_dir"]
+    if cfg.get("mode") == "restricted":
+        os.environ["TMPDIR"] = cfg["work_dir"]  # the only writable place
     sys.path[:] = [cfg["work_dir"]] + [p for p in sys.path if p]
-    if not job.get("warm", True):
+    if not job.get("warm", True) or "\x00" in source:  # a fresh interpreter reports NUL bytes its own way
         python = cfg["python"]
         if payload["language"] == "python":
             argv = [python, "-I", code_path]
@@ -714,35 +880,89 @@ def _cgroup_join(paths, procs_file):
             fh.write("0")
 
 
-def execution_main(cfg, job, fds, code_cache):
-    """pid 1 of the execution's pid namespace: private mounts, files, then the user program itself.
+# Errors of writing the request's own files that the request caused (too big for the work dir, a name too long,
+# a path used as both file and directory): the client's error, not the sandbox's.
+CLIENT_ERRNOS = {
+    errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.ENAMETOOLONG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR,
+}  # fmt: skip
 
-    Setup runs with the jail's capabilities; `drop_to_sandbox_user` removes them before any user code. The
-    setup pipe tells the zygote (read only when this process is reaped) whether setup succeeded. With
-    `fetch_files`, pid 1 stays a trusted parent that copies the files into the files memfd (the service's) after
-    the program ends; the program never holds that memfd."""
-    payload_fd, code_fd, out_fd, err_fd, files_fd, setup_fd, exit_fd = fds
+
+def spare_main(cfg, sock_fd, code_cache):
+    """Namespaces mode: a pid 1 made ahead of its execution, while the zygote is idle (the fork and the mounts are
+    off the request's path). It waits for one job (the message and its fds) and then runs it like
+    `execution_main`; the zygote's end closing (or the zygote dying) ends it."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        keep = sorted(fds)
-        low = 3
-        for fd in keep:
-            os.closerange(low, fd)
-            low = fd + 1
-        os.closerange(low, cfg["max_fd"])
-        _setup_mounts(cfg, job)
-        if job.get("cgroup_paths"):
-            _cgroup_join(job["cgroup_paths"], cfg["cgroup_procs_file"])
-        if os.path.isdir("/cgroup"):
-            # The delegated cgroup tree is the zygote's tool, not the program's: cover it before user code.
-            mount(
-                "tmpfs", "/cgroup", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555"
-            )
+        os.closerange(3, sock_fd)
+        os.closerange(sock_fd + 1, cfg["max_fd"])
+        _setup_mounts(cfg, {"tmpfs_mb": cfg["tmpfs_mb"]})
+        sock = socket.socket(fileno=sock_fd)
+        fds = array.array("i")
+        msg, ancdata, _, _ = sock.recvmsg(
+            MAX_MSG, socket.CMSG_SPACE(16 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        )
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+        sock.close()
+        if not msg or len(fds) != 7:
+            os._exit(0)
+        job = json.loads(msg)
+    except BaseException:  # noqa: BLE001 - the zygote sees it exit unused and stops making spares
+        os._exit(125)
+    execution_main(cfg, job, tuple(fds), code_cache, prepared=True)
+    os._exit(125)
+
+
+def execution_main(cfg, job, fds, code_cache, prepared=False):
+    """The leader of one execution: pid 1 of its own pid namespace (namespaces mode) or the leader of its own
+    process group (restricted mode). It prepares the work dir and the request's files, then forks the program and
+    stays as its trusted parent, or (restricted mode without fetch_files) becomes the program itself.
+
+    Why a separate program process in namespaces mode: the kernel drops the signals pid 1 sends itself, so
+    `os.kill(os.getpid(), SIGKILL)` or `os.abort()` would not end the program as they end `python3`. The parent
+    waits for the program, copies fetch_files (the program never holds the files memfd) and writes
+    b"\x01" + its exit status to the setup pipe. A setup failure is written there as text before anything
+    else (prefixed b"\x02" when the request's files caused it); the zygote reads the pipe when it reaps the
+    leader. Setup runs with the jail's capabilities (namespaces) and before any confinement (restricted);
+    `drop_to_sandbox_user` / `restrict_self` apply before any user code."""
+    payload_fd, code_fd, out_fd, err_fd, files_fd, setup_fd, exit_fd = fds
+    restricted = cfg.get("mode") == "restricted"
+    stage = "setup"
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if restricted:
+            os.setpgid(0, 0)  # the zygote kills the whole group (setpgid/setsid are refused to the program)
+        rule_fds = [fd for fd, _, _ in (*cfg.get("rule_fds", ()), *cfg.get("rw_rule_fds", ()))]
+        if not prepared:
+            low = 3
+            for fd in sorted((*fds, *rule_fds)):
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, cfg["max_fd"])
+        if restricted:
+            cfg["work_dir"] = job["work_dir"]
+            os.mkdir(cfg["work_dir"], 0o700)
+        else:
+            if not prepared:
+                _setup_mounts(cfg, job)
+            if job.get("cgroup_paths"):
+                _cgroup_join(job["cgroup_paths"], cfg["cgroup_procs_file"])
+            if os.path.isdir("/cgroup"):
+                # The delegated cgroup tree is the zygote's tool, not the program's: cover it before user code.
+                mount(
+                    "tmpfs",
+                    "/cgroup",
+                    "tmpfs",
+                    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                    "size=4k,mode=0555",
+                )
         payload = json.loads(_read_all(payload_fd))
         os.close(payload_fd)
         source = _read_all(code_fd)
         os.close(code_fd)
         code_path = os.path.join(cfg["work_dir"], payload["code_name"])
+        stage = "files"
         _write_files(cfg["work_dir"], dict(payload.get("files") or {}))
         fd = os.open(code_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
         try:
@@ -751,22 +971,26 @@ def execution_main(cfg, job, fds, code_cache):
             os.close(fd)
         stdin = payload.get("stdin")
         stdin_fd = _memfd_with(stdin.encode("utf-8")) if stdin else os.open("/dev/null", os.O_RDONLY)
+        stage = "setup"
         code_obj = cached_code(code_cache, job.get("code_hash"))
+        if code_obj is not None and code_obj.co_filename != code_path:
+            code_obj = _retarget(code_obj, code_path)  # restricted mode: cached under another work dir
         text = source.decode("utf-8", "replace")
         fetch = payload.get("fetch_files") or []
-        if fetch:
-            # pid 1 stays behind as the trusted copier: the kernel already drops signals that the program sends to
-            # its namespace's init unless init handles them, and SIGINT is the one Python handles (the program
-            # gets Python's handler back in `run_user_code`).
+        if fetch or not restricted:
+            # pid 1 ignores SIGINT (the kernel already drops the other signals the program sends to its
+            # namespace's init unless init handles them; in restricted mode Landlock scopes them).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             pid = os.fork()
             if pid == 0:
-                os.close(exit_fd)
-                exit_fd = None
+                if fetch:
+                    os.close(exit_fd)  # the status is reported after the copy
+                    exit_fd = None
             else:
-                for fd in (stdin_fd, out_fd, err_fd):
+                for fd in (stdin_fd, out_fd, err_fd, exit_fd):
                     os.close(fd)
-                _write_all(setup_fd, b"\x01")
+                for fd in rule_fds:
+                    os.close(fd)
                 while True:
                     try:
                         child, wstatus = os.waitpid(-1, 0)
@@ -774,29 +998,38 @@ def execution_main(cfg, job, fds, code_cache):
                         os._exit(125)
                     if child == pid:
                         break
-                files = _fetch(cfg["work_dir"], fetch, payload.get("max_fetch_bytes", 0))
-                _write_all(files_fd, json.dumps(files).encode())
+                if fetch:
+                    files = _fetch(cfg["work_dir"], fetch, payload.get("max_fetch_bytes", 0))
+                    _write_all(files_fd, json.dumps(files).encode())
                 if os.WIFSIGNALED(wstatus):
                     result = {"signal": os.WTERMSIG(wstatus)}
                 else:
                     result = {"exit": os.WEXITSTATUS(wstatus)}
-                _write_all(setup_fd, json.dumps(result).encode())
+                _write_all(setup_fd, b"\x01" + json.dumps(result).encode())
                 os._exit(0)
+            parent_reports = True
+        else:
+            parent_reports = False
         os.close(files_fd)
-        os.setsid()
+        if not restricted:
+            os.setsid()
         os.dup2(stdin_fd, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
         for fd in (stdin_fd, out_fd, err_fd):
             if fd > 2:
                 os.close(fd)
-        drop_to_sandbox_user(cfg, job)
-        if not fetch:
+        if restricted:
+            restrict_self(cfg, job)
+        else:
+            drop_to_sandbox_user(cfg, job)
+        if not parent_reports:
             _write_all(setup_fd, b"\x01")
         os.close(setup_fd)
     except BaseException as exc:  # noqa: BLE001 - any setup failure is a sandbox error for this execution only
+        client = stage == "files" and isinstance(exc, OSError) and exc.errno in CLIENT_ERRNOS
         try:
-            _write_all(setup_fd, f"{type(exc).__name__}: {exc}".encode())
+            _write_all(setup_fd, (b"\x02" if client else b"") + f"{type(exc).__name__}: {exc}".encode())
         finally:
             os._exit(125)
     run_user_code(cfg, job, payload, code_path, code_obj, text, exit_fd)
@@ -835,6 +1068,12 @@ def compile_child(code_fd, path, out_fd, max_fd):
     os._exit(rc)
 
 
+def _retarget(code, filename):
+    """The code object with every nested code object's file name set to `filename` (what tracebacks show)."""
+    consts = tuple(_retarget(c, filename) if isinstance(c, type(code)) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
 def cached_code(code_cache, code_hash):
     """In an execution, before any user code: its own cached code object (or None); the references to the other
     entries are dropped but their objects are kept alive (one extra reference each), because freeing them would
@@ -862,10 +1101,125 @@ class Zygote:
         self.code_sizes = {}
         self.cache_bytes = 0
         self.compiles = {}  # pidfd -> compile child
+        self.cleaners = {}  # pidfd -> pid of a work-dir remover
+        self.groups = set()  # restricted mode: process groups of finished executions with members left
+        self.spare = None  # namespaces mode: a prepared pid 1 waiting for its job (see spare_main)
+        self.spares_ok = cfg.get("mode") != "restricted" and cfg.get("prefork", True)
         self.cg_free = []
         self.cg_written = {}
         self.cg_seq = 0
         self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+
+    @property
+    def restricted(self):
+        return self.cfg.get("mode") == "restricted"
+
+    def remove_work_dir(self, path):
+        """Restricted mode: the execution's private directory goes when the execution does. Small trees inline;
+        large ones in a forked child, so a program that made 100k files cannot stall the other deadlines."""
+        try:
+            entries = list(os.scandir(path))
+        except FileNotFoundError:
+            return
+        except OSError:
+            entries = None
+        if (
+            entries is not None
+            and len(entries) <= 64
+            and all(not e.is_dir(follow_symlinks=False) for e in entries)
+        ):
+            try:
+                for entry in entries:
+                    os.unlink(entry.path)
+                os.rmdir(path)
+                return
+            except OSError:
+                pass
+        try:
+            pid = os.fork()
+        except OSError:
+            return
+        if pid == 0:
+            try:
+                prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                import shutil
+
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                os._exit(0)
+        pidfd = os.pidfd_open(pid)
+        self.cleaners[pidfd] = pid
+        self.by_fd[pidfd] = (pidfd, "cleaner")
+        self.sel.register(pidfd, selectors.EVENT_READ)
+
+    def on_cleaner_exit(self, pidfd):
+        pid = self.cleaners.pop(pidfd)
+        self.sel.unregister(pidfd)
+        del self.by_fd[pidfd]
+        os.close(pidfd)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+
+    def make_spare(self):
+        if not self.spares_ok or self.spare is not None:
+            return
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            unshare(CLONE_NEWPID)
+            pid = os.fork()
+        except OSError:
+            parent.close()
+            child.close()
+            setns(self.pidns_fd, CLONE_NEWPID)
+            self.spares_ok = False
+            return
+        if pid == 0:
+            parent.close()
+            spare_main(self.cfg, child.detach(), self.code_cache)
+            os._exit(125)
+        setns(self.pidns_fd, CLONE_NEWPID)
+        child.close()
+        pidfd = os.pidfd_open(pid)
+        self.spare = {"pid": pid, "pidfd": pidfd, "sock": parent}
+        self.by_fd[pidfd] = (pidfd, "spare")
+        self.sel.register(pidfd, selectors.EVENT_READ)
+
+    def take_spare(self):
+        """The prepared pid 1, unregistered (its pidfd becomes the job's), or None."""
+        spare, self.spare = self.spare, None
+        if spare is not None:
+            self.sel.unregister(spare["pidfd"])
+            del self.by_fd[spare["pidfd"]]
+        return spare
+
+    def on_spare_exit(self, pidfd):
+        """A spare died before it got a job (its mounts failed): no more spares, the jobs set up themselves."""
+        spare = self.take_spare()
+        if spare is None:
+            return
+        spare["sock"].close()
+        os.close(spare["pidfd"])
+        try:
+            os.waitpid(spare["pid"], 0)
+        except ChildProcessError:
+            pass
+        self.spares_ok = False
+
+    def reap_groups(self):
+        """Restricted mode: the zygote is a child subreaper, so what an execution left (killed with its group)
+        ends up its child; reap each group until it is empty. A group with a zombie left keeps its id from
+        being reused, so a later execution never shares it."""
+        for pgid in list(self.groups):
+            while True:
+                try:
+                    info = os.waitid(os.P_PGID, pgid, os.WEXITED | os.WNOHANG)
+                except ChildProcessError:
+                    self.groups.discard(pgid)
+                    break
+                if info is None:
+                    break
 
     def cgroup_create(self, job_id, msg):
         """Per-execution cgroups (where the service delegated a subtree), limits written before use. Emptied
@@ -993,24 +1347,57 @@ class Zygote:
         setup_r, setup_w = os.pipe2(os.O_CLOEXEC)
         exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
         started = time.monotonic()
+        restricted = self.restricted
+        if restricted:
+            msg["work_dir"] = os.path.join(self.cfg["work_root"], f"x{os.getpid()}-{job_id}")
+        spare = self.take_spare()
+        if spare is not None:
+            try:
+                spare["sock"].sendmsg(
+                    [json.dumps(msg).encode()],
+                    [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", (*fds, setup_w, exit_w)))],
+                )
+            except OSError:
+                signal.pidfd_send_signal(spare["pidfd"], signal.SIGKILL)
+                os.waitpid(spare["pid"], 0)
+                os.close(spare["pidfd"])
+                spare = None
+            else:
+                spare["sock"].close()
+                for fd in (*fds, setup_w, exit_w):
+                    os.close(fd)
+                self.register_job(job_id, msg, spare["pid"], spare["pidfd"], setup_r, exit_r, started)
+                self.make_spare()
+                return
         try:
-            unshare(CLONE_NEWPID)
+            if not restricted:
+                unshare(CLONE_NEWPID)
             pid = os.fork()
         except OSError as exc:
             for fd in (*fds, setup_r, setup_w, exit_r, exit_w):
                 os.close(fd)
-            setns(self.pidns_fd, CLONE_NEWPID)
+            if not restricted:
+                setns(self.pidns_fd, CLONE_NEWPID)
             self.cgroup_release(msg["cgroup_paths"])
             self.send({"op": "done", "id": job_id, "error": f"fork failed: {exc}", "timed_out": False})
             return
         if pid == 0:
             execution_main(self.cfg, msg, (*fds, setup_w, exit_w), self.code_cache)
             os._exit(125)
-        setns(self.pidns_fd, CLONE_NEWPID)
+        if restricted:
+            try:
+                os.setpgid(pid, pid)  # also done by the child: whichever runs first, the group exists at once
+            except OSError:
+                pass
+        else:
+            setns(self.pidns_fd, CLONE_NEWPID)
         for fd in (*fds, setup_w, exit_w):
             os.close(fd)
+        self.register_job(job_id, msg, pid, os.pidfd_open(pid), setup_r, exit_r, started)
+        self.make_spare()
+
+    def register_job(self, job_id, msg, pid, pidfd, setup_r, exit_r, started):
         os.set_blocking(setup_r, False)
-        pidfd = os.pidfd_open(pid)
         self.jobs[job_id] = {
             "pid": pid,
             "pidfd": pidfd,
@@ -1022,6 +1409,7 @@ class Zygote:
             "killed": False,
             "reported": False,
             "cgroup_paths": msg["cgroup_paths"],
+            "work_dir": msg.get("work_dir"),
         }
         self.by_fd[pidfd] = (job_id, "pid")
         self.by_fd[exit_r] = (job_id, "exit")
@@ -1034,10 +1422,21 @@ class Zygote:
             return
         job["timed_out"] = timed_out
         job["killed"] = True
+        self.kill_tree(job)
+
+    def kill_tree(self, job):
+        """SIGKILL the execution: its pid namespace goes with pid 1 (namespaces mode); its process group, which
+        the program cannot leave, in restricted mode. The leader is not reaped yet, so its pid (the group id)
+        cannot have been reused."""
         try:
             signal.pidfd_send_signal(job["pidfd"], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if self.restricted:
+            try:
+                os.killpg(job["pid"], signal.SIGKILL)
+            except OSError:
+                pass
 
     def _close_exit_pipe(self, job):
         if job["exit_r"] is not None:
@@ -1069,16 +1468,15 @@ class Zygote:
             }
         )
         job["killed"] = True
-        try:
-            signal.pidfd_send_signal(job["pidfd"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        self.kill_tree(job)
 
     def on_exit(self, job_id):
         """Reap pid 1 of the execution (the kernel has killed the rest of its namespace) and report."""
         job = self.jobs.pop(job_id)
         self.sel.unregister(job["pidfd"])
         del self.by_fd[job["pidfd"]]
+        if self.restricted:
+            self.kill_tree(job)  # whatever the program left in its group, before its leader's pid is freed
         os.close(job["pidfd"])
         self._close_exit_pipe(job)
         try:
@@ -1116,16 +1514,30 @@ class Zygote:
                 report["signal"] = os.WTERMSIG(wstatus)
             else:
                 report["exit"] = os.WEXITSTATUS(wstatus)
-        if setup[:1] == b"\x01":
-            if len(setup) > 1:
+        failure, done, result = setup.partition(b"\x01")
+        if failure and not job["killed"]:
+            if failure[:1] == b"\x02":
+                report["client_error"] = True
+                report["error"] = "the request's files do not fit the work dir: " + failure[1:].decode(
+                    "utf-8", "replace"
+                )
+            else:
+                report["error"] = "sandbox setup failed: " + failure.decode("utf-8", "replace")
+        elif done:
+            if result:
                 try:
-                    extra = json.loads(setup[1:])
+                    extra = json.loads(result)
                     report["exit"], report["signal"] = extra.get("exit"), extra.get("signal")
                 except ValueError:
                     pass
         elif not job["killed"]:
-            report["error"] = "sandbox setup failed: " + (setup.decode("utf-8", "replace") or "no report")
+            report["error"] = "sandbox setup failed: no report"
         self.cgroup_release(job["cgroup_paths"])
+        if self.restricted:
+            self.groups.add(job["pid"])
+            self.reap_groups()
+        if job["work_dir"]:
+            self.remove_work_dir(job["work_dir"])
         if not job["reported"]:
             self.send(report)
 
@@ -1147,6 +1559,7 @@ class Zygote:
 
     def loop(self):
         self.sel.register(self.sock, selectors.EVENT_READ)
+        self.make_spare()
         while True:
             now = time.monotonic()
             timeout = None
@@ -1166,6 +1579,10 @@ class Zygote:
                 else:
                     left = job["deadline"] - now
                     timeout = left if timeout is None else min(timeout, left)
+            if self.groups:
+                self.reap_groups()
+                if self.groups:
+                    timeout = 0.05 if timeout is None else min(timeout, 0.05)
             for key, _ in self.sel.select(timeout):
                 if key.fileobj is self.sock:
                     self.on_ctrl()
@@ -1177,6 +1594,10 @@ class Zygote:
                     self.on_exit_notice(job_id)
                 elif kind == "compile":
                     self.on_compile_exit(job_id)
+                elif kind == "cleaner":
+                    self.on_cleaner_exit(job_id)
+                elif kind == "spare":
+                    self.on_spare_exit(job_id)
 
 
 def _preload(names):
@@ -1197,14 +1618,44 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (cfg["max_fd"], hard))
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    device_nodes_readonly()
-    # Abstract unix sockets live in the network namespace: without Landlock scoping, each execution gets its own.
-    cfg["landlock_scope"] = cfg.get("landlock", "auto") != "off" and landlock_abi() >= 6
-    if not cfg["landlock_scope"]:
-        cfg["netns_per_exec"] = True
-    loaded = _preload(cfg.get("preload", []))
-    prog = seccomp_program() if cfg.get("seccomp", True) else None
-    cfg["seccomp_compiled"] = compile_seccomp(prog) if prog else None
+    restricted = cfg.get("mode") == "restricted"
+    features = {}
+    if restricted:
+        # No namespaces: the zygote adopts what executions leave behind, and is not dumpable (its /proc entries
+        # are root's, not readable by the programs that share its uid).
+        prctl(PR_SET_CHILD_SUBREAPER, 1)
+        prctl(PR_SET_DUMPABLE, 0)
+        abi = landlock_abi() if cfg.get("landlock", "auto") != "off" else 0
+        if abi < cfg.get("landlock_min_abi", 6) and not cfg.get("allow_weaker"):
+            sys.stderr.write(
+                f"Landlock ABI {abi} on this kernel (needed: {cfg.get('landlock_min_abi', 6)}, Linux >= 6.12): "
+                "restricted isolation refuses to start without it (setting allow_weaker_isolation accepts it)\n"
+            )
+            sys.exit(3)
+        cfg["landlock_abi"] = abi
+        cfg["landlock_scope"] = abi >= 6
+        cfg["rule_fds"] = open_rule_fds(cfg.get("ro_paths", []))
+        cfg["rw_rule_fds"] = open_rule_fds([(p, FS_WRITE_FILE) for p in cfg.get("rw_files", [])])
+        loaded = _preload(cfg.get("preload", []))
+        raw = base64.b64decode(cfg["seccomp_bpf"]) if cfg.get("seccomp_bpf") else b""
+        cfg["seccomp_compiled"] = compile_raw_seccomp(raw) if raw else None
+        prog = raw or None
+        features = {
+            "landlock_abi": abi,
+            "landlock_rules": len(cfg["rule_fds"]) + len(cfg["rw_rule_fds"]),
+            "uid_tasks": uid_tasks(),
+            "uid": os.getuid(),
+        }
+    else:
+        device_nodes_readonly()
+        # Abstract unix sockets live in the network namespace: without Landlock scoping, each execution gets its
+        # own.
+        cfg["landlock_scope"] = cfg.get("landlock", "auto") != "off" and landlock_abi() >= 6
+        if not cfg["landlock_scope"]:
+            cfg["netns_per_exec"] = True
+        loaded = _preload(cfg.get("preload", []))
+        prog = seccomp_program() if cfg.get("seccomp", True) else None
+        cfg["seccomp_compiled"] = compile_seccomp(prog) if prog else None
     zygote = Zygote(cfg)
     gc.collect()
     gc.freeze()
@@ -1225,7 +1676,11 @@ def main():
             "pid": os.getpid(),
             "preloaded": loaded,
             "seccomp": prog is not None,
-            "abstract_unix_sockets": "landlock" if cfg["landlock_scope"] else "netns per execution",
+            "abstract_unix_sockets": "landlock"
+            if cfg["landlock_scope"]
+            else ("not separated" if restricted else "netns per execution"),
+            "mode": cfg.get("mode", "namespaces"),
+            **features,
             "address_space_bytes": vm,
             "private_bytes": anon,
             "python": sys.version.split()[0],
@@ -1234,7 +1689,10 @@ def main():
     try:
         zygote.loop()
     except EOFError:
-        pass
+        # The service closed the control socket (it is stopping): take every running execution with us. In
+        # restricted mode nothing else would (no pid namespace: a program's children outlive their leader).
+        for job in zygote.jobs.values():
+            zygote.kill_tree(job)
 
 
 if __name__ == "__main__":

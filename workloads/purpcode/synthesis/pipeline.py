@@ -185,7 +185,16 @@ class Synthesis:
         path = (
             (gen.model or self.config.model.name) if gen.backend == "openai" else self.config.paths.base_model
         )
-        return get_backend(gen, path, seed=self.config.seed, gpus=self.config.gpus_per_node)
+        backend = get_backend(gen, path, seed=self.config.seed, gpus=self.config.gpus_per_node)
+        if self.metrics is not None:  # progress inside a step's generation (the runner shows done/total)
+            from purpcode.generation.base import throttled
+
+            def on_generated(done: int, total: int) -> None:
+                assert self.metrics is not None
+                self.metrics.log(self._step_index, phase="generate", done=done, total=total)
+
+            backend.on_progress = throttled(on_generated)
+        return backend
 
     @property
     def analyzer(self) -> Any:
