@@ -42,24 +42,8 @@ def _crd_body() -> Obj:
     return build_crd()
 
 
-def _default_pod_security() -> str:
-    """The integration suite's namespace level: `restricted`, unless the operator's default sandbox pod is the
-    user-namespace jail, which only a `privileged` namespace admits (then the suite runs where it can run at all,
-    and the restricted-namespace scenario tests say so)."""
-    from purpcode_operator import pss, render
-    from purpcode_operator.decide import Settings, owner_of, prepare
-
-    from .run_specs import tiny_run
-
-    doc = tiny_run("probe")
-    doc["metadata"].update(namespace="default", uid="00000000-0000-4000-8000-000000000000", generation=1)
-    run, plan = prepare(doc, Settings())
-    found = pss.pod_template(render.build_sandbox_deployment(run, plan, 1, owner_of(doc)))
-    assert found is not None
-    return pss.strictest_admitting(found[1], found[0])
-
-
-DEFAULT_POD_SECURITY = _default_pod_security()
+# The integration suite's namespace: the strictest Pod Security level; a test asks for another with pod_security=.
+DEFAULT_POD_SECURITY = "restricted"
 
 
 class FakeCluster:
