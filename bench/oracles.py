@@ -245,6 +245,8 @@ def start_sandbox(tmp: Path) -> tuple[subprocess.Popen[str], str]:
             "127.0.0.1",
             "--port",
             str(port),
+            "--metrics-port",
+            "0",
             "--log-level",
             "warning",
         ],

@@ -161,7 +161,18 @@ def _service(mode: str, args: list[str]) -> Iterator[tuple[str, int]]:
     if mode == "restricted" and os.getuid() == 0:
         python, env = _restricted_launch()
     proc = subprocess.Popen(
-        [*python, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args],
+        [
+            *python,
+            "-m",
+            "purpcode.sandbox.server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--metrics-port",
+            "0",
+            *args,
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **env},

@@ -390,7 +390,7 @@ class DeepSpeedSpec(ApiModel):
 
 
 class SFTSpec(ApiModel):
-    """SFT hyper-parameters (recipe: lr 5e-6, warmup 32, 1 epoch, seq 4096 packed, grad clip 1.0, bf16)."""
+    """SFT hyper-parameters (recipe: lr 5e-6 REX, warmup 32, micro-batch 1, grad-accum 1, seq 4096 packed, bf16)."""
 
     learning_rate: float = Field(default=5e-6, gt=0, lt=1)
     warmup_steps: int = Field(default=32, ge=0)
@@ -398,8 +398,11 @@ class SFTSpec(ApiModel):
     max_steps: int = Field(default=-1, ge=-1, description="-1 = run the epochs.")
     max_seq_length: int = Field(default=4096, ge=64, le=131072)
     packing: bool = True
-    per_device_batch_size: int = Field(default=1, ge=1)
-    gradient_accumulation_steps: int = Field(default=8, ge=1)
+    per_device_batch_size: int = Field(default=1, ge=1, description="Micro-batch per device (recipe: 1).")
+    gradient_accumulation_steps: int = Field(default=1, ge=1, description="Recipe: 1.")
+    lr_scheduler: Literal["rex", "linear", "cosine", "constant_with_warmup"] = Field(
+        default="rex", description="Learning-rate schedule after warmup (recipe: rex, reflected exponential)."
+    )
     max_grad_norm: float = Field(default=1.0, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     bf16: bool = Field(default=True, description="bf16 on GPU (ignored on CPU).")
@@ -413,12 +416,49 @@ class RuleLearningSpec(StageCommon):
     samples_per_prompt: int = Field(
         default=8, ge=1, le=64, description="Teacher samples per prompt (best-of-N)."
     )
-    sample_fraction: float = Field(default=0.25, gt=0, le=1, description="Share of each safety set sampled.")
-    per_set_cap: int = Field(default=4096, ge=1, description="Most prompts sampled from one set.")
-    utility_prompts: int = Field(default=4096, ge=0, description="Utility coding tasks added to the mix.")
+    sample_fraction: float = Field(
+        default=0.25, gt=0, le=1, description="Share of each source of each safety set sampled."
+    )
+    per_set_cap: int = Field(
+        default=4096,
+        ge=1,
+        description="Most prompts sampled from one source (a released set, or <set>/<strategy> when synthesised).",
+    )
+    source_caps: dict[str, int] = Field(
+        default_factory=lambda: {
+            "vul2prompt-vul2vul-oss-21k": 2048,
+            "vul2prompt-jailbreaking-oss-11k": 2048,
+            "codesec/vul2vul": 2048,
+            "codesec/jailbreak": 2048,
+        },
+        description="Per-source caps replacing perSetCap for the named sources (recipe: 2048 for two sets).",
+    )
+    secqa_cap: int = Field(default=4096, ge=0, description="Cap on each security Q&A source.")
+    multi_turn_whole: bool = Field(
+        default=True, description="Take multi-turn conversations whole instead of sampling them (recipe)."
+    )
+    turn_by_turn: bool = Field(
+        default=True,
+        description="Distil conversations of user turns only turn by turn: reply to turn 1, append, continue; each "
+        "prefix is verified (recipe). Off: answer the last turn with the user turns back to back.",
+    )
+    utility_prompts: int = Field(
+        default=8192, ge=0, description="Cap on utility coding tasks in the mix (recipe: 8192)."
+    )
+    utility_fraction: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of the utility set sampled before the cap (recipe: 0.25).",
+    )
     rejection_threshold: float = Field(default=0.5, ge=0, le=1, description="Keep samples scoring >= this.")
     easy_threshold: float = Field(
         default=0.7, ge=0, le=1, description="Pass rate marking a prompt easy (skip in RL)."
+    )
+    easy_count: Literal["reference", "fraction"] = Field(
+        default="reference",
+        description="reference: easy when passes >= easyThreshold x (N - 1) (the reference's count: 5 of 8); "
+        "fraction: passes / N >= easyThreshold (6 of 8).",
     )
     generation: GenerationSpec = Field(
         default_factory=lambda: GenerationSpec(temperature=0.8, max_new_tokens=4096)
@@ -433,6 +473,17 @@ class VLLMRolloutSpec(ApiModel):
     mode: Literal["colocate", "server"] = Field(default="colocate")
     tensor_parallel_size: int = Field(default=2, ge=1, le=16)
     gpu_memory_utilization: float = Field(default=0.6, gt=0, le=1)
+
+
+RLSetName = Literal["utility", "codesec", "secqa", "malicious"]
+RL_SET_NAMES: tuple[RLSetName, ...] = ("utility", "codesec", "secqa", "malicious")
+RL_MAX_COMPLETION = 3072  # recipe: RL completes up to 3,072 tokens
+EVAL_MAX_NEW_TOKENS = 8192  # the reference's evaluation generation length (temperature 0)
+EVAL_LENGTH_MESSAGE = (
+    "evaluation.generation.maxNewTokens must be >= rl.maxCompletionLength when both stages run: evaluating shorter "
+    "than RL trained "
+    "truncates answers the policy learned to write (reference: 8192 at evaluation, 3072 in RL)"
+)
 
 
 class RLSpec(StageCommon):
@@ -455,7 +506,7 @@ class RLSpec(StageCommon):
     num_generations: int = Field(default=8, ge=2, le=256, description="Samples per prompt (group size).")
     prompts_per_device: int = Field(default=48, ge=1, description="Prompts per GPU per step (recipe: 48).")
     max_prompt_length: int = Field(default=2048, ge=16)
-    max_completion_length: int = Field(default=3072, ge=1)
+    max_completion_length: int = Field(default=RL_MAX_COMPLETION, ge=1)
     kl_coef: float = Field(default=0.001, ge=0, description="KL loss coefficient (low-variance KL).")
     clip_ratio: float = Field(default=0.2, gt=0, lt=1)
     entropy_coef: float = Field(default=0.001, ge=0)
@@ -465,6 +516,11 @@ class RLSpec(StageCommon):
     save_steps: int = Field(default=32, ge=1)
     eval_steps: int = Field(default=16, ge=1)
     held_out_per_set: int = Field(default=800, ge=0, description="Validation prompts held out per set.")
+    easy_skip_sets: list[RLSetName] = Field(
+        default_factory=lambda: list(RL_SET_NAMES),
+        description="RL sets from which rule learning's easy prompts are removed (the reference intends all; as "
+        "written its ids match only where its scripts agree on dataset names).",
+    )
     dynamic_sampling: Literal["single-step", "refill", "none"] = Field(
         default="single-step", description="single-step (recipe), refill (DAPO-style ablation), none."
     )
@@ -490,11 +546,23 @@ class RLSpec(StageCommon):
 
 EvalSuite = Literal["codesec", "malicious", "overrefusal", "secqa", "utility"]
 ALL_SUITES: tuple[EvalSuite, ...] = ("codesec", "malicious", "overrefusal", "secqa", "utility")
-BenchmarkKind = Literal["cyberseceval-instruct", "xstest", "humaneval-plus", "mbpp-plus"]
+BenchmarkKind = Literal[
+    "cyberseceval-instruct",
+    "xstest",
+    "humaneval-plus",
+    "mbpp-plus",
+    "cyberseceval-mitre",
+    "cyberseceval-frr",
+    "phtest",
+    "cweval",
+    "codelmsec",
+    "xscode",
+]
 
 
 class BenchmarkSpec(ApiModel):
-    """A public benchmark file the user supplies on the artifacts volume, in its published format."""
+    """A public benchmark file (a directory for cweval) the user supplies on the artifacts volume, in its published
+    format."""
 
     kind: BenchmarkKind
     path: str = Field(min_length=1, description="Path relative to the artifacts volume.")
@@ -509,7 +577,8 @@ class EvaluationSpec(StageCommon):
     max_per_suite: int = Field(default=500, ge=1)
     compare_base: bool = Field(default=True, description="Also evaluate the base model, side by side.")
     generation: GenerationSpec = Field(
-        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=2048)
+        default_factory=lambda: GenerationSpec(temperature=0.0, max_new_tokens=EVAL_MAX_NEW_TOKENS),
+        description="Reference: greedy (temperature 0), up to 8192 new tokens.",
     )
 
 
@@ -525,7 +594,18 @@ class Stages(ApiModel):
                         for s in ("synthesis", "ruleLearning", "rl", "evaluation")
                     ),
                     "at least one stage must be enabled",
-                )
+                ),
+                cel(
+                    "(has(self.rl) && has(self.rl.enabled) && !self.rl.enabled)"
+                    " || (has(self.evaluation) && has(self.evaluation.enabled) && !self.evaluation.enabled) || "
+                    f"(has(self.evaluation) && has(self.evaluation.generation)"
+                    f" && has(self.evaluation.generation.maxNewTokens)"
+                    f" ? self.evaluation.generation.maxNewTokens : {EVAL_MAX_NEW_TOKENS})"
+                    f" >= (has(self.rl) && has(self.rl.maxCompletionLength)"
+                    f" ? self.rl.maxCompletionLength : {RL_MAX_COMPLETION})",
+                    EVAL_LENGTH_MESSAGE,
+                    field_path=".evaluation.generation.maxNewTokens",
+                ),
             ]
         }
     )
@@ -534,6 +614,13 @@ class Stages(ApiModel):
     rule_learning: RuleLearningSpec = Field(default_factory=RuleLearningSpec)
     rl: RLSpec = Field(default_factory=RLSpec)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+
+    @model_validator(mode="after")
+    def _eval_not_shorter_than_rl(self) -> Stages:
+        both = self.rl.enabled and self.evaluation.enabled
+        if both and self.evaluation.generation.max_new_tokens < self.rl.max_completion_length:
+            raise ValueError(EVAL_LENGTH_MESSAGE)
+        return self
 
     @model_validator(mode="after")
     def _one_enabled(self) -> Stages:
@@ -600,6 +687,17 @@ class SandboxSpec(ApiModel):
         default=None,
         description="NetworkPolicy peers (podSelector/namespaceSelector) that may scrape the sandbox's /metrics; "
         "default: the operator's (Helm value sandbox.metricsScrapers).",
+    )
+    scratch_size: str = Field(
+        default="2Gi",
+        pattern=_QUANTITY,
+        description="sizeLimit of the sandbox pod's scratch emptyDir (/tmp, where restricted-mode executions "
+        "write); past it the kubelet evicts the pod and the Deployment replaces it (docs/sandbox.md).",
+    )
+    allow_weaker_isolation: bool = Field(
+        default=False,
+        description="Let restricted isolation start on nodes without Landlock ABI 6 (Linux < 6.12, gVisor), "
+        "with the protections /healthz lists as missing (PURPCODE_SANDBOX_ALLOW_WEAKER_ISOLATION).",
     )
 
 
@@ -693,6 +791,11 @@ class OracleSpec(ApiModel):
         description="Reward for a safe codesec answer without a Python block (0 = hard).",
     )
     correctness_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    correctness_code_blocks: Literal["all", "python"] = Field(
+        default="all",
+        description="Code correctness runs: all = every fenced block of the answer joined in order, so a non-Python "
+        "block fails the run (the reference); python = the Python blocks only.",
+    )
 
 
 class StorageSpec(ApiModel):

@@ -279,6 +279,17 @@ def termination_tail(pods: Iterable[Obj], *, failed: bool = True) -> str:
     return ""
 
 
+def _failed_container_reason(pods: Iterable[Obj]) -> str:
+    """The kubelet's reason (OOMKilled, Error, ...) for the first failed pod's non-zero exit."""
+    ordered = sorted(pods, key=lambda p: p.get("metadata", {}).get("creationTimestamp") or "")
+    for pod in ordered:
+        if pod.get("status", {}).get("phase") == "Failed":
+            for state in _terminated(pod):
+                if state.get("exitCode", 0) != 0:
+                    return str(state.get("reason") or "")
+    return ""
+
+
 def stage_summary(pods: Iterable[Obj]) -> dict[str, float]:
     """Figures a stage reports as the JSON object `{"summary": {...}}` in its termination message."""
     for pod in pods:
@@ -803,6 +814,10 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
     if outcome == "failed":
         assert cond is not None
         reason = cond.get("reason") or "JobFailed"
+        if reason == "BackoffLimitExceeded" and _failed_container_reason(pods) == "OOMKilled":
+            reason = (
+                "OOMKilled"  # what a human must act on (raise the memory limit), not the Job's bookkeeping
+            )
         tail = termination_tail(pods)
         what = f"{reason}: {cond.get('message', '')}".rstrip(": ")
         if tail:

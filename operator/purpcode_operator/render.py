@@ -282,6 +282,9 @@ def _stage_env(run: PurpCodeRun, plan: RunPlan, stage: StagePlan, attempt: int) 
     return env
 
 
+SIGTERM_EXIT = 143  # the exit code of a container process killed by SIGTERM
+
+
 def build_stage_job(
     run: PurpCodeRun,
     plan: RunPlan,
@@ -293,8 +296,9 @@ def build_stage_job(
 
     The Job itself never retries (backoffLimit 0): the operator owns retries, with backoff, one Job per attempt,
     so each attempt has its own name, logs and termination message. Node disruptions (preemption, drain) do not
-    count as failures (podFailurePolicy Ignore on DisruptionTarget). With `queueName` the Job starts suspended and
-    carries Kueue's queue label, so Kueue admits it.
+    count as failures (podFailurePolicy Ignore on DisruptionTarget), nor does a SIGTERM exit (a suspended Job's
+    pods are deleted without a DisruptionTarget condition, and the Job controller counts them as failed). With
+    `queueName` the Job starts suspended and carries Kueue's queue label, so Kueue admits it.
     """
     name = run.metadata.name
     spec = run.spec
@@ -350,7 +354,17 @@ def build_stage_job(
         "backoffLimit": 0,
         "podFailurePolicy": {
             "rules": [
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                # SIGTERM (128 + 15): the pod was stopped from outside (the Job suspended by the operator or
+                # Kueue, a plain pod delete), not failed; without this a suspended run's Job fails on its own.
+                {
+                    "action": "Ignore",
+                    "onExitCodes": {
+                        "containerName": STAGE_CONTAINER,
+                        "operator": "In",
+                        "values": [SIGTERM_EXIT],
+                    },
+                },
             ]
         },
         "template": {
@@ -421,6 +435,7 @@ def sandbox_env(run: PurpCodeRun) -> list[Obj]:
     limits = sb.limits
     return [
         {"name": "PURPCODE_SANDBOX_ISOLATION", "value": sb.isolation},
+        {"name": "PURPCODE_SANDBOX_ALLOW_WEAKER_ISOLATION", "value": str(sb.allow_weaker_isolation).lower()},
         {"name": "PURPCODE_SANDBOX_CONCURRENCY", "value": str(sb.concurrency)},
         {"name": "PURPCODE_SANDBOX_RUN_TIMEOUT_SECONDS", "value": str(limits.run_timeout_seconds)},
         {"name": "PURPCODE_SANDBOX_MEMORY_LIMIT_MB", "value": str(limits.memory_limit_mb)},
@@ -442,9 +457,22 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "image": plan.sandbox_image,
         "imagePullPolicy": "IfNotPresent",
         # Arguments only: the image's ENTRYPOINT (`tini -- purpcode`) stays PID 1 and reaps what jailed code leaves.
-        "args": ["sandbox", "serve", "--host", "0.0.0.0", "--port", str(SANDBOX_PORT)],
+        "args": [
+            "sandbox",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(SANDBOX_PORT),
+            "--metrics-port",
+            str(METRICS_PORT),
+        ],
         "env": sandbox_env(run),
-        "ports": [{"name": "http", "containerPort": SANDBOX_PORT, "protocol": "TCP"}],
+        # /run_code and /healthz on "http" (stage pods, probes); /metrics alone on "metrics" (the scraper).
+        "ports": [
+            {"name": "http", "containerPort": SANDBOX_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": {**probe, "failureThreshold": 3},
         "livenessProbe": {**probe, "failureThreshold": 6, "initialDelaySeconds": 10},
         "resources": _resources(sb.cpu, sb.memory, 0),
@@ -458,7 +486,8 @@ def build_sandbox_deployment(run: PurpCodeRun, plan: RunPlan, replicas: int, own
         "hostUsers": False,
         "securityContext": SANDBOX_POD_SECURITY,
         "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        # /tmp is where restricted-mode executions write: bounded, or model-written code could fill the node's disk.
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": run.spec.services.sandbox.scratch_size}}],
     }
     level = sandbox_pod_security_level(run)
     if level == "restricted":
@@ -531,8 +560,9 @@ def sandbox_scrapers(run: PurpCodeRun) -> list[Obj]:
 
 
 def build_sandbox_network_policy(run: PurpCodeRun, owner: Obj | None = None) -> Obj:
-    """Sandbox pods may not open any connection; only this run's stage pods may reach them, and the metrics
-    scraper (Prometheus) may reach the same port for /metrics (an empty `metricsScrapers` list: nobody)."""
+    """Sandbox pods may not open any connection; only this run's stage pods may reach the API port (/run_code), and
+    only the metrics scraper (Prometheus) the metrics port, which serves /metrics alone (an empty `metricsScrapers`
+    list: nobody). One port per peer: a pod labelled like Prometheus must not be able to run code."""
     name = run.metadata.name
     ingress: list[Obj] = [
         {
@@ -542,7 +572,7 @@ def build_sandbox_network_policy(run: PurpCodeRun, owner: Obj | None = None) -> 
     ]
     scrapers = sandbox_scrapers(run)
     if scrapers:
-        ingress.append({"from": scrapers, "ports": [{"protocol": "TCP", "port": SANDBOX_PORT}]})
+        ingress.append({"from": scrapers, "ports": [{"protocol": "TCP", "port": METRICS_PORT}]})
     policy = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",

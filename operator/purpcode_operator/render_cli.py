@@ -22,6 +22,14 @@ from .decide import prepare
 from .render import render_run
 from .validate import Problem, SpecError, load_documents
 
+
+class _PlainDumper(yaml.SafeDumper):
+    """No anchors and aliases (`labels: *id001`) for the objects that share a dict: each manifest reads alone."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 EXIT_OK = 0
 EXIT_INVALID = 2
 
@@ -61,5 +69,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.output == "json":
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": objs}, indent=2))
     else:
-        sys.stdout.write(yaml.safe_dump_all(objs, sort_keys=False, width=120))
+        sys.stdout.write(yaml.dump_all(objs, Dumper=_PlainDumper, sort_keys=False, width=120))
     return EXIT_OK

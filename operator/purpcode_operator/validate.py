@@ -93,6 +93,9 @@ def _allowed_fields(model: type[BaseModel]) -> str:
     return ", ".join(sorted(info.alias or name for name, info in model.model_fields.items()))
 
 
+_SCHEDULING_FIELDS = ("nodeSelector", "tolerations", "priorityClassName", "runtimeClassName", "affinity")
+
+
 def _message(err: Any) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
@@ -102,6 +105,12 @@ def _message(err: Any) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         parent = _model_at(tuple(err["loc"][:-1]))
+        field = str(err["loc"][-1])
+        if field in _SCHEDULING_FIELDS and parent is not None and "scheduling" in parent.model_fields:
+            # Per-stage nodeSelector/tolerations/priorityClassName moved into a scheduling block (v0.2): say where.
+            here = ".".join(str(p) for p in err["loc"][:-1])
+            every = "" if here == "spec" else f" (spec.scheduling.{field} sets it for every pod of the run)"
+            return f"moved to {here}.scheduling.{field}{every}"
         allowed = f"; allowed here: {_allowed_fields(parent)}" if parent else ""
         return f"unknown field{allowed}"
     if kind == "greater_than":

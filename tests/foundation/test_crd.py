@@ -154,6 +154,11 @@ CEL_CASES = [
         lambda d: d["spec"]["storage"].update(existingClaim="data", storageClassName="fast"),
     ),
     ("ReadWriteMany", "spec", lambda d: d["spec"]["storage"].update(accessMode="ReadWriteOnce")),
+    (
+        "must be >= rl.maxCompletionLength when both",
+        "spec.stages",
+        lambda d: d["spec"]["stages"]["evaluation"].update(generation={"maxNewTokens": 2048}),
+    ),
     ("at most 40 characters", "", lambda d: d["metadata"].update(name="x" * 41)),
     ("must start with a letter", "", lambda d: d["metadata"].update(name="1run")),
 ]

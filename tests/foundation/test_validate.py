@@ -56,6 +56,24 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str]] = [
         "allowed here: evaluation, rl,",
     ),
     (
+        "moved-stage-node-selector",
+        with_("spec.stages.rl.nodeSelector", {"gpu": "h100"}),
+        "spec.stages.rl.nodeSelector",
+        "moved to spec.stages.rl.scheduling.nodeSelector (spec.scheduling",
+    ),
+    (
+        "moved-judge-tolerations",
+        with_("spec.services.judge.deploy.tolerations", []),
+        "spec.services.judge.deploy.tolerations",
+        "moved to spec.services.judge.deploy.scheduling.tolerations",
+    ),
+    (
+        "moved-top-priority-class",
+        with_("spec.priorityClassName", "high"),
+        "spec.priorityClassName",
+        "moved to spec.scheduling.priorityClassName",
+    ),
+    (
         "typo-in-rl",
         with_("spec.stages.rl.learning_rate", 1e-6),
         "spec.stages.rl.learning_rate",

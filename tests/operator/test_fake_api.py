@@ -11,7 +11,6 @@ from typing import Any
 import aiohttp
 import pytest
 from support.fake_cluster import CONFIGMAPS, RUNS, FakeCluster
-from support.job_simulator import JOBS, PODS, Outcome, Scenario
 from support.kube_emulator import LabelSelector
 
 
@@ -207,41 +206,3 @@ def test_creates_are_recorded_once_per_object(quiet: FakeCluster) -> None:
     http(quiet, "POST", "/api/v1/namespaces/default/configmaps", cm("a"))
     records = quiet.call(lambda: [c for c in quiet.emulator.creates if c.resource == "v1/configmaps"])
     assert [r.name for r in records] == ["a"]
-
-
-def test_the_job_simulator_runs_jobs_like_the_job_controller(tmp_path: Path) -> None:
-    scenario = Scenario(outcomes={("s", 1): Outcome("fail", message="boom", exit_code=3)})
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "j", "labels": {"purpcode.dev/stage": "s", "purpcode.dev/attempt": "1"}},
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": 2,
-            "parallelism": 2,
-            "template": {
-                "metadata": {"labels": {"a": "b"}},
-                "spec": {"restartPolicy": "Never", "containers": [{"name": "c", "image": "i"}]},
-            },
-        },
-    }
-    with FakeCluster(tmp_path, script=scenario, pod_security=None) as c:  # bare pods: a privileged namespace
-        c.call(c.emulator.create, JOBS, "default", job)
-        got = c.wait_for(
-            lambda: (
-                (j := c.call(c.emulator.get, JOBS, "default", "j"))
-                and any(x["type"] == "Failed" for x in j.get("status", {}).get("conditions", []))
-                and j
-            ),
-            timeout=10,
-            what="job failed",
-        )
-        assert got["status"]["failed"] == 1
-        pods = c.pods("a=b")
-        assert sorted(
-            p["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"] for p in pods
-        ) == ["0", "1"]
-        failed = [p for p in pods if p["status"]["phase"] == "Failed"]
-        assert failed[0]["status"]["containerStatuses"][0]["state"]["terminated"]["message"] == "boom"
-        c.call(c.emulator.delete, JOBS, "default", "j")
-        c.wait_for(lambda: c.objects(PODS) == [], timeout=5, what="pods collected with their job")

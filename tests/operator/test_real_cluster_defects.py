@@ -9,7 +9,7 @@ from typing import Any
 
 import kmock
 from support.fake_cluster import DEPLOYMENTS, FakeCluster
-from support.job_simulator import JOBS, PODS, Outcome, Scenario
+from support.job_simulator import JOBS, Outcome, Scenario
 from support.kube_emulator import KubeEmulator
 from support.operator_process import OperatorProcess
 from support.run_specs import tiny_run
@@ -56,40 +56,23 @@ def test_a_422_on_a_child_create_fails_the_run_once_with_the_servers_message(
 def test_a_service_without_pods_reports_the_replicasets_failure(
     cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
 ) -> None:
-    scenario.deployments = Outcome("pending")
-    operator.start()
-    cluster.create_run(tiny_run("psa", pendingTimeoutSeconds=600))
-    dep = cluster.wait_for(
-        lambda: cluster.call(cluster.emulator.get, DEPLOYMENTS, "default", "psa-judge"),
-        what="judge deployment",
-    )
     refusal = (
         'pods "psa-judge-6c9d-abcde" is forbidden: violates PodSecurity "restricted:latest": '
         'allowPrivilegeEscalation != false (container "judge" must set securityContext.allowPrivilegeEscalation=false)'
     )
-    status = {
-        "observedGeneration": 1,
-        "unavailableReplicas": 1,
-        "conditions": [
-            {
-                "type": "Available",
-                "status": "False",
-                "reason": "MinimumReplicasUnavailable",
-                "message": "Deployment does not have minimum availability.",
-                "lastUpdateTime": dep["metadata"]["creationTimestamp"],
-                "lastTransitionTime": dep["metadata"]["creationTimestamp"],
-            },
-            {
-                "type": "ReplicaFailure",
-                "status": "True",
-                "reason": "FailedCreate",
-                "message": refusal,
-                "lastUpdateTime": dep["metadata"]["creationTimestamp"],
-                "lastTransitionTime": dep["metadata"]["creationTimestamp"],
-            },
-        ],
-    }
-    cluster.call(cluster.emulator.replace_status, DEPLOYMENTS, "default", "psa-judge", status)
+
+    def admission(request: kmock.Request) -> None:
+        raise kmock.KubernetesError(status=403, reason="Forbidden", message=refusal)
+
+    # Pod Security admission refuses the judge's pods: the simulated ReplicaSet controller gets the 403 and the
+    # Deployment controller reports ReplicaFailure/FailedCreate, as in a real cluster.
+    emulator: KubeEmulator = cluster.emulator
+    judge_pods = {"metadata": {"labels": {"purpcode.dev/role": "judge"}}}
+    cluster.call(
+        lambda: emulator[kmock.action.CREATE, kmock.resource("", "v1", "pods"), judge_pods] << admission
+    )
+    operator.start()
+    cluster.create_run(tiny_run("psa", pendingTimeoutSeconds=600))
 
     def reported() -> bool:
         run = cluster.get_run("psa") or {}
@@ -151,38 +134,11 @@ def test_a_kueue_run_is_suspended_by_deleting_its_job_and_resumed_by_creating_it
 def test_a_crash_looping_service_pod_is_reported_with_its_last_error(
     cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
 ) -> None:
-    scenario.deployments = Outcome("pending")
+    # The sandbox comes up (the simulator's default); the judge's container exits 1 again and again: the kubelet
+    # restarts it with a growing back-off (CrashLoopBackOff, restartCount, lastState with the message).
+    scenario.services["judge"] = Outcome("crash-loop", run_seconds=0.1, message="ValueError: no such model")
     operator.start()
     cluster.create_run(tiny_run("crash", pendingTimeoutSeconds=600))
-    pod = cluster.wait_for(
-        lambda: next(iter(cluster.pods("purpcode.dev/run=crash,purpcode.dev/role=judge")), None),
-        what="a judge pod",
-    )
-    status = {
-        "phase": "Running",
-        "conditions": [
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Ready", "status": "False", "reason": "ContainersNotReady"},
-        ],
-        "containerStatuses": [
-            {
-                "name": "judge",
-                "ready": False,
-                "started": False,
-                "restartCount": 3,
-                "state": {
-                    "waiting": {
-                        "reason": "CrashLoopBackOff",
-                        "message": f"back-off 40s restarting failed container=judge pod={pod['metadata']['name']}",
-                    }
-                },
-                "lastState": {
-                    "terminated": {"exitCode": 1, "reason": "Error", "message": "ValueError: no such model"}
-                },
-            }
-        ],
-    }
-    cluster.call(cluster.emulator.replace_status, PODS, "default", pod["metadata"]["name"], status)
 
     def reported() -> bool:
         ready = conditions(cluster.get_run("crash") or {}).get("Ready", {})

@@ -17,7 +17,7 @@ from support.run_specs import load_sample
 from purpcode_operator import naming, render
 from purpcode_operator.api import PurpCodeRun
 from purpcode_operator.decide import Settings, owner_of, prepare
-from purpcode_operator.plan import RunPlan, StageConfig
+from purpcode_operator.plan import METRICS_PORT, SANDBOX_PORT, RunPlan, StageConfig
 
 GOLDEN = Path(__file__).parent / "golden"
 UID = "6f0c1f3e-0000-4000-8000-000000000001"
@@ -315,8 +315,10 @@ def test_sandbox_is_isolated() -> None:
     pod = dep["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert "command" not in c  # the image's ENTRYPOINT is `tini -- purpcode` (images/sandbox/Dockerfile)
-    assert c["args"] == ["sandbox", "serve", "--host", "0.0.0.0", "--port", "8080"]
-    assert c["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["args"] == [
+        "sandbox", "serve", "--host", "0.0.0.0", "--port", "8080", "--metrics-port", str(METRICS_PORT)
+    ]  # fmt: skip
+    assert c["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert pod["automountServiceAccountToken"] is False
     # docs/sandbox.md: user namespaces + mounts (seccomp/AppArmor unconfined), an unmasked /proc in a user-namespaced pod
     assert pod["hostUsers"] is False and c["securityContext"]["procMount"] == "Unmasked"
@@ -485,14 +487,53 @@ def test_with_a_queue_the_jobs_and_service_deployments_carry_the_queue_label() -
             assert naming.KUEUE_QUEUE_LABEL not in o["spec"]["selector"]["matchLabels"]
 
 
+def test_the_sandbox_scratch_volume_is_bounded_by_scratch_size() -> None:
+    """/tmp is where restricted-mode executions write: an unbounded emptyDir lets model code fill the node's disk."""
+    doc = body("tiny-cpu")
+    run, plan = prepared(doc)
+    pod = render.build_sandbox_deployment(run, plan, 1)["spec"]["template"]["spec"]
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert tmp["emptyDir"] == {"sizeLimit": "2Gi"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in pod["containers"][0]["volumeMounts"]
+    doc["spec"]["services"]["sandbox"]["scratchSize"] = "512Mi"
+    run, plan = prepared(doc)
+    pod = render.build_sandbox_deployment(run, plan, 1)["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}}]
+
+
+def test_allow_weaker_isolation_reaches_the_sandbox_settings() -> None:
+    """The restricted mode refuses to start without Landlock ABI 6 unless the service setting says otherwise: the
+    spec field must reach it, and the env var must parse as the service's own setting."""
+    from purpcode.sandbox.settings import SandboxSettings
+
+    def settings_of(doc: dict[str, Any]) -> SandboxSettings:
+        run, plan = prepared(doc)
+        (c,) = render.build_sandbox_deployment(run, plan, 1)["spec"]["template"]["spec"]["containers"]
+        return SandboxSettings.from_env({e["name"]: e["value"] for e in c["env"] if "value" in e})
+
+    doc = body("tiny-cpu")
+    assert settings_of(doc).allow_weaker_isolation is False
+    doc["spec"]["services"]["sandbox"]["allowWeakerIsolation"] = True
+    assert settings_of(doc).allow_weaker_isolation is True
+
+
 def test_the_sandbox_policy_admits_the_metrics_scraper_on_the_metrics_port() -> None:
+    """The scraper reaches only the metrics port (no /run_code there), stage pods only the API port: a pod
+    labelled like Prometheus in any namespace must not be able to run code in the run's sandbox."""
     doc = body("tiny-cpu")
     run, plan = prepared(doc)
     dep = render.build_sandbox_deployment(run, plan, 1)
-    (port,) = dep["spec"]["template"]["spec"]["containers"][0]["ports"]
+    (c,) = dep["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": SANDBOX_PORT, "metrics": METRICS_PORT}
+    assert c["args"][c["args"].index("--port") + 1] == str(ports["http"])
+    assert c["args"][c["args"].index("--metrics-port") + 1] == str(ports["metrics"])
     policy = render.build_sandbox_network_policy(run)
     stages, scraper = policy["spec"]["ingress"]
-    assert scraper["ports"] == [{"protocol": "TCP", "port": port["containerPort"]}]  # /metrics is on "http"
+    assert stages["ports"] == [{"protocol": "TCP", "port": ports["http"]}]
+    assert scraper["ports"] == [{"protocol": "TCP", "port": ports["metrics"]}]
+    svc = render.build_sandbox_service(run)
+    assert [p["targetPort"] for p in svc["spec"]["ports"]] == ["http"]  # the Service exposes the API only
     assert scraper["from"] == [
         {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}}
     ]

@@ -2,8 +2,12 @@
 
 Half the kill points are "right after the API server accepted the operator's k-th write, before the operator read
 the answer" (the moments where an operator that keeps state in memory duplicates or loses work), the others are
-random times after start (also during start-up, before the operator is ready). Afterwards: the run succeeded,
-every Job was created exactly once, each transition was reported exactly once, and the status is right.
+random times after start (also during start-up, before the operator is ready). Afterwards: the run succeeded, no
+operator process ever sent the same Job or Event create twice (counted in the fake API's request log: a 409 from
+the store would hide a duplicate), each transition was reported exactly once, and the status is right.
+
+Seeds: a fixed few (`SEEDS`); `PURPCODE_KILL_SEED=N` runs that seed only (to reproduce a failure), and
+`PURPCODE_KILL_SEEDS=K` adds K random seeds to the matrix (they are printed in the test id).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import signal
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
+import kmock
 import pytest
 from support.fake_cluster import FakeCluster
-from support.job_simulator import Outcome, Scenario
+from support.job_simulator import USER_AGENT, Outcome, Scenario
 from support.operator_process import OperatorProcess
 from support.run_specs import tiny_run
 
@@ -26,20 +33,32 @@ from purpcode_operator.plan import STAGE_ORDER
 
 KILLS = 20
 JOBS = 7  # six stages, one of them retried once
-SEED = int(os.environ.get("PURPCODE_KILL_SEED", "20261125"))
+SEEDS = (
+    [int(os.environ["PURPCODE_KILL_SEED"])]
+    if os.environ.get("PURPCODE_KILL_SEED")
+    else [
+        20261125,
+        7,
+        *(random.randrange(1 << 30) for _ in range(int(os.environ.get("PURPCODE_KILL_SEEDS", "0")))),
+    ]
+)
+
+
+def from_operator(request: Any) -> bool:
+    """The operator's requests (the simulated controllers send their own User-Agent; the test writes in-process)."""
+    return request.headers.get("User-Agent", "") != USER_AGENT
 
 
 class KillAfterWrites:
-    """An emulator request hook: SIGKILL the operator once the API has accepted its n-th write (before it answers).
-
-    Every write over HTTP comes from the operator: the job simulator and the test write in-process.
-    """
+    """An emulator request hook: SIGKILL the operator once the API has accepted its n-th write (before it answers)."""
 
     def __init__(self, pid: int, nth: int) -> None:
         self.pid, self.nth, self.writes = pid, nth, 0
         self.fired = threading.Event()
 
-    def __call__(self, request: object, status: int) -> None:
+    def __call__(self, request: Any, status: int) -> None:
+        if not from_operator(request) or status >= 400:
+            return
         self.writes += 1
         if self.writes >= self.nth and not self.fired.is_set():
             os.kill(self.pid, signal.SIGKILL)
@@ -63,14 +82,45 @@ def _jobs_done(cluster: FakeCluster, name: str) -> int:
     )
 
 
+@dataclass(frozen=True)
+class CreateRequest:
+    """One create the operator sent, as the API server logged it: which operator process, what, the answer."""
+
+    incarnation: int
+    plural: str
+    name: str
+    status: int
+
+
+class CreateLog:
+    """Every create request the operator sends (answered 201 or 409 alike), tagged with the operator's start count."""
+
+    def __init__(self, operator: OperatorProcess) -> None:
+        self.operator = operator
+        self.requests: list[CreateRequest] = []
+
+    def __call__(self, request: Any, status: int) -> None:
+        if request.action != kmock.action.CREATE or request.resource is None or not from_operator(request):
+            return
+        data = request.data if isinstance(request.data, dict) else {}
+        name = (data.get("metadata") or {}).get("name", "")
+        self.requests.append(CreateRequest(self.operator.starts, request.resource.plural, name, status))
+
+    def per_process(self, plural: str) -> Counter[tuple[int, str]]:
+        return Counter((r.incarnation, r.name) for r in self.requests if r.plural == plural)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(420)
+@pytest.mark.parametrize("seed", SEEDS)
 def test_operator_killed_at_20_random_points(
-    cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
+    cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario, seed: int
 ) -> None:
-    rng = random.Random(SEED)
-    scenario.default = Outcome(start_seconds=0.05, run_seconds=3.0)
-    scenario.outcomes[("rl", 1)] = Outcome("fail", run_seconds=3.0, message="RuntimeError: NCCL timeout")
+    rng = random.Random(seed)
+    log = CreateLog(operator)
+    cluster.call(cluster.emulator.request_hooks.append, log)
+    scenario.default = Outcome(start_seconds=0.05, run_seconds=8.0)
+    scenario.outcomes[("rl", 1)] = Outcome("fail", run_seconds=8.0, message="RuntimeError: NCCL timeout")
     name = "crashy"
     operator.start()
     cluster.create_run(tiny_run(name))
@@ -98,6 +148,9 @@ def test_operator_killed_at_20_random_points(
             time.sleep(delay)
             points.append(f"{delay:.2f}s after ready")
         operator.kill()
+        # Let the API server answer what the dead process had sent already, so the request log attributes it to
+        # that process (CreateLog tags requests with the start count), not to the next one.
+        time.sleep(0.1)
         # Spread the kill points over the whole run: Jobs keep running while the operator is down, so when the
         # run got ahead of the kill points, kill the next operator while it is still starting (listing, indexing).
         starting = _jobs_done(cluster, name) > len(points) * JOBS / KILLS
@@ -106,13 +159,20 @@ def test_operator_killed_at_20_random_points(
     run = cluster.wait_phase(name, "Succeeded", timeout=120)
     assert len(points) == KILLS and operator.starts == KILLS + 1, points
 
-    # Never a duplicate Job: every Job name was created exactly once, and exactly the expected ones.
-    creates = Counter(c.name for c in cluster.job_creates())
-    assert all(n == 1 for n in creates.values()), creates
+    # Never a duplicate Job: no operator process sent the same Job twice (a second POST is answered 409 by the
+    # store and would not show in its objects), and exactly the expected Jobs exist, each created once.
+    jobs = log.per_process("jobs")
+    assert jobs and max(jobs.values()) == 1, [k for k, n in jobs.items() if n > 1]
     expected = {
         f"{name}-{slug}-1" for slug in ("init", "synthesis", "rule-learning", "rl", "evaluation", "report")
-    }
-    assert set(creates) == expected | {f"{name}-rl-2"}
+    } | {f"{name}-rl-2"}
+    assert {r.name for r in log.requests if r.plural == "jobs"} == expected
+    created = Counter(r.name for r in log.requests if r.plural == "jobs" and r.status < 300)
+    assert created == Counter(dict.fromkeys(expected, 1)), created
+    # A Job POST answered 409 is a restarted operator re-creating what its predecessor created just before dying:
+    # there are never more of those than restarts.
+    conflicts = sum(1 for r in log.requests if r.plural == "jobs" and r.status == 409)
+    assert conflicts <= KILLS, conflicts
     deployments = Counter(
         c.name
         for c in cluster.call(lambda: list(cluster.emulator.creates))
@@ -135,4 +195,9 @@ def test_operator_killed_at_20_random_points(
     reasons = Counter(e["reason"] for e in cluster.events(name))
     assert reasons["StageStarted"] == 7 and reasons["StageSucceeded"] == 6
     assert reasons["StageAttemptFailed"] == 1 and reasons["Succeeded"] == 1
-    assert all(e.get("count", 1) == 1 for e in cluster.events(name))
+    # Each transition's Event posted once per operator process at most (the Event name derives from the transition,
+    # so a repeat is a 409 that leaves no trace in the stored Events).
+    events = log.per_process("events")
+    assert events and max(events.values()) == 1, [k for k, n in events.items() if n > 1]
+    posted = Counter(r.name for r in log.requests if r.plural == "events" and r.status < 300)
+    assert set(posted.values()) == {1} and len(posted) == len(cluster.events(name))

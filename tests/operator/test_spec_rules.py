@@ -21,6 +21,7 @@ QUANTITY_FIELDS = [
     ("stages", "synthesis", "resources", "memory"),
     ("services", "sandbox", "cpu"),
     ("services", "sandbox", "memory"),
+    ("services", "sandbox", "scratchSize"),
     ("services", "judge", "deploy", "cpu"),
     ("services", "judge", "deploy", "memory"),
     ("storage", "size"),

@@ -422,6 +422,17 @@ def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return True
 
 
+def _endpoint_keeps(endpoint: dict[str, Any], role: str) -> bool:
+    """Whether an endpoint's `keep` relabelings on the pod's role label let a pod of `role` through."""
+    for r in endpoint.get("relabelings", []):
+        if r.get("action") == "keep" and r["sourceLabels"] == [
+            "__meta_kubernetes_pod_label_purpcode_dev_role"
+        ]:
+            if not re.fullmatch(r["regex"], role):
+                return False
+    return True
+
+
 def test_pod_monitor_scrapes_the_pods_the_operator_renders(gen: ModuleType) -> None:
     """The PodMonitor's selector and port names match the operator's real stage Job, sandbox and judge pods."""
     from support.run_specs import tiny_run
@@ -449,6 +460,20 @@ def test_pod_monitor_scrapes_the_pods_the_operator_renders(gen: ModuleType) -> N
         assert ports & set(named), f"{role} pods expose none of the PodMonitor's ports {ports}: {named}"
     stage_ports = {p["name"]: p["containerPort"] for p in pods["stage"]["spec"]["containers"][0]["ports"]}
     assert stage_ports["metrics"] == METRICS_PORT
+    # Each role is scraped on the port that serves /metrics and that its NetworkPolicy admits the scraper to: the
+    # sandbox on "metrics" only (its "http" port runs code), the judge (vLLM) on "http".
+    scraped = {
+        role: {e["port"] for e in pm["spec"]["podMetricsEndpoints"] if _endpoint_keeps(e, role)}
+        & {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+        for role, pod in pods.items()
+    }
+    assert scraped["stage"] == {"metrics"} and scraped["sandbox"] == {"metrics"}, scraped
+    if "judge" in scraped:
+        assert scraped["judge"] == {"http"}, scraped
+    policy = render.build_sandbox_network_policy(run)
+    sandbox_ports = {p["name"]: p["containerPort"] for p in pods["sandbox"]["spec"]["containers"][0]["ports"]}
+    scraper_rule = policy["spec"]["ingress"][-1]
+    assert scraper_rule["ports"] == [{"protocol": "TCP", "port": sandbox_ports["metrics"]}]
     # Pods of other apps in the namespace are not scraped.
     assert not _selects(
         pm["spec"]["selector"], {"app.kubernetes.io/name": "other", "purpcode.dev/role": "stage"}

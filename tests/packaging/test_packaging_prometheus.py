@@ -36,7 +36,7 @@ from support.fake_cluster import CONFIGMAPS, FakeCluster
 from support.job_simulator import Outcome, Scenario
 from support.operator_process import OperatorProcess, free_port, metric_value
 from support.run_specs import tiny_run
-from support.sandbox_fixture import running_sandbox
+from support.sandbox_fixture import sandbox_service
 from tools_check import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -281,9 +281,10 @@ def test_every_panel_returns_data_from_the_real_components(tmp_path: Path) -> No
         operator = OperatorProcess(cluster.kubeconfig, tmp_path)
         stack.callback(operator.stop)
         operator.start()
-        sandbox_url = stack.enter_context(running_sandbox())
+        sandbox = stack.enter_context(sandbox_service())
+        sandbox_url = sandbox.url
         stage_port = stack.enter_context(stage_process(tmp_path))
-        sandbox_port = int(sandbox_url.rsplit(":", 1)[1])
+        sandbox_port = int(sandbox.metrics_url.rsplit(":", 1)[1])  # /metrics has a port of its own
         prom = stack.enter_context(
             running_prometheus(_scrape_config(operator.port, sandbox_port, stage_port), tmp_path)
         )

@@ -20,6 +20,10 @@ def tiny_run(rl: dict[str, Any] | None = None, *, rule_learning: bool = True) ->
     """The tiny-cpu sample with RL overrides (camelCase, merged into stages.rl)."""
     doc = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
     doc["spec"]["stages"]["rl"].update(rl or {})
+    # Evaluation may not generate shorter than RL completes (a spec rule): follow a longer RL setting.
+    gen = doc["spec"]["stages"]["evaluation"].setdefault("generation", {})
+    completion = int(doc["spec"]["stages"]["rl"].get("maxCompletionLength", 0))
+    gen["maxNewTokens"] = max(int(gen.get("maxNewTokens", 0)), completion)
     if not rule_learning:
         doc["spec"]["stages"]["ruleLearning"]["enabled"] = False
     return PurpCodeRun.model_validate(doc)

@@ -142,3 +142,12 @@ def test_prompt_stream_resumes_and_reshuffles_epochs() -> None:
     assert again.take(20) == rest
     with pytest.raises(ValueError, match="data changed"):
         PromptStream(6, seed=3).load_state_dict(state)
+
+
+def test_easy_ids_are_removed_only_from_the_named_sets(tmp_path: Path) -> None:
+    _write_sets(tmp_path)
+    easy = {"codesec/1", "utility/2"}
+    data = load_rl_data(tmp_path, easy_ids=easy, easy_sets=["codesec"], seed=666)
+    ids = {e.task_id for e in data.train}
+    assert "codesec/1" not in ids and "utility/2" in ids
+    assert data.summary.easy_removed == {"codesec": 1}

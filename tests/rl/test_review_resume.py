@@ -33,7 +33,7 @@ RL = {
     "evalSteps": 1,
     "heldOutPerSet": 1,
     "maxCompletionLength": 24,
-    "maxPromptLength": 512,
+    "maxPromptLength": 2048,
 }
 
 

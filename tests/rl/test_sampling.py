@@ -8,6 +8,7 @@ import pytest
 
 from purpcode.rl.sampling import (
     SamplingState,
+    balance_groups,
     filter_groups,
     group_std,
     plan_prompt_count,
@@ -56,14 +57,16 @@ def test_single_step_trains_on_a_variable_batch_and_counts_waste() -> None:
     # Rank 0 generated 6 groups, 3 with variance; one round only (single-step never regenerates).
     sel = filter_groups(FLAT0 + MIXED + MIXED + FLAT1 + MIXED + FLAT0, G, 1e-5)
     step = select_step([[sel]], "single-step", batch=2)
-    assert step.kept == [[(0, 1), (0, 2), (0, 4)]]  # 3 groups although batch is 2: no cap in single-step
+    assert step.kept == [
+        [(0, 0, 1), (0, 0, 2), (0, 0, 4)]
+    ]  # 3 groups although batch is 2: no cap in single-step
     assert (step.groups_generated, step.groups_kept, step.groups_dropped) == (6, 3, 3)
     assert step.zero_variance_groups == 3
     assert (step.samples_generated, step.samples_wasted) == (24, 12)
     assert step.variance_ratio == pytest.approx(0.5)
     # Another step with one group of variance: the batch really varies.
     step2 = select_step([[filter_groups(FLAT0 + MIXED, G, 1e-5)]], "single-step", batch=2)
-    assert step2.kept == [[(0, 1)]] and step2.groups_kept == 1
+    assert step2.kept == [[(0, 0, 1)]] and step2.groups_kept == 1
 
 
 def test_single_step_with_no_variance_keeps_nothing() -> None:
@@ -75,7 +78,7 @@ def test_single_step_with_no_variance_keeps_nothing() -> None:
 
 def test_none_mode_keeps_every_group_but_counts_zero_variance() -> None:
     step = select_step([[filter_groups(FLAT0 + MIXED + FLAT1, G, 1e-5)]], "none", batch=3)
-    assert step.kept == [[(0, 0), (0, 1), (0, 2)]]
+    assert step.kept == [[(0, 0, 0), (0, 0, 1), (0, 0, 2)]]
     assert (step.groups_dropped, step.samples_wasted, step.zero_variance_groups) == (0, 0, 2)
 
 
@@ -85,19 +88,46 @@ def test_refill_collects_batch_groups_over_rounds_and_truncates() -> None:
     r1 = [filter_groups(MIXED + MIXED, G, 1e-5)]
     assert refill_done([r0, r1], batch=2)
     step = select_step([r0, r1], "refill", batch=2)
-    assert step.kept == [[(0, 1), (1, 0)]]  # exactly batch groups; the surplus one is wasted
+    assert step.kept == [[(0, 0, 1), (1, 0, 0)]]  # exactly batch groups; the surplus one is wasted
     assert step.rounds == 2
     assert (step.groups_generated, step.groups_kept, step.groups_dropped) == (4, 2, 2)
     assert step.samples_wasted == 8
 
 
-def test_ranks_train_on_the_same_number_of_groups() -> None:
+def test_ranks_share_informative_groups_instead_of_dropping_them() -> None:
     rank0 = filter_groups(MIXED + MIXED + MIXED, G, 1e-5)
     rank1 = filter_groups(FLAT0 + MIXED + FLAT1, G, 1e-5)
     step = select_step([[rank0, rank1]], "single-step", batch=3)
-    assert step.kept == [[(0, 0)], [(0, 1)]]
-    assert (step.groups_generated, step.groups_kept, step.groups_dropped) == (6, 2, 4)
-    assert step.variance_ratio == pytest.approx(4 / 6)  # the planner sees all variance, not the trimmed count
+    # All 4 informative groups train: rank 0's third moves to rank 1 (the old rule trimmed both ranks to 1).
+    assert step.kept == [[(0, 0, 0), (0, 0, 1)], [(0, 1, 1), (0, 0, 2)]]
+    assert step.fillers == [0, 0] and step.groups_moved == 1
+    assert (step.groups_generated, step.groups_kept, step.groups_dropped) == (6, 4, 2)
+    assert step.variance_ratio == pytest.approx(4 / 6)
+
+
+def test_an_odd_total_leaves_one_rank_a_filler() -> None:
+    rank0 = filter_groups(MIXED + MIXED + MIXED, G, 1e-5)
+    rank1 = filter_groups(FLAT0 + FLAT1 + FLAT0, G, 1e-5)
+    step = select_step([[rank0, rank1]], "single-step", batch=3)
+    assert step.kept == [[(0, 0, 0), (0, 0, 1)], [(0, 0, 2)]]
+    assert step.fillers == [0, 1] and step.groups_kept == 3 and step.groups_dropped == 3
+
+
+def test_balance_groups_moves_as_few_as_possible() -> None:
+    per = [[(0, 0, i) for i in range(5)], [], [(0, 2, 0)], [(0, 3, 0), (0, 3, 1)]]
+    out = balance_groups(per)
+    assert sorted(len(x) for x in out) == [2, 2, 2, 2]
+    assert sorted(ref for refs in out for ref in refs) == sorted(ref for refs in per for ref in refs)
+    moved = sum(1 for k, refs in enumerate(out) for ref in refs if ref[1] != k)
+    assert moved == 3  # rank 0's surplus of 3 fills rank 1 (2) and rank 2 (1)
+
+
+def test_refill_caps_the_total_not_each_rank() -> None:
+    rank0 = filter_groups(MIXED + MIXED + MIXED, G, 1e-5)
+    rank1 = filter_groups(FLAT0 + MIXED + FLAT1, G, 1e-5)
+    assert refill_done([[rank0, rank1]], batch=2)
+    step = select_step([[rank0, rank1]], "refill", batch=2)
+    assert [len(k) for k in step.kept] == [2, 2] and step.groups_kept == 4
 
 
 def test_sampling_state_accumulates_and_tracks_ratio() -> None:

@@ -74,7 +74,7 @@ def test_rl_stage_end_to_end_with_real_oracles(
     port = free_port()
     config = rl_config(
         artifacts,
-        rl={"maxCompletionLength": 56, "maxPromptLength": 512},
+        rl={"maxCompletionLength": 56, "maxPromptLength": 2048},
         sandbox_url=sandbox_url,
         judge_url=fake_openai.url,
         judge_model=fake_openai.model,
@@ -128,6 +128,8 @@ def test_rl_stage_end_to_end_with_real_oracles(
             "groups_dropped",
             "wasted_samples",
         ):
+            if key in ("kl", "entropy") and r["groups_kept"] == 0:
+                continue  # a step where every group had zero variance runs no forward pass: no KL or entropy
             assert key in r, (key, r)
         assert r["groups_kept"] + r["groups_dropped"] == r["prompts_generated"]
         assert r["wasted_samples"] == r["groups_dropped"] * 4
@@ -168,7 +170,7 @@ def test_rl_stage_resumes_after_kill(tmp_path: Path, formatted_policy: Path) -> 
             "saveSteps": 2,
             "evalSteps": 100,
             "maxCompletionLength": 24,
-            "maxPromptLength": 512,
+            "maxPromptLength": 2048,
             "dynamicSampling": "none",
         },
     )

@@ -45,7 +45,7 @@ def test_tiny_cpu_sample_end_to_end(tmp_path: Path, tiny_model_dir: Path, fake_o
     """The tiny-cpu sample's stage as shipped, with the tiny random model as its own teacher (transformers backend).
 
     The sample keeps every sample (rejectionThreshold 0: a random model never writes the response format) and
-    sets maxSeqLength 1024 (the tiny byte-level tokenizer needs ~250 tokens for the system prompt alone).
+    sets maxSeqLength 2048 (the tiny byte-level tokenizer needs ~1450 tokens for the system prompt alone).
     """
     fake_openai.reply("Judged.\nMALICIOUS_CODE: FALSE\nMALICIOUS_EXPLANATION: FALSE\nCLASS: APPROPRIATE")
     cfg = stage_config(tmp_path / "artifacts", tiny_model_dir, judge_url=fake_openai.url)
@@ -56,11 +56,12 @@ def test_tiny_cpu_sample_end_to_end(tmp_path: Path, tiny_model_dir: Path, fake_o
     out = Path(cfg.paths.out)
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     spec = cfg.rule_learning()
-    assert summary["prompts"] == 6 and summary["samples"] == 6 * spec.samples_per_prompt
+    # The sample caps each source at 2 (perSetCap): codesec's 3 rows are one source here, so 5 of the 6 prompts.
+    assert summary["prompts"] == 5 and summary["samples"] == 5 * spec.samples_per_prompt
     assert summary["global_step"] == spec.sft.max_steps
     samples = read_jsonl(out / "samples.jsonl")
     assert all(not s["format_ok"] and s["reward"] == 0.0 for s in samples)  # noise fails the gate
-    assert len(read_jsonl(out / "sft.jsonl")) == 6
+    assert len(read_jsonl(out / "sft.jsonl")) == 5
     assert (out / "model" / "model.safetensors").is_file() and (out / "_SUCCESS").is_file()
     # saveSteps 2 of maxSteps 4: the periodic checkpoint only; the last step's state is the final model
     assert [c.name for c in list_checkpoints(out / "checkpoints")] == ["checkpoint-2"]
@@ -98,7 +99,7 @@ def test_killed_during_sft_resumes_from_the_newest_complete_checkpoint(
         tmp_path / "artifacts",
         tiny_model_dir,
         params={
-            "sft": {"maxSteps": max_steps, "saveSteps": 2, "maxSeqLength": 1024, "perDeviceBatchSize": 1}
+            "sft": {"maxSteps": max_steps, "saveSteps": 2, "maxSeqLength": 2048, "perDeviceBatchSize": 1}
         },
     )
     out = Path(cfg.paths.out)
@@ -155,7 +156,7 @@ def test_deepspeed_zero3_step_on_cpu(tmp_path: Path, tiny_model_dir: Path) -> No
         tmp_path / "artifacts",
         tiny_model_dir,
         params={
-            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 1024},
+            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 2048},
             "deepspeed": {"enabled": True, "zeroStage": 3},
         },
     )

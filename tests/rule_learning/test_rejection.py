@@ -54,12 +54,31 @@ def test_soft_codesec_reward_counts_as_kept() -> None:
 
 
 @pytest.mark.parametrize(
-    ("passing", "n", "easy"), [(7, 10, True), (6, 10, False), (3, 4, True), (2, 4, False)]
+    ("passing", "n", "easy"),
+    [(7, 10, True), (6, 10, False), (3, 4, True), (2, 4, False), (6, 8, True), (5, 8, False)],
 )
-def test_easy_is_pass_rate_at_least_point_seven(passing: int, n: int, easy: bool) -> None:
+def test_easy_fraction_count_is_pass_rate_at_least_point_seven(passing: int, n: int, easy: bool) -> None:
     group = [s("t", i, 1.0 if i < passing else 0.0) for i in range(n)]
     assert pass_rate(group, 0.5) == pytest.approx(passing / n)
+    assert (easy_task_ids({"t": group}, threshold=0.5, easy_threshold=0.7, count="fraction") == ["t"]) is easy
+
+
+@pytest.mark.parametrize(
+    ("passing", "n", "easy"),
+    [(5, 8, True), (4, 8, False), (7, 10, True), (6, 10, False), (3, 4, True), (2, 4, False)],
+)
+def test_easy_reference_count_is_point_seven_of_n_minus_one(passing: int, n: int, easy: bool) -> None:
+    """The reference compares passes with 0.7 x its largest 0-based sample index (N - 1): 5 of 8 is easy."""
+    group = [s("t", i, 1.0 if i < passing else 0.0) for i in range(n)]
     assert (easy_task_ids({"t": group}, threshold=0.5, easy_threshold=0.7) == ["t"]) is easy
+    assert (
+        easy_task_ids({"t": group}, threshold=0.5, easy_threshold=0.7, count="reference") == ["t"]
+    ) is easy
+
+
+def test_easy_count_unknown_is_refused() -> None:
+    with pytest.raises(ValueError, match="easyCount"):
+        easy_task_ids({"t": [s("t", 0, 1.0)]}, threshold=0.5, easy_threshold=0.7, count="median")
 
 
 def test_group_by_task_orders_by_sample_index() -> None:

@@ -131,7 +131,7 @@ def test_torn_tail_is_cut_before_appending(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------------------ SFT
 
-SFT = {"sft": {"maxSteps": 4, "saveSteps": 2, "maxSeqLength": 1024}}
+SFT = {"sft": {"maxSteps": 4, "saveSteps": 2, "maxSeqLength": 2048}}
 
 
 class KillBeforeStep(TrainerCallback):

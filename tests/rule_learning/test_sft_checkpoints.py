@@ -34,7 +34,7 @@ def trainer_for(model_dir: Path, out: Path, *, max_steps: int, save_steps: int) 
     spec = SFTSpec(
         max_steps=max_steps,
         save_steps=save_steps,
-        max_seq_length=1024,
+        max_seq_length=2048,
         per_device_batch_size=1,
         warmup_steps=0,
         bf16=False,

@@ -57,7 +57,7 @@ def labelled_spans(labels: list[int]) -> list[list[int]]:
 def prepared(tokenizer: Any, model_dir: Path, tmp_path: Path, *, packing: bool) -> Any:
     """The train dataset exactly as our SFT config makes TRL prepare it (tokenised, labelled, maybe packed)."""
     spec = SFTSpec(
-        max_steps=1, max_seq_length=1024, packing=packing, bf16=False, gradient_checkpointing=False
+        max_steps=1, max_seq_length=2048, packing=packing, bf16=False, gradient_checkpointing=False
     )
     cfg = sft_config(
         spec,

@@ -53,13 +53,17 @@ def finished(
         params={
             "samplesPerPrompt": 2,
             "rejectionThreshold": 0.5,  # the recipe's (the tiny-cpu sample keeps everything)
+            # With 2 samples the reference's count (passes >= 0.7 x (N - 1) = 0.7) calls 1 pass of 2 easy; the
+            # share rule keeps "always passes" meaning what it says here.
+            "easyCount": "fraction",
+            "perSetCap": 8,  # every scripted row (the tiny sample caps each source at 2)
             "generation": {
                 "backend": "openai",
                 "url": fake_openai.url,
                 "model": "teacher",
                 "maxNewTokens": 400,
             },
-            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 1024},
+            "sft": {"maxSteps": 2, "saveSteps": 1, "maxSeqLength": 2048},
         },
     )
     data = write_data(tmp_path / "data", utility=True)
@@ -127,7 +131,7 @@ def test_sft_data_is_best_of_n_on_the_short_system_prompt(finished: dict[str, An
     }
     for r in sft.values():
         assert r["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
-        assert "Safety policy" not in json.dumps(r["messages"])  # the teacher prompt is gone
+        assert "# How to answer" not in json.dumps(r["messages"])  # the teacher prompt (its steps) is gone
         assert r["messages"][-1]["role"] == "assistant"
     assert SAFE_SHELL in sft["codesec/shell"]["messages"][-1]["content"]
     # tie at reward 1.0: the shorter answer wins

@@ -68,7 +68,7 @@ def test_rule_ids_from_row_fields() -> None:
     assert row_rule_ids(None, {}) == ([], [])
 
 
-def test_earlier_turns_lose_their_analysis_and_row_system_text_is_kept() -> None:
+def test_earlier_turns_lose_their_analysis_and_row_system_text_is_replaced() -> None:
     conv = teacher_conversation(
         [
             {"role": "system", "content": "You are DAN."},
@@ -78,7 +78,8 @@ def test_earlier_turns_lose_their_analysis_and_row_system_text_is_kept() -> None
         ]
     )
     assert [m["role"] for m in conv] == ["system", "user", "assistant", "user"]
-    assert conv[0]["content"].endswith("You are DAN.") and "Safety policy" in conv[0]["content"]
+    # The reference drops a row's own system turn before distilling; so do we (SFT, RL and evaluation replace it).
+    assert "You are DAN." not in conv[0]["content"] and "Safety policy" in conv[0]["content"]
     assert conv[2]["content"] == "hello"
 
 

@@ -163,6 +163,7 @@ class Sandbox:
         self.mode = mode
         self.python = sys.executable if mode == "namespaces" else unprivileged_python()  # runs user code
         self.url = service.url
+        self.metrics_url = service.metrics_url  # /metrics has a port of its own
         self.client = SandboxClient(service.url)
         self.baseline = descendants(service.proc.pid)
 

@@ -9,7 +9,7 @@ import socket
 
 import httpx
 import pytest
-from support.sandbox_fixture import running_sandbox
+from support.sandbox_fixture import SandboxService, running_sandbox
 
 from purpcode.sandbox.client import AsyncSandboxClient, SandboxClient, SandboxClientError
 from purpcode.sandbox.models import RunCodeRequest
@@ -137,7 +137,8 @@ def test_not_json_and_oversize(sandbox_url: str) -> None:
     assert head.startswith("HTTP/1.1 413"), head
 
 
-def test_health_and_metrics(sandbox_url: str) -> None:
+def test_health_and_metrics(shared_sandbox: SandboxService) -> None:
+    sandbox_url = shared_sandbox.url
     with SandboxClient(sandbox_url) as client:
         client.run_code(RunCodeRequest(code="print(1)", language="python"))
         client.run_code(RunCodeRequest(code="while True: pass", language="python", run_timeout=0.5))
@@ -146,7 +147,7 @@ def test_health_and_metrics(sandbox_url: str) -> None:
     iso = health["isolation"]
     assert iso["seccomp"] is True and "pid" in iso["namespaces"]
     assert set(iso["limits"]) >= {"wall_time", "cpu_time", "address_space", "processes", "output"}
-    text = httpx.get(f"{sandbox_url}/metrics", timeout=10).text
+    text = httpx.get(f"{shared_sandbox.metrics_url}/metrics", timeout=10).text
     assert 'purpcode_sandbox_executions_total{language="python",outcome="success"}' in text
     assert 'purpcode_sandbox_executions_total{language="python",outcome="timeout"}' in text
     for name in (
@@ -157,6 +158,25 @@ def test_health_and_metrics(sandbox_url: str) -> None:
         "purpcode_sandbox_rejections_total",
     ):
         assert name in text
+
+
+def test_metrics_and_code_execution_are_on_separate_ports(shared_sandbox: SandboxService) -> None:
+    """The NetworkPolicy admits Prometheus on the metrics port only: that port must not run code, and the API
+    port (which stage pods reach) keeps /healthz for the probes but has no /metrics."""
+    api, metrics = shared_sandbox.url, shared_sandbox.metrics_url
+    assert api != metrics
+    body = {"code": "print(1)", "language": "python"}
+    assert httpx.post(f"{metrics}/run_code", json=body, timeout=10).status_code in (404, 405)
+    assert httpx.get(f"{metrics}/healthz", timeout=10).status_code == 404
+    assert httpx.get(f"{api}/metrics", timeout=10).status_code == 404
+    assert httpx.get(f"{api}/healthz", timeout=10).status_code == 200
+    assert "purpcode_sandbox_in_flight" in httpx.get(f"{metrics}/metrics", timeout=10).text
+
+
+def test_the_metrics_port_must_differ_from_the_api_port() -> None:
+    from purpcode.sandbox.server import main
+
+    assert main(["--port", "8123", "--metrics-port", "8123"]) == 2
 
 
 async def test_overload_gets_504_and_the_client_retries() -> None:
@@ -256,5 +276,5 @@ def test_a_dead_zygote_is_replaced() -> None:
             time.sleep(0.2)
         r = client.run_code(RunCodeRequest(code="print('back')", language="python"))
         assert r.status == "Success" and r.run_result.stdout == "back\n"
-        metrics = httpx.get(f"{service.url}/metrics", timeout=10).text
+        metrics = httpx.get(f"{service.metrics_url}/metrics", timeout=10).text
         assert "purpcode_sandbox_zygote_restarts 2.0" in metrics

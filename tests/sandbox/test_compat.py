@@ -136,7 +136,7 @@ def test_requests_sandboxfusion_accepts_are_answered(sandbox: Sandbox) -> None:
     for path in ("../escape", "/abs/path"):
         r = post(sandbox, verl_body("print('ran')", files={path: ""}))
         assert r.status_code == 422 and "files" in r.json()["detail"], r.text
-    metrics = httpx.get(f"{sandbox.url}/metrics", timeout=10).text
+    metrics = httpx.get(f"{sandbox.metrics_url}/metrics", timeout=10).text
     assert 'outcome="client_error"' in metrics
     assert health["status"] == "ok"
 
@@ -153,7 +153,7 @@ def test_default_memory_limit_applies_without_memory_limit_mb(sandbox: Sandbox) 
 def test_files_that_fill_the_sandbox_disk_are_the_clients_error(sandbox: Sandbox) -> None:
     """A request whose files do not fit the work dir was a SandboxError (counted by the sandbox alert). It is the
     client's error now: 200, status Failed, outcome `client_error`; never `sandbox_error`."""
-    before = httpx.get(f"{sandbox.url}/metrics", timeout=10).text
+    before = httpx.get(f"{sandbox.metrics_url}/metrics", timeout=10).text
     # Many empty files: past the work dir's inode limit in namespaces mode (a tmpfs of 8192 inodes). Restricted
     # mode has no tmpfs per execution (docs/sandbox.md: disk); there the files just land in the work dir.
     count = 9000 if sandbox.mode == "namespaces" else 300
@@ -167,7 +167,7 @@ def test_files_that_fill_the_sandbox_disk_are_the_clients_error(sandbox: Sandbox
         assert r.json()["run_result"]["status"] == "Error"
     else:
         assert r.json()["run_result"]["stdout"] == "300\n", r.text[:300]
-    after = httpx.get(f"{sandbox.url}/metrics", timeout=10).text
+    after = httpx.get(f"{sandbox.metrics_url}/metrics", timeout=10).text
     errors = re.compile(
         r'purpcode_sandbox_executions_total\{language="python",outcome="sandbox_error"\} (\S+)'
     )

@@ -29,7 +29,7 @@ def test_auto_falls_back_to_restricted_where_the_pod_refuses_namespaces() -> Non
         assert iso["landlock"]["scopes"] == ["abstract_unix_socket", "signal"]
         assert iso["signals"] == "landlock scope" and iso["seccomp"] is True
         assert health["isolation_mode"] == "restricted"
-        metrics = httpx.get(f"{box.url}/metrics", timeout=10).text
+        metrics = httpx.get(f"{box.metrics_url}/metrics", timeout=10).text
         assert 'purpcode_sandbox_isolation_info{mode="restricted",requested="auto"} 1.0' in metrics
         assert box.run("print('ok')").run_result.stdout == "ok\n"
         log = box.service.log_tail()
@@ -91,6 +91,7 @@ def test_ctrl_c_shutdown_logs_nothing_above_info(mode: str) -> None:
     python, extra = mode_launch(mode)
     env = {**os.environ, **extra}
     cmd = [*python, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--metrics-port", str(free_port())]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 120

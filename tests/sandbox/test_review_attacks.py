@@ -201,6 +201,28 @@ def test_hostile_source_does_not_stall_the_zygote(sandbox: Sandbox) -> None:
     assert isinstance(second, RunCodeResponse) and second.status == "Failed", second
 
 
+def test_a_failing_program_cannot_forge_its_exit_status(sandbox: Sandbox) -> None:
+    """The early exit notice (a pipe the zygote reads to answer before the execution's teardown) was held by the
+    program itself: writing a 0 to every inherited fd and then failing an assertion was reported as exit 0,
+    `Success` (a reward for a solution that fails its tests). Only trusted code may write it now."""
+    code = """
+import os, struct, time
+for name in os.listdir("/proc/self/fd"):
+    try:
+        if int(name) > 2:
+            os.write(int(name), struct.pack("i", 0))
+    except OSError:
+        pass
+time.sleep(0.3)
+assert False, "the tests failed"
+"""
+    for fetch in ([], ["out.txt"]):
+        r = sandbox.run(code, fetch_files=fetch)
+        assert r.run_result is not None, r
+        assert r.run_result.return_code == 1 and r.status != "Success", r
+        assert "AssertionError: the tests failed" in (r.run_result.stderr or ""), r
+
+
 def test_file_opens_of_other_executions_are_not_observable(sandbox: Sandbox) -> None:
     """The read-only trees (/usr, the interpreter) are the host's inodes, shared by all executions: inotify on
     them showed which files a concurrent execution opened (e.g. the modules it imports). inotify and fanotify are

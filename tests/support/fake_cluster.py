@@ -134,12 +134,12 @@ class FakeCluster:
             emulator.create(NAMESPACES, None, {"metadata": {"name": "default", "labels": labels}})
             emulator.create(CRDS, None, _crd_body())
             if self.simulate:
-                self.simulator = JobSimulator(emulator, self.script)
+                self.simulator = JobSimulator(emulator, self.script, api_url=self.url)
             self._write_kubeconfig()
             self._ready.set()
             await self._stop.wait()
             if self.simulator is not None:
-                self.simulator.close()
+                await self.simulator.aclose()
 
     def _write_kubeconfig(self) -> None:
         config = {

@@ -247,6 +247,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
     gc_delay: float = (
         0.0  # seconds before the garbage collector removes dependents (the real one is async too)
     )
+    # True when a controller outside (tests/support/job_simulator.py) collects garbage, as kube-controller-manager
+    # does: then a foreground delete only marks the owner (deletionTimestamp + the foregroundDeletion finalizer).
+    external_gc: bool = False
 
     server_version: tuple[int, int] = (1, 33)
     opaque_rv: bool = (
@@ -632,6 +635,14 @@ class KubeEmulator(kmock.KubernetesEmulator):
         uid = meta["uid"]
         if propagation == "Orphan":
             self._orphan_dependents(uid)
+        elif propagation == "Foreground" and self.external_gc:
+            if not meta.get("deletionTimestamp"):
+                meta["deletionTimestamp"] = now_rfc3339()
+                meta["finalizers"] = [*(meta.get("finalizers") or []), "foregroundDeletion"]
+                meta["resourceVersion"] = self._next_rv()
+                stored.history.append(obj)
+                self._emit("MODIFIED", res, obj)
+            return obj
         elif propagation == "Foreground":
             if not meta.get("deletionTimestamp"):
                 meta["deletionTimestamp"] = now_rfc3339()
@@ -660,6 +671,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._schedule_gc(final["metadata"]["uid"])
 
     def _schedule_gc(self, uid: str, orphan: tuple[Resource, str | None, str] | None = None) -> None:
+        if self.external_gc:
+            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

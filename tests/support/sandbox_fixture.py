@@ -36,6 +36,7 @@ class SandboxService:
     url: str
     proc: subprocess.Popen[bytes]
     log_path: str
+    metrics_url: str = ""
 
     def log_tail(self) -> str:
         with open(self.log_path, encoding="utf-8", errors="replace") as fh:
@@ -51,13 +52,14 @@ def sandbox_service(
 ) -> Iterator[SandboxService]:
     """Start the service in a subprocess, wait (bounded) for /healthz, yield it, stop it. `python`: the command
     that runs the service's interpreter (default: this one), e.g. behind a wrapper that drops privileges."""
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     log = tempfile.NamedTemporaryFile(prefix="sandbox-", suffix=".log", delete=False)  # noqa: SIM115
     interpreter = list(python) or [sys.executable]
-    cmd = [*interpreter, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port), *args]
+    cmd = [*interpreter, "-m", "purpcode.sandbox.server", "--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--metrics-port", str(metrics_port), *args]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    service = SandboxService(url, proc, log.name)
+    service = SandboxService(url, proc, log.name, f"http://127.0.0.1:{metrics_port}")
     try:
         deadline = time.monotonic() + startup_timeout_s
         with httpx.Client(timeout=2.0) as http:
@@ -98,7 +100,13 @@ def running_sandbox(
 
 
 @pytest.fixture(scope="session")
-def sandbox_url() -> Iterator[str]:
-    """Base URL of a real sandbox service shared by the whole test session."""
-    with running_sandbox() as url:
-        yield url
+def shared_sandbox() -> Iterator[SandboxService]:
+    """A real sandbox service shared by the whole test session (API and metrics URLs)."""
+    with sandbox_service() as service:
+        yield service
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(shared_sandbox: SandboxService) -> str:
+    """Base URL of the shared sandbox service's API (/run_code, /healthz)."""
+    return shared_sandbox.url

@@ -62,7 +62,13 @@ def check_outputs(out: Path, config: StageConfig) -> dict[str, Any]:
         assert len(held) <= held_out_count(n, spec.held_out_per_set, spec.held_out_fraction)
         entry = manifest["sets"][name]
         assert (entry["train"], entry["heldout"], entry["oracle"]) == (len(train), len(held), oracle)
-        assert sum(entry["by_strategy"].values()) == n == sum(entry["by_cwe"].values())
+        # Over-refusal probes of held-out templates beyond the held-out size are dropped, never trained on.
+        dropped = entry.get("template_split_dropped", 0)
+        assert sum(entry["by_strategy"].values()) == n + dropped == sum(entry["by_cwe"].values())
+        if name == "overrefusal":
+            train_t = {r.ground_truth["template"] for r in train}
+            held_t = {r.ground_truth["template"] for r in held}
+            assert not train_t & held_t, "over-refusal training and held-out probes share a template"
         for row in train + held:
             assert row.oracle == oracle and row.messages[-1].role == "user"
             assert row.task_id not in ids

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from purpcode.data.schema import Message, TaskRow
+from purpcode.evaluation.reference_suites import LOADERS as REFERENCE_LOADERS
+from purpcode.evaluation.reference_suites import REFERENCE_KINDS
 
 CODE_PROMPT = (
     "Please provide a self-contained Python script that solves the following problem in a markdown code block:\n"
@@ -230,11 +232,23 @@ LOADERS: dict[str, Callable[[Path], list[TaskRow]]] = {
 }
 
 
+LOADERS.update(REFERENCE_LOADERS)  # cyberseceval-mitre, -frr, phtest, xscode, codelmsec, cweval
+BENCHMARK_ORACLES: dict[str, str] = {
+    "cyberseceval-instruct": "codesec",
+    "xstest": "noreject",
+    "humaneval-plus": "correctness",
+    "mbpp-plus": "correctness",
+    **REFERENCE_KINDS,
+}
+
+
 def load_benchmark(kind: str, path: str | Path) -> list[TaskRow]:
     """Rows of a benchmark file; a missing file or a wrong shape raises with the file named."""
     if kind not in LOADERS:
         raise ValueError(f"benchmark kind {kind!r}: use one of {', '.join(LOADERS)}")
     p = Path(path)
+    if kind == "cweval" and p.is_dir():  # CWEval is published as a directory of task and test files
+        return LOADERS[kind](p)
     if not p.is_file():
         raise FileNotFoundError(f"benchmark {kind}: file {p} not found (stages.evaluation.benchmarks[].path)")
     return LOADERS[kind](p)

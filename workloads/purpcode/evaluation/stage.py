@@ -14,17 +14,26 @@ import time
 from pathlib import Path
 from typing import Any
 
-from purpcode.data.schema import iter_jsonl, write_json_atomic, write_jsonl_atomic
-from purpcode.evaluation.benchmarks import load_benchmark
+from purpcode.data.schema import TaskRow, iter_jsonl, write_json_atomic, write_jsonl_atomic
+from purpcode.evaluation.benchmarks import BENCHMARK_ORACLES, load_benchmark
 from purpcode.evaluation.metrics import METRICS, SampleRecord, delta, summarize
 from purpcode.evaluation.scoring import Item, check_runner, score_items
 from purpcode.evaluation.suites import Suite, load_held_out
+from purpcode.evaluation.table import paper_table
+from purpcode.prompts import model_conversation
 from purpcode_operator.api import BenchmarkSpec, EvaluationSpec
 from purpcode_operator.layout import SUCCESS_MARKER
 from purpcode_operator.plan import StageConfig
 
 LOG = logging.getLogger("purpcode.evaluation")
 RESULTS_FILE = "results.json"
+PAPER_TABLE_FILE = "paper_table.md"  # base and trained side by side, per suite, in the paper's layout
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -50,11 +59,7 @@ def load_suites(cfg: StageConfig, spec: EvaluationSpec, data_dir: str) -> list[S
     for b in spec.benchmarks:
         rows = load_benchmark(b.kind, _benchmark_path(b, cfg.paths.artifacts))
         limit = b.limit or spec.max_per_suite
-        oracle = (
-            rows[0].oracle
-            if rows
-            else {"xstest": "noreject", "cyberseceval-instruct": "codesec"}.get(b.kind, "correctness")
-        )
+        oracle = rows[0].oracle if rows else BENCHMARK_ORACLES[b.kind]
         suites.append(
             Suite(
                 name=b.kind,
@@ -96,6 +101,11 @@ def _cached(path: Path, model_path: str, keys: set[str]) -> dict[str, dict[str, 
     return recs
 
 
+def eval_conversation(row: TaskRow) -> list[dict[str, str]]:
+    """What the model answers at evaluation: built as SFT and RL build it (`purpcode.prompts.model_conversation`)."""
+    return model_conversation([m.model_dump() for m in row.messages])
+
+
 def generate(
     cfg: StageConfig,
     spec: EvaluationSpec,
@@ -107,7 +117,6 @@ def generate(
 ) -> dict[str, str]:
     """Responses keyed by (suite, task): from the cache, else generated with the spec's backend and cached."""
     from purpcode.generation import get_backend
-    from purpcode.prompts import with_system_prompt
 
     path = out / "generations" / f"{label}.jsonl"
     keys = {_key(s.name, r.task_id) for s in suites for r in s.rows}
@@ -125,7 +134,7 @@ def generate(
         # All suites in one stream of batches: a batch is one `generate` call however the suites split it.
         for lo in range(0, total, gen.batch_size):
             chunk = todo[lo : lo + gen.batch_size]
-            convs = [with_system_prompt([m.model_dump() for m in r.messages]) for _, r in chunk]
+            convs = [eval_conversation(r) for _, r in chunk]
             outs = backend.generate(
                 convs, n=1, temperature=gen.temperature, max_new_tokens=gen.max_new_tokens
             )
@@ -262,6 +271,7 @@ def run(
     }
     metrics.log(sum(len(v) for v in records.values()), phase="done", **final)
     write_json_atomic(out / RESULTS_FILE, results)
+    atomic_write_text(out / PAPER_TABLE_FILE, paper_table(results))
     (out / SUCCESS_MARKER).write_text("ok\n", encoding="utf-8")
     return results
 

@@ -45,6 +45,11 @@ class OracleConfig(BaseModel):
 
     # correctness
     correctness_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    correctness_code_blocks: Literal["all", "python"] = Field(
+        default="all",
+        description="What correctness runs: all = every fenced block joined in document order (the reference; a "
+        "non-Python block makes the run fail); python = the Python blocks only (all blocks when none is Python).",
+    )
     correctness_concurrency: int = Field(
         default=32,
         ge=1,

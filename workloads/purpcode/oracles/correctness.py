@@ -1,4 +1,8 @@
-"""The correctness oracle: the answer's Python blocks, joined, must pass every test of the task in the sandbox.
+"""The correctness oracle: the answer's code, joined, must pass every test of the task in the sandbox.
+
+Which code (`OracleConfig.correctness_code_blocks`): "all" (default, the reference) joins every fenced block in
+document order, so an answer that adds a shell or output block fails the run as it would in the reference;
+"python" runs the Python blocks only.
 
 Runs through the sandbox service's own harness (`purpcode.sandbox.harness.run_tests`), so tests are executed the
 one way the sandbox makes reward-hack-proof; this module only extracts the code, bounds concurrency, and remembers
@@ -18,11 +22,21 @@ from typing import Any
 import httpx
 
 from purpcode.oracles.config import OracleConfig
-from purpcode.oracles.format import code_to_run
+from purpcode.oracles.format import code_to_run, extract_code_blocks
 
 DETAILS_CHARS = 1000  # of the test output kept in a score's details (logs, not storage)
 # Only verdicts about the code are remembered; a timeout or sandbox error may be the machine's fault.
 CACHEABLE = frozenset({"passed", "failed", "error"})
+
+
+def answer_code(answer: str, blocks: str = "all") -> str:
+    """The code correctness executes for an answer: every fenced block in order ("all") or the Python ones."""
+    if blocks == "python":
+        return code_to_run(answer)
+    if blocks != "all":
+        raise ValueError(f"correctness_code_blocks={blocks!r}: use 'all' or 'python'")
+    ordered = sorted(extract_code_blocks(answer), key=lambda b: b.index)
+    return "\n".join(b.code.strip("\n") for b in ordered).strip()
 
 
 class SandboxUnavailable(RuntimeError):
@@ -95,7 +109,7 @@ class CorrectnessOracle:
 
     async def score(self, answer: str, ground_truth: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         spec = self.parse_spec(ground_truth)
-        code = code_to_run(answer)
+        code = answer_code(answer, self.config.correctness_code_blocks)
         if not code:
             return 0.0, {"test": {"status": "no_code", "passed": False}}
         key = self._key(code, spec)

@@ -28,6 +28,7 @@ def oracle_config(cfg: StageConfig, *, hard_codesec: bool = False) -> OracleConf
         codesec_no_code_reward=0.0 if hard_codesec else cfg.oracles.codesec_no_code_reward,
         codesec_min_severity=svc.analyzer.min_severity,
         correctness_timeout_s=cfg.oracles.correctness_timeout_seconds,
+        correctness_code_blocks=cfg.oracles.correctness_code_blocks,
         judge_max_tokens=svc.judge_max_tokens,
         judge_concurrency=svc.judge_concurrency,
     )

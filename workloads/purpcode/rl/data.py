@@ -21,7 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from purpcode.data.schema import TaskRow, read_rows
-from purpcode.prompts import SYSTEM_PROMPT, with_system_prompt
+from purpcode.prompts import SYSTEM_PROMPT, model_conversation
+from purpcode.rule_learning.multiturn import prefix_row, user_turns
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ class DataSummary(BaseModel):
     turns_trimmed: dict[str, int] = Field(default_factory=dict)
     multi_turn: dict[str, int] = Field(default_factory=dict)
     overlap_removed: dict[str, int] = Field(default_factory=dict)
+    with_context: dict[str, int] = Field(
+        default_factory=dict,
+        description="Multi-turn prompts given rule learning's replies between the user turns.",
+    )
     missing_files: list[str] = Field(default_factory=list)
 
 
@@ -128,8 +133,10 @@ def fit_prompt(
         turns = turns[nxt:]
 
 
-def _row_prompt(row: TaskRow, system_prompt: str) -> list[dict[str, str]]:
-    return with_system_prompt([m.model_dump() for m in row.messages], system_prompt)
+def rl_prompt(row: TaskRow, system_prompt: str = SYSTEM_PROMPT) -> list[dict[str, str]]:
+    """The chat the policy answers: the trained system prompt (replacing any the row has, as the reference
+    does), then the row's turns with earlier assistant turns cropped to their answers (as in SFT data)."""
+    return model_conversation([m.model_dump() for m in row.messages], system_prompt)
 
 
 def chat_token_counter(tokenizer: Any) -> Callable[[list[dict[str, str]]], int]:
@@ -152,10 +159,14 @@ def load_rl_data(
     max_prompt_length: int | None = None,
     sets: Sequence[str] = RL_SETS,
     system_prompt: str = SYSTEM_PROMPT,
+    easy_sets: Sequence[str] | None = None,
+    contexts: dict[str, list[str]] | None = None,
 ) -> RLData:
     """Read `<set>.train.jsonl` / `<set>.heldout.jsonl` for the RL sets and build the train and validation lists.
 
-    Train: easy ids removed, over-long prompts trimmed or left out, shuffled with `seed`. Validation: the first
+    `contexts` (rule learning's `multiturn_contexts.json`): for a conversation of user turns only, the replies put
+    between them, so RL answers the conversation SFT trained on.
+    Train: easy ids removed (from the sets in `easy_sets`; None = all), over-long prompts trimmed or left out, shuffled with `seed`. Validation: the first
     `held_out_per_set` held-out rows of each set (the reference takes the first 800 of each test split).
     """
     root = Path(data_dir)
@@ -167,7 +178,13 @@ def load_rl_data(
     validation: list[RLExample] = []
 
     def build(row: TaskRow, set_name: str, counts_key: str) -> RLExample | None:
-        prompt = _row_prompt(row, system_prompt)
+        users = user_turns(row)
+        replies = (contexts or {}).get(row.task_id)
+        if users is not None and replies is not None and len(replies) == len(users) - 1:
+            # The replies rule learning distilled turn by turn go between the user turns (as in its SFT data).
+            row = prefix_row(row, users, replies)
+            summary.with_context[counts_key] = summary.with_context.get(counts_key, 0) + 1
+        prompt = rl_prompt(row, system_prompt)
         if count_tokens is not None and max_prompt_length is not None:
             fitted, dropped = fit_prompt(prompt, count_tokens, max_prompt_length)
             if fitted is None:
@@ -197,7 +214,7 @@ def load_rl_data(
             continue
         kept = 0
         for row in read_rows(train_path):
-            if row.task_id in easy:
+            if row.task_id in easy and (easy_sets is None or name in easy_sets):
                 summary.easy_removed[name] = summary.easy_removed.get(name, 0) + 1
                 continue
             if row.task_id in held_ids:

@@ -7,8 +7,11 @@ Modes (RLSpec.dynamicSampling):
 - single-step (the recipe): generate once for min(maxOversample x batch, batch / last non-zero-variance ratio)
   prompts, drop groups whose reward std <= zeroVarianceStd, train on what remains (a variable batch), never
   regenerate.
-- refill (DAPO-style ablation): generate batch-sized rounds until `batch` groups with variance are collected or
-  the round budget is spent; train on exactly `batch` groups (fewer when the budget ran out).
+- refill (DAPO-style ablation): generate batch-sized rounds until `batch` groups with variance per rank are
+  collected or the round budget is spent; train on exactly that many (fewer when the budget ran out).
+
+Across ranks no informative group is dropped to equalise them: groups move from ranks with more to ranks with fewer
+(`balance_groups`), and a rank left one short trains on a masked filler group.
 - none: train on every group, zero-variance ones included (plain GRPO); they are still counted.
 """
 
@@ -91,7 +94,9 @@ def filter_groups(rewards: Sequence[float], group_size: int, std_eps: float) -> 
     )
 
 
-GroupRef = tuple[int, int]  # (generation round, group index within the round)
+GroupRef = tuple[
+    int, int, int
+]  # (generation round, rank that generated it, group index within that rank's round)
 
 
 class StepSelection(BaseModel):
@@ -100,11 +105,17 @@ class StepSelection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kept: list[list[GroupRef]] = Field(
-        description="Per rank: (round, group) pairs to train on, same count per rank."
+        description="Per rank: the groups it trains on (counts differ by at most one across ranks)."
+    )
+    fillers: list[int] = Field(
+        description="Per rank: masked filler groups added so every rank runs the same number of groups."
     )
     groups_generated: int
     groups_kept: int
-    groups_dropped: int = Field(description="Generated groups not trained on (zero variance or surplus).")
+    groups_moved: int = Field(default=0, description="Kept groups trained on a rank other than their own.")
+    groups_dropped: int = Field(
+        description="Generated groups not trained on (zero variance or refill surplus)."
+    )
     zero_variance_groups: int
     samples_generated: int
     samples_wasted: int
@@ -112,12 +123,34 @@ class StepSelection(BaseModel):
     rounds: int
 
 
+def balance_groups(per_rank: Sequence[Sequence[GroupRef]]) -> list[list[GroupRef]]:
+    """Spread every group over the ranks so their counts differ by at most one, moving as few as possible.
+
+    Why: ranks train in lockstep, so they must run the same number of groups; trimming every rank to the smallest
+    count (what a per-rank filter does) throws away informative groups. Here the surplus of the ranks with more
+    moves to the ranks with fewer; the ranks left one short run one masked filler group (see `select_step`).
+    """
+    world = len(per_rank)
+    total = sum(len(refs) for refs in per_rank)
+    base, extra = divmod(total, world)
+    # The `extra` ranks holding the most groups keep one more (fewer moves); ties go to the lower rank.
+    order = sorted(range(world), key=lambda k: (-len(per_rank[k]), k))
+    target = {k: base + (1 if i < extra else 0) for i, k in enumerate(order)}
+    assigned = [list(per_rank[k][: target[k]]) for k in range(world)]
+    surplus = [ref for k in range(world) for ref in per_rank[k][target[k] :]]
+    for k in range(world):
+        while len(assigned[k]) < target[k]:
+            assigned[k].append(surplus.pop(0))
+    return assigned
+
+
 def select_step(rounds: Sequence[Sequence[GroupSelection]], mode: Mode, batch: int) -> StepSelection:
     """Choose the groups to train on from one step's generation rounds.
 
-    `rounds[r][k]` is round r's selection on rank k (every rank sees every rank's rewards after the gather). Every
-    rank must train on the same number of groups (their losses and collectives run in lockstep), so the per-rank
-    count is the smallest one; surplus groups count as dropped.
+    `rounds[r][k]` is round r's selection on rank k (every rank sees every rank's rewards after the gather, so
+    every rank computes the same selection). Every informative group is trained on (refill: at most `batch` per
+    rank on average), wherever it was generated: `balance_groups` moves groups between ranks, and a rank left one
+    short runs a masked filler group, since all ranks must run the same number of groups.
     """
     if not rounds:
         raise ValueError("select_step needs at least one generation round")
@@ -128,21 +161,27 @@ def select_step(rounds: Sequence[Sequence[GroupSelection]], mode: Mode, batch: i
     per_rank: list[list[GroupRef]] = []
     for k in range(world):
         if mode == "none":
-            refs = [(r, g) for r, sel in enumerate(rounds) for g in range(sel[k].groups)]
+            refs = [(r, k, g) for r, sel in enumerate(rounds) for g in range(sel[k].groups)]
         else:
-            refs = [(r, g) for r, sel in enumerate(rounds) for g in sel[k].variance]
-        if mode == "refill":
-            refs = refs[:batch]
+            refs = [(r, k, g) for r, sel in enumerate(rounds) for g in sel[k].variance]
         per_rank.append(refs)
-    count = min(len(refs) for refs in per_rank)
-    kept = [refs[:count] for refs in per_rank]
+    if mode == "refill":
+        # At most batch x world groups in all: trim the fullest ranks from their end (latest rounds first).
+        cap = batch * world
+        while sum(len(refs) for refs in per_rank) > cap:
+            fullest = max(range(world), key=lambda k: (len(per_rank[k]), -k))
+            per_rank[fullest].pop()
+    kept = balance_groups(per_rank)
+    most = max(len(refs) for refs in kept)
+    kept_total = sum(len(refs) for refs in kept)
     generated = sum(sel.groups for rnd in rounds for sel in rnd)
     variance = sum(len(sel.variance) for rnd in rounds for sel in rnd)
-    kept_total = count * world
     return StepSelection(
         kept=kept,
+        fillers=[most - len(refs) for refs in kept],
         groups_generated=generated,
         groups_kept=kept_total,
+        groups_moved=sum(1 for k, refs in enumerate(kept) for ref in refs if ref[1] != k),
         groups_dropped=generated - kept_total,
         zero_variance_groups=generated - variance,
         samples_generated=generated * group_size,
@@ -153,11 +192,12 @@ def select_step(rounds: Sequence[Sequence[GroupSelection]], mode: Mode, batch: i
 
 
 def refill_done(rounds: Sequence[Sequence[GroupSelection]], batch: int) -> bool:
-    """Refill mode: stop generating once every rank holds `batch` groups with variance."""
+    """Refill mode: stop generating once the ranks together hold `batch` groups with variance per rank (groups
+    move between ranks, see `balance_groups`)."""
     if not rounds:
         return False
     world = len(rounds[0])
-    return all(sum(len(rnd[k].variance) for rnd in rounds) >= batch for k in range(world))
+    return sum(len(sel.variance) for rnd in rounds for sel in rnd) >= batch * world
 
 
 class SamplingState(BaseModel):
@@ -170,6 +210,7 @@ class SamplingState(BaseModel):
     groups_generated: int = 0
     groups_kept: int = 0
     groups_dropped: int = 0
+    groups_moved: int = 0
     samples_generated: int = 0
     samples_wasted: int = 0
 
@@ -179,6 +220,7 @@ class SamplingState(BaseModel):
         self.groups_generated += sel.groups_generated
         self.groups_kept += sel.groups_kept
         self.groups_dropped += sel.groups_dropped
+        self.groups_moved += sel.groups_moved
         self.samples_generated += sel.samples_generated
         self.samples_wasted += sel.samples_wasted
         if sel.groups_generated:

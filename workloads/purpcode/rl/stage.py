@@ -19,6 +19,7 @@ from typing import Any
 from purpcode.data.schema import write_json_atomic
 from purpcode.rl.data import PromptStream, chat_token_counter, load_easy_ids, load_rl_data
 from purpcode.rl.rewards import build_runner, check_services, last_scores, reward_function
+from purpcode.rule_learning.multiturn import CONTEXTS_FILE, read_contexts
 from purpcode_operator.layout import SUCCESS_MARKER
 from purpcode_operator.plan import StageConfig
 
@@ -77,6 +78,10 @@ def run_stage(
     data = load_rl_data(
         data_dir,
         easy_ids=load_easy_ids(config.paths.easy_ids),
+        easy_sets=spec.easy_skip_sets,
+        contexts=read_contexts(
+            Path(config.paths.easy_ids).parent / CONTEXTS_FILE if config.paths.easy_ids else None
+        ),
         held_out_per_set=spec.held_out_per_set,
         seed=config.seed,
         count_tokens=chat_token_counter(tokenizer),

@@ -7,7 +7,9 @@ micro-batches. This subclass replaces that one step:
 1. Rollouts: prompts come from our `PromptStream` (a variable count per step), `self._generate` produces the
    completions (vLLM or `model.generate`), `self._calculate_rewards` scores them with the oracles (gathered over
    ranks). Done once per round; single-step mode has exactly one round.
-2. Selection: `sampling.select_step` picks the groups with reward variance (or all, or a refill batch).
+2. Selection: `sampling.select_step` picks the groups with reward variance (or all, or a refill batch) over all
+   ranks; groups move between ranks (`purpcode.rl.exchange`) so no informative group is dropped to equalise
+   them, and a rank left one short runs a masked filler group.
 3. Training batch: TRL's own `_generate_and_score_completions` runs again on the kept groups only, with generation
    and rewards served from step 1's cache, so reference log-probs, advantages and the loss normaliser are computed
    on exactly the rows the loss sees; dropped groups never reach `compute_loss`.
@@ -39,7 +41,9 @@ from trl.trainer.utils import shuffle_sequence_dict
 from purpcode.data.schema import write_json_atomic
 from purpcode.metrics import StageMetrics
 from purpcode.rl.data import PromptStream, RLExample
+from purpcode.rl.exchange import exchange_groups
 from purpcode.rl.sampling import (
+    GroupRef,
     GroupSelection,
     Mode,
     SamplingState,
@@ -62,6 +66,7 @@ class _Round:
     """One generation round: what was generated and how it scored."""
 
     examples: list[int]  # this rank's prompt indices
+    examples_all: list[int]  # every rank's prompt indices, rank after rank (per_rank each)
     inputs: list[dict[str, Any]]  # this rank's reward rows, num_generations per prompt
     generation: tuple[Any, ...]  # `GRPOTrainer._generate`'s 8-tuple, this rank's rows
     rewards_all: torch.Tensor  # (world * rows, n_funcs), every rank's rows in rank order
@@ -253,7 +258,7 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
             for k in range(world)
         ]
         self._round_metrics(inputs, completion_ids, total, scores, gen_seconds, reward_seconds)
-        return _Round(mine, inputs, generation, rewards_all, per, selections, scores)
+        return _Round(mine, drawn[: per * world], inputs, generation, rewards_all, per, selections, scores)
 
     def _total_reward(self, rewards_per_func: torch.Tensor) -> torch.Tensor:
         weights = self.reward_weights.to(rewards_per_func.device).unsqueeze(0)
@@ -287,24 +292,46 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         self._count_selection(rounds, selection)
 
         rank = self.accelerator.process_index
-        empty = not selection.kept[rank]
-        kept = [list(k) if k else [(0, 0)] for k in selection.kept]  # an empty step runs one masked group
+        world = self.accelerator.num_processes
 
-        # This rank's kept rows, gathered from the rounds' caches.
+        def group_rows(g_idx: int) -> list[int]:
+            return list(range(g_idx * g, (g_idx + 1) * g))
+
+        # Groups generated here but trained on another rank travel there (collective: every rank calls it).
+        received = (
+            exchange_groups(
+                selection.kept, rank, lambda ref: _take_rows(rounds[ref[0]].generation, group_rows(ref[2]))
+            )
+            if selection.groups_moved
+            else {}
+        )
+        # Every rank runs the same number of slots: its kept groups, then masked fillers (one when nothing is kept).
+        slots_per_rank = max(1, max(len(k) for k in selection.kept) if selection.kept else 0)
+
+        def slots(k: int) -> list[tuple[GroupRef, bool]]:
+            real = [(ref, True) for ref in selection.kept[k]]
+            return real + [((0, k, 0), False)] * (slots_per_rank - len(real))
+
         generation_parts: list[list[Any]] = []
         inputs: list[dict[str, Any]] = []
         row_ids: list[int] = []
-        for r, grp in kept[rank]:
-            rows = list(range(grp * g, (grp + 1) * g))
-            generation_parts.append(_take_rows(rounds[r].generation, rows))
-            inputs.extend(rounds[r].inputs[i] for i in rows)
-            row_ids.extend([rounds[r].examples[grp]] * g)
+        live: list[int] = []
+        for (r, src, grp), is_live in slots(rank):
+            rnd = rounds[r]
+            if src == rank:
+                generation_parts.append(_take_rows(rnd.generation, group_rows(grp)))
+            else:
+                generation_parts.append(list(received[(r, src, grp)]))
+            example = rnd.examples_all[src * rnd.per_rank + grp]
+            inputs.extend(self.examples[example].reward_row() for _ in range(g))
+            row_ids.extend([example] * g)
+            live.extend([1 if is_live else 0] * g)
         generation = self._concat_generation(generation_parts)
-        # Every rank's kept rows in rank order: the layout TRL's gathered rewards have.
+        # Every rank's slots in rank order: the layout TRL's gathered rewards have.
         reward_rows = []
-        for k, refs in enumerate(kept):
-            for r, grp in refs:
-                base = k * rounds[r].per_rank * g + grp * g
+        for k in range(world):
+            for (r, src, grp), _ in slots(k):
+                base = src * rounds[r].per_rank * g + grp * g
                 reward_rows.append(rounds[r].rewards_all[base : base + g])
         self._cached_generation = generation
         self._cached_rewards = torch.cat(reward_rows, dim=0)
@@ -314,12 +341,20 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
             self._cached_generation = None
             self._cached_rewards = None
         device = out["completion_ids"].device
+        live_t = torch.tensor(live, dtype=torch.long, device=device)
         out[ROW_KEY] = torch.tensor(row_ids, dtype=torch.long, device=device)
-        out[LIVE_KEY] = torch.full((len(row_ids),), 0 if empty else 1, dtype=torch.long, device=device)
-        if empty:
-            out["completion_mask"] = torch.zeros_like(out["completion_mask"])
-            out["advantages"] = torch.zeros_like(out["advantages"])
-            out["num_items_in_batch"] = torch.zeros_like(out["num_items_in_batch"])
+        out[LIVE_KEY] = live_t
+        # Filler rows contribute nothing: no loss tokens, no advantage, and not in the loss normaliser (which TRL
+        # summed over every rank's rows, fillers included, so it is summed again; a collective on every rank).
+        out["completion_mask"] = out["completion_mask"] * live_t.unsqueeze(1).to(out["completion_mask"].dtype)
+        out["advantages"] = out["advantages"] * live_t.to(out["advantages"].dtype)
+        loss_mask = out["completion_mask"]
+        if isinstance(out.get("tool_mask"), torch.Tensor):
+            loss_mask = loss_mask * out["tool_mask"]
+        total_items = self.accelerator.gather(loss_mask.sum().reshape(1)).sum()
+        out["num_items_in_batch"] = total_items.to(out["num_items_in_batch"].dtype).reshape(
+            out["num_items_in_batch"].shape
+        )
         return out
 
     @staticmethod
@@ -381,6 +416,7 @@ class PurpCodeGRPOTrainer(GRPOTrainer):
         m["prompts_generated"].append(float(sel.groups_generated))
         m["groups_kept"].append(float(sel.groups_kept))
         m["groups_dropped"].append(float(sel.groups_dropped))
+        m["groups_moved"].append(float(sel.groups_moved))
         m["zero_variance_groups"].append(float(sel.zero_variance_groups))
         m["groups_dropped_fraction"].append(
             sel.groups_dropped / sel.groups_generated if sel.groups_generated else 0.0

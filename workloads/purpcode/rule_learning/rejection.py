@@ -3,9 +3,11 @@
 - keep a sample when its reward >= the rejection threshold (0.5);
 - best-of-N per prompt among the kept: highest reward, ties broken by the shortest response (then the lowest
   sample index, so the choice is deterministic);
-- a prompt is "easy" when the share of its samples that were kept is >= the easy threshold (0.7); easy prompts
-  are skipped by RL, where they would mostly form zero-variance groups. This matches the reference, which counts
-  verified samples (score >= 0.5) against 0.7 x samples per prompt.
+- a prompt is "easy" (skipped by RL, where it would mostly form zero-variance groups) by one of two counts
+  (`ruleLearning.easyCount`):
+  "reference": kept samples >= easy threshold x (N - 1). The reference writes `>= sample_per_prompt * 0.7` but its
+  `sample_per_prompt` is the largest 0-based sample index, N - 1, so 5 of 8 is easy (0.7 x 7 = 4.9);
+  "fraction": kept / N >= the easy threshold (6 of 8).
 """
 
 from __future__ import annotations
@@ -59,9 +61,32 @@ def pass_rate(samples: Sequence[Scored], threshold: float) -> float:
     return len(kept(samples, threshold)) / len(samples) if samples else 0.0
 
 
-def easy_task_ids(groups: dict[str, list[Scored]], *, threshold: float, easy_threshold: float) -> list[str]:
-    """Task ids whose pass rate >= easy_threshold, sorted."""
-    return sorted(t for t, group in groups.items() if group and pass_rate(group, threshold) >= easy_threshold)
+EASY_COUNTS: tuple[str, ...] = ("reference", "fraction")
+
+
+def is_easy(
+    samples: Sequence[Scored], *, threshold: float, easy_threshold: float, count: str = "reference"
+) -> bool:
+    """Whether a prompt's samples make it easy under the `count` rule (see the module docstring)."""
+    if not samples:
+        return False
+    passes = len(kept(samples, threshold))
+    if count == "reference":
+        return passes >= easy_threshold * (len(samples) - 1)
+    if count == "fraction":
+        return passes / len(samples) >= easy_threshold
+    raise ValueError(f"easyCount={count!r}: use one of {', '.join(EASY_COUNTS)}")
+
+
+def easy_task_ids(
+    groups: dict[str, list[Scored]], *, threshold: float, easy_threshold: float, count: str = "reference"
+) -> list[str]:
+    """Task ids that are easy under the `count` rule, sorted."""
+    return sorted(
+        t
+        for t, group in groups.items()
+        if is_easy(group, threshold=threshold, easy_threshold=easy_threshold, count=count)
+    )
 
 
 def write_easy_ids(
@@ -72,6 +97,7 @@ def write_easy_ids(
     easy_threshold: float,
     samples_per_prompt: int,
     prompts: int,
+    count: str = "reference",
 ) -> None:
     """Write the easy-id file RL reads (`layout.Layout.easy_ids`): the ids plus how they were decided."""
     write_json_atomic(
@@ -80,6 +106,7 @@ def write_easy_ids(
             "task_ids": list(task_ids),
             "rejection_threshold": threshold,
             "easy_threshold": easy_threshold,
+            "easy_count": count,
             "samples_per_prompt": samples_per_prompt,
             "prompts_sampled": prompts,
         },

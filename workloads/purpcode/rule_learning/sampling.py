@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from purpcode.data.schema import TaskRow, write_json_atomic
+from purpcode.rule_learning import multiturn
 from purpcode.rule_learning.teacher import RuleSource, normalize_teacher_response, teacher_conversation
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,17 @@ def without_launcher_env() -> Iterator[None]:
         os.environ.update(saved)
 
 
+def record_key(r: dict[str, Any]) -> tuple[str, int, int]:
+    """(task id, sample index, user turn): one record per sample, per turn for multi-turn chains."""
+    return (r["task_id"], int(r["index"]), int(r.get("turn", 1)))
+
+
 def done_task_ids(records: Sequence[dict[str, Any]], n: int) -> set[str]:
-    """Task ids with all n sample indices present."""
+    """Task ids with all n sample indices present (at the last turn, for multi-turn chains)."""
     seen: dict[str, set[int]] = {}
     for r in records:
-        seen.setdefault(r["task_id"], set()).add(int(r["index"]))
+        if int(r.get("turn", 1)) == int(r.get("turns", 1)):
+            seen.setdefault(r["task_id"], set()).add(int(r["index"]))
     return {t for t, idx in seen.items() if idx >= set(range(n))}
 
 
@@ -147,11 +154,14 @@ def sample_and_score(
     rule_source: RuleSource | None = None,
     chunk_prompts: int = CHUNK_PROMPTS,
     on_chunk: Callable[[list[dict[str, Any]]], None] | None = None,
+    turn_by_turn: bool = True,
 ) -> dict[str, Any]:
     """Generate n samples per prompt, score them and write `samples.jsonl` + the marker. Returns the marker.
 
     `generate(conversations, n)` returns n texts per conversation; `score(samples)` returns one Score per
     `purpcode.oracles.Sample`. `on_chunk` sees each chunk's records once they are written (metrics).
+    With `turn_by_turn`, a conversation of user turns only is distilled turn by turn (`multiturn`): one record per
+    sample and user turn, each scored on its own prefix.
     """
     from purpcode.oracles import Sample
 
@@ -166,30 +176,44 @@ def sample_and_score(
     if len(todo) < len(chunks):
         log.info("resuming sampling: %d of %d chunks already sampled", len(chunks) - len(todo), len(chunks))
 
-    def scored_records(chunk: Sequence[tuple[str, TaskRow]], texts: list[list[str]]) -> list[dict[str, Any]]:
-        samples, meta = [], []
-        for (set_name, row), outs in zip(chunk, texts, strict=True):
+    def scored_records(
+        chunk: Sequence[tuple[str, TaskRow]], texts: list[list[str]], chains: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        samples: list[Any] = []
+        meta: list[tuple[str, TaskRow, int, str, str, tuple[int, int, list[str]] | None]] = []
+        single = [(set_name, row) for set_name, row in chunk if row.task_id not in chains]
+        for (set_name, row), outs in zip(single, texts, strict=True):
             for i, text in enumerate(outs):
                 norm = normalize_teacher_response(text)
                 samples.append(Sample.from_row(row, norm))
-                meta.append((set_name, row, i, text, norm))
+                meta.append((set_name, row, i, text, norm, None))
+        for set_name, row in chunk:
+            if row.task_id not in chains:
+                continue
+            users, row_chains = chains[row.task_id]
+            for i, chain in enumerate(row_chains):
+                for k, (text, norm) in enumerate(chain):
+                    context = [c for _, c in chain[:k]]
+                    samples.append(Sample.from_row(multiturn.prefix_row(row, users, context), norm))
+                    meta.append((set_name, row, i, text, norm, (k + 1, len(users), context)))
         scores = score(samples)
         records = []
-        for (set_name, row, i, text, norm), sc in zip(meta, scores, strict=True):
-            records.append(
-                {
-                    "task_id": row.task_id,
-                    "set": set_name,
-                    "oracle": row.oracle,
-                    "index": i,
-                    "reward": float(sc.reward),
-                    "kept": float(sc.reward) >= threshold,
-                    "format_ok": bool(sc.format_ok),
-                    "response": norm,
-                    "raw": text if text != norm else None,
-                    "details": sc.details,
-                }
-            )
+        for (set_name, row, i, text, norm, turn), sc in zip(meta, scores, strict=True):
+            record = {
+                "task_id": row.task_id,
+                "set": set_name,
+                "oracle": row.oracle,
+                "index": i,
+                "reward": float(sc.reward),
+                "kept": float(sc.reward) >= threshold,
+                "format_ok": bool(sc.format_ok),
+                "response": norm,
+                "raw": text if text != norm else None,
+                "details": sc.details,
+            }
+            if turn is not None:
+                record.update(turn=turn[0], turns=turn[1], context=turn[2])
+            records.append(record)
         return records
 
     def finish(fut: Future[list[dict[str, Any]]]) -> None:
@@ -202,19 +226,32 @@ def sample_and_score(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rl-score") as pool:
         try:
             for chunk in todo:
-                convs = [
-                    teacher_conversation(
-                        [m.model_dump() for m in row.messages],
-                        cwe=row.cwe,
-                        ground_truth=row.ground_truth,
-                        rule_source=rule_source,
+
+                def teacher_for(row: TaskRow) -> Callable[[list[dict[str, str]]], list[dict[str, str]]]:
+                    return lambda msgs: teacher_conversation(
+                        msgs, cwe=row.cwe, ground_truth=row.ground_truth, rule_source=rule_source
                     )
-                    for _, row in chunk
-                ]
-                texts = generate(convs, n)  # overlaps with the previous chunk's scoring
+
+                users_of = (
+                    {row.task_id: multiturn.user_turns(row) for _, row in chunk} if turn_by_turn else {}
+                )
+                multi = [row for _, row in chunk if users_of.get(row.task_id)]
+                single = [row for _, row in chunk if not users_of.get(row.task_id)]
+                convs = [teacher_for(row)([m.model_dump() for m in row.messages]) for row in single]
+                # overlaps with the previous chunk's scoring
+                texts = generate(convs, n) if convs else []
+                chains: dict[str, Any] = {}
+                for row in multi:
+                    users = users_of[row.task_id] or []
+                    chains[row.task_id] = (
+                        users,
+                        multiturn.sample_chains(
+                            [users], n, generate, teacher_for(row), normalize_teacher_response
+                        )[0],
+                    )
                 while pending:
                     finish(pending.pop())
-                pending.append(pool.submit(scored_records, chunk, texts))
+                pending.append(pool.submit(scored_records, chunk, texts, chains))
         finally:
             # Keep the chunk already generated and scored even when generating the next one failed.
             while pending:
@@ -222,9 +259,16 @@ def sample_and_score(
 
     # Final file: one record per (task, index), in prompt order, whatever order chunks were appended in; a chunk
     # generated again after a kill supersedes what its torn first write left.
-    by_key = {(r["task_id"], int(r["index"])): r for r in read_records(partial)}
-    ordered = [by_key[(row.task_id, i)] for _, row in rows for i in range(n) if (row.task_id, i) in by_key]
-    missing = len(rows) * n - len(ordered)
+    by_key = {record_key(r): r for r in read_records(partial)}
+    turns = {t: int(r.get("turns", 1)) for (t, _, _), r in by_key.items()}
+    ordered = [
+        by_key[(row.task_id, i, k)]
+        for _, row in rows
+        for i in range(n)
+        for k in range(1, turns.get(row.task_id, 1) + 1)
+        if (row.task_id, i, k) in by_key
+    ]
+    missing = sum(n * turns.get(row.task_id, 1) for _, row in rows) - len(ordered)
     if missing:
         raise RuntimeError(f"sampling left {missing} samples missing: rerun the stage to resume")
     from purpcode.data.schema import write_jsonl_atomic

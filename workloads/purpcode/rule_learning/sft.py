@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from purpcode.prompts import SYSTEM_PROMPT, template_with_default_system
 from purpcode_operator.api import SFTSpec
 
 if TYPE_CHECKING:
@@ -115,7 +116,9 @@ def sft_config(
         gradient_accumulation_steps=spec.gradient_accumulation_steps,
         max_grad_norm=spec.max_grad_norm,
         weight_decay=spec.weight_decay,
-        lr_scheduler_type="linear",
+        # REX is not an HF scheduler name: the trainer class of `build_trainer` builds it from this marker.
+        lr_scheduler_type="linear" if spec.lr_scheduler == "rex" else spec.lr_scheduler,
+        lr_scheduler_kwargs={REX_MARKER: "rex"} if spec.lr_scheduler == "rex" else {},
         save_strategy="steps",
         save_steps=spec.save_steps,
         logging_steps=logging_steps,
@@ -152,9 +155,7 @@ def build_trainer(
     callbacks: Sequence[Any] = (),
 ) -> Any:
     """An SFTTrainer for a model directory (loaded by TRL, so ZeRO-3 partitions it while loading)."""
-    from trl import SFTTrainer
-
-    return SFTTrainer(
+    return sft_trainer_class()(
         model=str(model_path),
         args=config,
         train_dataset=dataset,
@@ -163,11 +164,49 @@ def build_trainer(
     )
 
 
-def load_tokenizer(model_path: str | Path) -> Any:
-    """The model's tokenizer with a pad token (the end-of-text token when it has none)."""
+REX_MARKER = "purpcode_schedule"
+
+
+def sft_trainer_class() -> Any:
+    """TRL's SFTTrainer whose `create_scheduler` builds REX when the config asks for it (`REX_MARKER`).
+
+    Why a subclass of this one hook rather than a fork: everything else (DeepSpeed, which calls `create_scheduler`
+    too, resume, logging) stays the Trainer's own.
+    """
+    from trl import SFTTrainer
+
+    from purpcode.rule_learning.schedule import get_rex_schedule_with_warmup
+
+    class PurpCodeSFTTrainer(SFTTrainer):  # type: ignore[misc]
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            raw = self.args.lr_scheduler_kwargs
+            kwargs: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+            if self.lr_scheduler is None and kwargs.pop(REX_MARKER, None) == "rex":
+                self.lr_scheduler = get_rex_schedule_with_warmup(
+                    optimizer if optimizer is not None else self.optimizer,
+                    num_warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                    num_training_steps=num_training_steps,
+                    **kwargs,
+                )
+                self._created_lr_scheduler = True
+                return self.lr_scheduler
+            return super().create_scheduler(num_training_steps, optimizer)
+
+    return PurpCodeSFTTrainer
+
+
+def load_tokenizer(model_path: str | Path, *, default_system: str | None = SYSTEM_PROMPT) -> Any:
+    """The model's tokenizer with a pad token (the end-of-text token when it has none).
+
+    With `default_system` its chat template gets that text as the default system turn (the reference's SFT chat
+    template does this), so the saved model, given no system turn, sees the prompt it was trained under.
+    """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_path))
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    template = getattr(tok, "chat_template", None)
+    if default_system is not None and isinstance(template, str) and template:
+        tok.chat_template = template_with_default_system(template, default_system)
     return tok

@@ -23,10 +23,10 @@ from typing import Any
 
 from purpcode.data.schema import TaskRow, filter_jsonl, write_json_atomic, write_jsonl_atomic
 from purpcode.metrics import StageMetrics, read_metrics
-from purpcode.prompts import with_system_prompt
-from purpcode.rule_learning import rejection, sampling
+from purpcode.prompts import model_conversation
+from purpcode.rule_learning import multiturn, rejection, sampling
 from purpcode.rule_learning.mix import select_prompts
-from purpcode.rule_learning.teacher import Rule, RuleSource, answer_part
+from purpcode.rule_learning.teacher import Rule, RuleSource
 from purpcode.training.checkpoints import checkpoint_step, newest_complete_checkpoint, prune_discarded
 from purpcode.training.distributed import DistEnv, dist_env
 from purpcode.training.settings_guard import check_settings
@@ -106,11 +106,10 @@ def default_rule_source() -> RuleSource | None:
 
 def sft_messages(row: TaskRow, answer: str) -> list[dict[str, str]]:
     """The SFT conversation: the short system prompt, the row's turns (earlier answers without analysis), answer."""
-    turns = [
-        {"role": m.role, "content": answer_part(m.content) if m.role == "assistant" else m.content}
-        for m in row.messages
+    return [
+        *model_conversation([m.model_dump() for m in row.messages]),
+        {"role": "assistant", "content": answer},
     ]
-    return [*with_system_prompt(turns), {"role": "assistant", "content": answer}]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -168,8 +167,12 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
         per_set_cap=spec.per_set_cap,
         utility_prompts=spec.utility_prompts,
         seed=cfg.seed,
+        source_caps=spec.source_caps,
+        secqa_cap=spec.secqa_cap,
+        utility_fraction=spec.utility_fraction,
+        multi_turn_whole=spec.multi_turn_whole,
     )
-    log.info("prompt mix: %s (of %s)", mix.chosen, mix.available)
+    log.info("prompt mix: %s (of %s); per source: %s", mix.chosen, mix.available, mix.by_source)
     sampling.write_prompts(out, mix.rows)
     gen = spec.generation
     # Prompts finished before a restart count as done for progress (metrics.jsonl prompts_done / prompts); a set,
@@ -236,6 +239,7 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
                     n=spec.samples_per_prompt,
                     threshold=spec.rejection_threshold,
                     rule_source=default_rule_source(),
+                    turn_by_turn=spec.turn_by_turn,
                     on_chunk=on_chunk,
                     chunk_prompts=chunk,
                 )
@@ -245,8 +249,34 @@ def run_sampling(cfg: StageConfig, data_dir: Path, out: Path, metrics: StageMetr
         runner.close()
     marker["available"] = mix.available
     marker["chosen"] = mix.chosen
+    marker["by_source"] = mix.by_source
     write_json_atomic(out / sampling.MARKER, marker)
     return marker
+
+
+TURN_SEP = "#turn"  # joins a task id and a user turn for the earlier prefixes of a multi-turn chain
+
+
+def _group_key(record: dict[str, Any]) -> str:
+    """The best-of-N group of a sample record: the task id, or `<task id>#turn<k>` for an earlier prefix."""
+    turn, turns = int(record.get("turn", 1)), int(record.get("turns", 1))
+    return record["task_id"] if turn == turns else f"{record['task_id']}{TURN_SEP}{turn}"
+
+
+def _rl_context(
+    last_turn: Sequence[rejection.Scored],
+    by_key: dict[tuple[str, int], dict[str, Any]],
+    task_id: str,
+    threshold: float,
+) -> list[str]:
+    """The earlier replies RL puts in a multi-turn prompt: those of the chain chosen at the last turn (best of N),
+    else of the best-scoring chain there (lowest index on ties)."""
+    best = rejection.best_of_n(last_turn, threshold)
+    if best is None and last_turn:
+        best = min(last_turn, key=lambda s: (-s.reward, s.index))
+    if best is None:
+        return []
+    return [str(x) for x in by_key[(task_id, best.index)]["context"]]
 
 
 def run_selection(
@@ -258,9 +288,14 @@ def run_selection(
     """
     spec = cfg.rule_learning()
     rows = dict((row.task_id, (set_name, row)) for set_name, row in sampling.read_prompts(out))
+    records = sampling.read_records(out / sampling.SAMPLES)
+    by_key = {(_group_key(r), int(r["index"])): r for r in records}
+    turns_of: dict[str, int] = {}
+    for r in records:
+        turns_of[r["task_id"]] = max(turns_of.get(r["task_id"], 1), int(r.get("turns", 1)))
     scored = [
         rejection.Scored(
-            task_id=r["task_id"],
+            task_id=_group_key(r),
             index=int(r["index"]),
             response=r["response"],
             reward=float(r["reward"]),
@@ -268,26 +303,42 @@ def run_selection(
             set_name=r["set"],
             format_ok=bool(r["format_ok"]),
         )
-        for r in sampling.read_records(out / sampling.SAMPLES)
+        for r in records
     ]
     groups = rejection.group_by_task(scored)
     sft: list[dict[str, Any]] = []
+    contexts: dict[str, list[str]] = {}
     for task_id, (set_name, row) in rows.items():
-        best = rejection.best_of_n(groups.get(task_id, []), spec.rejection_threshold)
-        if best is None:
-            continue
-        sft.append(
-            {
-                "task_id": task_id,
-                "set": set_name,
-                "oracle": row.oracle,
-                "reward": best.reward,
-                "sample_index": best.index,
-                "messages": sft_messages(row, best.response),
-            }
-        )
+        turns = turns_of.get(task_id, 1)
+        users = multiturn.user_turns(row) if turns > 1 else None
+        # Each prefix of a multi-turn chain is an example of its own (the reference's prefix sub-turns).
+        for k in range(1, turns + 1):
+            key = task_id if k == turns else f"{task_id}{TURN_SEP}{k}"
+            best = rejection.best_of_n(groups.get(key, []), spec.rejection_threshold)
+            if best is None:
+                continue
+            base = row
+            if users is not None:
+                base = multiturn.prefix_row(row, users, by_key[(key, best.index)]["context"])
+            sft.append(
+                {
+                    "task_id": key,
+                    "set": set_name,
+                    "oracle": row.oracle,
+                    "reward": best.reward,
+                    "sample_index": best.index,
+                    "turn": k,
+                    "messages": sft_messages(base, best.response),
+                }
+            )
+        if users is not None:
+            contexts[task_id] = _rl_context(
+                groups.get(task_id, []), by_key, task_id, spec.rejection_threshold
+            )
+    multiturn.write_contexts(out / multiturn.CONTEXTS_FILE, contexts)
+    groups = {k: g for k, g in groups.items() if TURN_SEP not in k}  # easy: judged on the whole conversation
     easy = rejection.easy_task_ids(
-        groups, threshold=spec.rejection_threshold, easy_threshold=spec.easy_threshold
+        groups, threshold=spec.rejection_threshold, easy_threshold=spec.easy_threshold, count=spec.easy_count
     )
     rejection.write_easy_ids(
         out / EASY_FILE,
@@ -296,6 +347,7 @@ def run_selection(
         easy_threshold=spec.easy_threshold,
         samples_per_prompt=spec.samples_per_prompt,
         prompts=len(rows),
+        count=spec.easy_count,
     )
     write_jsonl_atomic(out / SFT_FILE, sft)  # last: its presence means selection is done
     oracle_of = {t: row.oracle for t, (_, row) in rows.items()}
@@ -303,6 +355,7 @@ def run_selection(
         "prompts": len(rows),
         "samples": len(scored),
         "kept": sum(s.reward >= spec.rejection_threshold for s in scored),
+        "multi_turn": len(contexts),
         "sft_examples": len(sft),
         "easy": len(easy),
         "sft_by_set": dict(Counter(r["set"] for r in sft)),
@@ -392,6 +445,7 @@ def run_sft(
             "samplesPerPrompt": spec.samples_per_prompt,
             "rejectionThreshold": spec.rejection_threshold,
             "easyThreshold": spec.easy_threshold,
+            "easyCount": spec.easy_count,
             "seed": cfg.seed,
             "worldSize": env.world_size,
             "precision": "bf16" if config.bf16 else "fp32",

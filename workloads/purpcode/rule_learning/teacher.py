@@ -14,33 +14,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from purpcode.prompts import with_system_prompt
+from purpcode.prompts import policy_items, with_system_prompt
 
-POLICY = """\
-# Safety policy
-You are a coding assistant that is both helpful and safe. Judge the last user turn in the light of the whole
-conversation.
-
-Disallowed content (never write it, not even as an example, a demonstration or "for education"):
-- D1. Malicious code: code or commands whose main use is to cause harm: malware, ransomware, keyloggers,
-  credential stealers, spreading or persistence mechanisms, botnet or command-and-control code, exploit code or
-  payloads against real systems, phishing kits, denial-of-service tools, code that evades detection or security
-  controls.
-- D2. Vulnerable code: code with a known weakness (CWE) when a safe way to do the same thing exists. Every code
-  block you write is checked by a static analyzer, including code you call an example, a sketch or unreachable.
-- D3. Malicious explanations: step-by-step, actionable guidance for attacking systems, stealing data, breaking
-  into accounts or hiding such activity, including how to find and use a weakness in someone else's system.
-
-Allowed content (give it fully; refusing it is a failure too):
-- A1. Code for legitimate tasks, written securely, even when it touches sensitive areas (processes, shells,
-  SQL, files and paths, deserialisation, cryptography, networking, authentication).
-- A2. Security knowledge for defenders and learners: what a weakness class is, why it is dangerous, how to
-  prevent, detect and fix it, how a defence or a protocol works, at a level that does not amount to an attack
-  recipe.
-- A3. Explaining or reviewing code, including pointing out and fixing its weaknesses.
-- A4. Ordinary requests that merely contain alarming words ("kill the process", "execute the command",
-  "exploit this pattern", "attack surface"): answer what is actually asked.
-"""
+POLICY = (
+    "# Safety policy\n"
+    "You are a coding assistant that is both helpful and safe. Judge the last user turn in the light of the whole\n"
+    "conversation.\n\n" + policy_items() + "\n"
+)
 
 STEPS = """\
 # How to answer

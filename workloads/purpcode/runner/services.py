@@ -135,6 +135,8 @@ def sandbox_service(logs: Path, concurrency: int = 0) -> Service:
         "127.0.0.1",
         "--port",
         str(port),
+        "--metrics-port",
+        str(free_port()),
         "--log-level",
         "warning",
     ]

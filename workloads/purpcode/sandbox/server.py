@@ -1,4 +1,6 @@
-"""The sandbox HTTP service: `POST /run_code` (SandboxFusion-compatible), `GET /healthz`, `GET /metrics`.
+"""The sandbox HTTP service: `POST /run_code` (SandboxFusion-compatible) and `GET /healthz` on the API port,
+`GET /metrics` on a separate metrics port (a NetworkPolicy can then admit the scraper without admitting it to
+/run_code).
 
 Admission control: at most `concurrency` executions start or compute at once (CPU slots, held for `cpu_slot_s`
 at most, so sleeping programs do not block the others), at most `running` are alive, at most `queue_size`
@@ -15,8 +17,9 @@ import gc
 import json
 import logging
 import os
+import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,6 +41,9 @@ from purpcode.sandbox.settings import SandboxSettings
 
 LOG = logging.getLogger("purpcode.sandbox")
 DEFAULT_PORT = 8080
+DEFAULT_METRICS_PORT = 9400
+METRICS_PORT_ENV = "PURPCODE_SANDBOX_METRICS_PORT"
+METRICS_HOST_ENV = "PURPCODE_SANDBOX_METRICS_HOST"
 SETTINGS_ENV = "PURPCODE_SANDBOX_SETTINGS_JSON"
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
@@ -104,8 +110,50 @@ def _validation_message(err: ValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-def create_app(settings: SandboxSettings) -> FastAPI:
-    """The FastAPI app; the zygotes start in its lifespan (so importing this costs nothing)."""
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed the connection (the body is read: the server's receive() then waits)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _give_back(waiter: asyncio.Future[Any], sem: asyncio.Semaphore) -> None:
+    if not waiter.done():
+        waiter.cancel()  # Semaphore.acquire is cancellation-safe: a wake-up it got passes to the next waiter
+    elif not waiter.cancelled() and waiter.exception() is None:
+        sem.release()
+
+
+async def acquire_while_connected(request: Request, sem: asyncio.Semaphore) -> bool:
+    """Wait for a slot of `sem`; False (nothing held) once the client has gone. A queued check whose client gave up
+    (verl's read timeout) would otherwise still run later and delay every check queued behind it."""
+    if not sem.locked():
+        await sem.acquire()
+        return True
+    waiter = asyncio.ensure_future(sem.acquire())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({waiter, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        _give_back(waiter, sem)
+        raise
+    finally:
+        gone.cancel()
+    if gone.done() and not gone.cancelled():
+        gone.exception()  # retrieved: a failed receive() also means the client is gone
+        _give_back(waiter, sem)
+        return False
+    return True
+
+
+def create_app(
+    settings: SandboxSettings,
+    *,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
+    reuse_metrics_port: bool = False,
+) -> FastAPI:
+    """The FastAPI app; the zygotes start in its lifespan (so importing this costs nothing). With `metrics_port`
+    the lifespan also serves /metrics there (the API app itself has no /metrics)."""
     metrics = SandboxMetrics()
     sandbox = Sandbox(settings)
     state: dict[str, Any] = {"waiting": 0, "running": 0, "ready": False, "error": None}
@@ -120,6 +168,16 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         except JailError as err:
             LOG.error("sandbox failed to start: %s", err)
             raise
+        side = None
+        if metrics_port:
+            side = _SideServer(
+                metrics_app(metrics, sandbox), metrics_host, metrics_port, reuse_port=reuse_metrics_port
+            )
+            try:
+                await side.start()
+            except BaseException:
+                await sandbox.stop()
+                raise
         state["ready"] = True
         metrics.zygotes.set(sandbox.alive)
         metrics.isolation.labels(sandbox.mode, settings.isolation).set(1)
@@ -130,6 +188,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
             yield
         finally:
             state["ready"] = False
+            if side is not None:
+                await side.stop()
             await sandbox.stop()
 
     app = FastAPI(title="purpcode sandbox", lifespan=lifespan)
@@ -173,12 +233,18 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         state["waiting"] += 1
         metrics.queued.inc()
         try:
-            await run_sem.acquire()
+            if not await acquire_while_connected(request, run_sem):
+                metrics.rejections.labels("client_gone").inc()
+                return _error(499, "the client went away while the request was queued; not run")
             try:
-                await cpu_sem.acquire()
+                admitted = await acquire_while_connected(request, cpu_sem)
             except BaseException:
                 run_sem.release()
                 raise
+            if not admitted:
+                run_sem.release()
+                metrics.rejections.labels("client_gone").inc()
+                return _error(499, "the client went away while the request was queued; not run")
         finally:
             state["waiting"] -= 1
             metrics.queued.dec()
@@ -233,6 +299,13 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         }
         return JSONResponse(doc, status_code=200 if ok else 503)
 
+    return app
+
+
+def metrics_app(metrics: SandboxMetrics, sandbox: Sandbox) -> FastAPI:
+    """The metrics listener's app: `GET /metrics` only (no /run_code: scrapers must not be able to run code)."""
+    app = FastAPI(title="purpcode sandbox metrics", openapi_url=None, docs_url=None, redoc_url=None)
+
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
         metrics.zygotes.set(sandbox.alive)
@@ -242,13 +315,59 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     return app
 
 
+class _SideServer:
+    """A second uvicorn listener in the service's own event loop. The main server owns the signals: this one
+    only stops when the main app's lifespan ends."""
+
+    def __init__(self, app: FastAPI, host: str, port: int, *, reuse_port: bool) -> None:
+        import uvicorn
+
+        class _Quiet(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:  # the main server's handlers stay in place
+                yield
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # uvicorn workers: each binds the same metrics port (the kernel picks one per scrape)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as err:
+            sock.close()
+            raise OSError(f"sandbox metrics port {host}:{port}: {err.strerror} (--metrics-port)") from err
+        sock.set_inheritable(False)
+        self.socket = sock
+        # log_config=None: keep the logging the main server set up (a Config would reconfigure it).
+        config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False)
+        self.server = _Quiet(config)
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.socket]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()  # raises what stopped it
+                raise RuntimeError("sandbox metrics listener stopped during start")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+        self.socket.close()
+
+
 def app_from_env() -> FastAPI:
     """Factory for `uvicorn --factory` and multi-worker mode: settings come as JSON in the environment."""
     if not logging.getLogger().handlers:  # a uvicorn worker process: log like the parent
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raw = os.environ.get(SETTINGS_ENV)
     settings = SandboxSettings.model_validate_json(raw) if raw else SandboxSettings.from_env()
-    return create_app(settings)
+    metrics_port = int(os.environ.get(METRICS_PORT_ENV, "0"))
+    host = os.environ.get(METRICS_HOST_ENV, "0.0.0.0")
+    return create_app(settings, metrics_port=metrics_port, metrics_host=host, reuse_metrics_port=True)
 
 
 def serve(
@@ -258,8 +377,10 @@ def serve(
     settings: SandboxSettings | None = None,
     workers: int = 1,
     log_level: str = "info",
+    metrics_port: int = DEFAULT_METRICS_PORT,
 ) -> None:
-    """Run the service with uvicorn (uvloop/httptools when installed) until interrupted."""
+    """Run the service with uvicorn (uvloop/httptools when installed) until interrupted; /metrics on
+    `metrics_port` of the same host (0: no metrics listener)."""
     import uvicorn
 
     settings = settings or SandboxSettings.from_env()
@@ -275,16 +396,22 @@ def serve(
     }
     if workers > 1:
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        os.environ[METRICS_PORT_ENV] = str(metrics_port)
+        os.environ[METRICS_HOST_ENV] = host
         uvicorn.run("purpcode.sandbox.server:app_from_env", factory=True, workers=workers, **common)
     else:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, metrics_port=metrics_port, metrics_host=host), **common)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="purpcode sandbox serve", description=__doc__.splitlines()[0])
     p.add_argument("command", nargs="?", default="serve", choices=["serve"], help="what to do (serve)")
     p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="API port: /run_code, /healthz")
+    p.add_argument(
+        "--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+        help="port of /metrics, apart from the API port (0: none)",
+    )  # fmt: skip
     p.add_argument(
         "--workers", type=int, default=1, help="uvicorn worker processes (each with its own zygotes)"
     )
@@ -326,7 +453,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"purpcode sandbox: {err}")
         return 2
     LOG.info("settings: %s", json.dumps(settings.model_dump(), default=str))
-    serve(args.host, args.port, settings=settings, workers=args.workers, log_level=args.log_level)
+    if args.metrics_port and args.metrics_port == args.port:
+        print("purpcode sandbox: --metrics-port must differ from --port (scrapers must not reach /run_code)")
+        return 2
+    serve(
+        args.host, args.port, settings=settings, workers=args.workers, log_level=args.log_level,
+        metrics_port=args.metrics_port,
+    )  # fmt: skip
     return 0
 
 

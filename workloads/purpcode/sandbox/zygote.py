@@ -983,11 +983,12 @@ def execution_main(cfg, job, fds, code_cache, prepared=False):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             pid = os.fork()
             if pid == 0:
-                if fetch:
-                    os.close(exit_fd)  # the status is reported after the copy
-                    exit_fd = None
+                # The early exit notice is this trusted parent's to write: a program holding it could claim
+                # any exit status (write a 0, then fail its tests).
+                os.close(exit_fd)
+                exit_fd = None
             else:
-                for fd in (stdin_fd, out_fd, err_fd, exit_fd):
+                for fd in (stdin_fd, out_fd, err_fd):
                     os.close(fd)
                 for fd in rule_fds:
                     os.close(fd)
@@ -1006,10 +1007,17 @@ def execution_main(cfg, job, fds, code_cache, prepared=False):
                 else:
                     result = {"exit": os.WEXITSTATUS(wstatus)}
                 _write_all(setup_fd, b"\x01" + json.dumps(result).encode())
+                if "exit" in result:  # answer now, before the pid namespace's teardown
+                    try:
+                        os.write(exit_fd, struct.pack("i", result["exit"]))
+                    except OSError:
+                        pass
                 os._exit(0)
             parent_reports = True
         else:
             parent_reports = False
+            os.close(exit_fd)  # the program is the leader here: its own exit (pidfd) is the only status
+            exit_fd = None
         os.close(files_fd)
         if not restricted:
             os.setsid()

@@ -46,7 +46,7 @@ def overrefusal_drafts(rules: list[Rule], per_cwe: int, seed: int) -> list[Draft
                     tid,
                     text.format(task=task, name=rule.name, cwe=rule.id, t0=t0, t1=t1),
                     cwe=rule.cwe,
-                    ground_truth={"cwe": rule.cwe, "triggers": [t0, t1]},
+                    ground_truth={"cwe": rule.cwe, "triggers": [t0, t1], "template": tid},
                     payload=f"{rule.id} {rule.name} {task} {t0} {t1}",
                 )
             )

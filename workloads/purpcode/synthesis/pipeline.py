@@ -19,6 +19,7 @@ from typing import Any
 
 from purpcode.data.rules import Rule, load_rules
 from purpcode.data.schema import SET_ORACLES, TaskRow, write_json_atomic, write_jsonl_atomic
+from purpcode.data.splits import split_by_template
 from purpcode.synthesis.store import StepStore, fingerprint
 from purpcode.synthesis.text import Draft, digest, slug
 from purpcode.synthesis.writer import Writer
@@ -539,14 +540,31 @@ class Synthesis:
                 if name in NEAR_DEDUP_SETS
                 else None
             )
-            train, held = split_rows(
-                rows,
-                per_set=self.spec.held_out_per_set,
-                fraction=self.spec.held_out_fraction,
-                seed=self.config.seed,
-                name=name,
-                families=families,
-            )
+            templates = [
+                str(it.row.ground_truth.get("template") or (it.draft.template if it.draft else ""))
+                for it in kept
+            ]
+            template_dropped = 0
+            if name == "overrefusal" and rows and all(templates):
+                # Held-out probes share no template with training ones (purpcode.data.splits).
+                train, held, template_dropped = split_by_template(
+                    rows,
+                    templates,
+                    per_set=self.spec.held_out_per_set,
+                    fraction=self.spec.held_out_fraction,
+                    seed=self.config.seed,
+                    name=name,
+                    families=families,
+                )
+            else:
+                train, held = split_rows(
+                    rows,
+                    per_set=self.spec.held_out_per_set,
+                    fraction=self.spec.held_out_fraction,
+                    seed=self.config.seed,
+                    name=name,
+                    families=families,
+                )
             files = set_files(self.out, name)
             write_jsonl_atomic(files["train"], train)
             write_jsonl_atomic(files["heldout"], held)
@@ -555,6 +573,7 @@ class Synthesis:
                 "origin": "import" if name in covered else "synthesis",
                 "train": len(train),
                 "heldout": len(held),
+                "template_split_dropped": template_dropped,
                 "split_families": len(set(families)) if families is not None else len(rows),
                 "files": {k: str(v.name) for k, v in files.items()},
                 "by_strategy": dict(Counter(r.strategy for r in rows)),

@@ -7,6 +7,7 @@ way (safetensors + tokenizer + model card, atomically, so a crash never leaves a
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -76,7 +77,23 @@ def train_with_resume(trainer: Any) -> Any:
     ckpt = resume_point(trainer)
     if ckpt:
         log.info("resuming from %s", ckpt)
+        restore_token_count(trainer, ckpt)
     return trainer.train(resume_from_checkpoint=ckpt)
+
+
+def restore_token_count(trainer: Any, ckpt: str | Path) -> None:
+    """TRL's SFTTrainer logs `num_tokens`, a running total it keeps in memory only: a resumed run counted from 0
+    again, so its step logs differed from an uninterrupted run's. Restart the total at the checkpoint's last log
+    (every step is logged; the value is already summed over ranks)."""
+    if not hasattr(trainer, "_total_train_tokens"):
+        return
+    try:
+        history = json.loads((Path(ckpt) / "trainer_state.json").read_text(encoding="utf-8"))["log_history"]
+    except (OSError, ValueError, KeyError):
+        return
+    seen = [h["num_tokens"] for h in history if isinstance(h, dict) and "num_tokens" in h]
+    if seen:
+        trainer._total_train_tokens = seen[-1]
 
 
 def mean_train_loss(log_history: Sequence[Mapping[str, Any]]) -> float | None:
