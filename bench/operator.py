@@ -9,7 +9,13 @@ Apply-to-first-Job latency per run = the API's own create time of the run's firs
 Reports p50/p99/max latency, the reconcile rate (controller_runtime_reconcile_total over the time until the last
 first Job; deferred status writes that ran by then count too, see docs/operator.md "Architecture"), CPU per run of the operator and of this process (the fake API and the creating client: in a real
 cluster that work is the API server's), the operator's peak RSS, and the ratios 500 vs 50 (how cost grows).
-Goal (issue 8): p99 < 1 s and RSS < 300 MiB at 500 runs. The last line ends with the 500-run p99 in seconds.
+Goal (issue 8): p99 < 1 s and RSS < 300 MiB at 500 runs.
+
+The floor (issue 16): the same harness, the same fake API, with bench/floor_operator.py instead of ours: a minimal
+kopf operator that creates one Job per run with kopf.adopt and nothing else. For both, operator CPU is counted from
+the creates until every run has its first Job and the operator has gone quiet (its deferred status writes and
+Events included). Printed: our CPU per run / the floor's, for each size; goal <= 1.5 (our lifecycle, status,
+Events and metrics cost at most half again what kopf itself costs). The last line ends with the 500-run ratio.
 """
 
 from __future__ import annotations
@@ -17,10 +23,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from support.fake_cluster import FakeCluster  # noqa: E402
-from support.operator_process import OperatorProcess, metric_value  # noqa: E402
+from support.operator_process import OperatorProcess, free_port, metric_value  # noqa: E402
 from support.run_specs import tiny_run  # noqa: E402
 
 
@@ -88,6 +98,65 @@ class RssSampler(threading.Thread):
             self.stop.wait(0.1)
 
 
+class FloorProcess:
+    """bench/floor_operator.py under `kopf run`, ready when kopf's liveness endpoint answers."""
+
+    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+        self.kubeconfig, self.log_dir = kubeconfig, log_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        log = open(self.log_dir / "floor.log", "wb")  # noqa: SIM115 - owned by the child
+        cmd = [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", "default"]
+        cmd += [
+            "--liveness",
+            f"http://127.0.0.1:{self.port}/healthz",
+            str(REPO / "bench" / "floor_operator.py"),
+        ]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.log_dir / "floor.log").read_text()[-4000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("the floor operator did not become live in 60 s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def settle(proc: psutil.Process, quiet_cpu: float = 0.03, window: float = 1.0, limit: float = 60.0) -> None:
+    """Wait until the operator has used less than `quiet_cpu` seconds of CPU over `window` (its work is done)."""
+    deadline = time.monotonic() + limit
+    last = sum(proc.cpu_times()[:2])
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = sum(proc.cpu_times()[:2])
+        if now - last < quiet_cpu:
+            return
+        last = now
+
+
 def reconciles_done(metrics: str) -> float:
     """Finished reconciles, whatever their result (a reconcile that schedules a timer ends as requeue_after)."""
     return sum(
@@ -96,15 +165,19 @@ def reconciles_done(metrics: str) -> float:
     )
 
 
-def measure(n: int, workers: int, timeout: float, concurrency: int) -> Result:
+def measure(n: int, workers: int, timeout: float, concurrency: int, *, floor: bool = False) -> Result:
     with (
         tempfile.TemporaryDirectory(prefix="purpcode-bench-") as tmp,
         FakeCluster(Path(tmp), simulate=False) as cluster,
     ):
-        op = OperatorProcess(cluster.kubeconfig, Path(tmp), env={"PURPCODE_WORKERS": str(workers)})
+        op: OperatorProcess | FloorProcess
+        if floor:
+            op = FloorProcess(cluster.kubeconfig, Path(tmp))
+        else:
+            op = OperatorProcess(cluster.kubeconfig, Path(tmp), env={"PURPCODE_WORKERS": str(workers)})
         op.start()
         try:
-            before = reconciles_done(op.metrics())
+            before = 0.0 if isinstance(op, FloorProcess) else reconciles_done(op.metrics())
             proc = psutil.Process(op.pid)
             me = psutil.Process()
             cpu_before = sum(proc.cpu_times()[:2])
@@ -132,11 +205,12 @@ def measure(n: int, workers: int, timeout: float, concurrency: int) -> Result:
             while len(jobs) < n and time.monotonic() < deadline:
                 time.sleep(0.2)
                 runs, jobs = firsts()
+            settle(proc)
             cpu = sum(proc.cpu_times()[:2]) - cpu_before
             api_cpu = sum(me.cpu_times()[:2]) - api_cpu_before
             sampler.stop.set()
             sampler.join()
-            after = reconciles_done(op.metrics())
+            after = 0.0 if isinstance(op, FloorProcess) else reconciles_done(op.metrics())
             rss = max(sampler.peak, proc.memory_info().rss)
         finally:
             op.stop()
@@ -169,12 +243,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="Also print the results as one JSON line.")
     args = p.parse_args(argv)
 
-    results = [measure(n, args.workers, args.timeout, args.concurrency) for n in (args.baseline, args.runs)]
+    sizes = (args.baseline, args.runs)
+    results = [measure(n, args.workers, args.timeout, args.concurrency) for n in sizes]
+    floors = [measure(n, args.workers, args.timeout, args.concurrency, floor=True) for n in sizes]
     print(
         f"{'runs':>6} {'p50 s':>8} {'p99 s':>8} {'max s':>8} {'span s':>8} {'reconciles':>10} {'rec/s':>8} "
         f"{'op cpu ms/run':>13} {'api cpu ms/run':>14} {'op RSS MiB':>10} {'missing':>7}"
     )
-    for r in results:
+    for r in results + floors:
+        if r is floors[0]:
+            print("floor operator (bench/floor_operator.py: one adopted Job per run, kopf defaults):")
         print(
             f"{r.runs:>6} {r.p50:>8.3f} {r.p99:>8.3f} {r.worst:>8.3f} {r.span:>8.2f} {r.reconciles:>10.0f} "
             f"{r.rate:>8.1f} {r.cpu_per_run_ms:>13.1f} {r.api_cpu_per_run_ms:>14.1f} {r.rss_mib:>10.1f} "
@@ -190,8 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     goal_rss = "met" if big.rss_mib < 300 else "NOT met"
     print(f"goals at {big.runs} runs: p99 < 1 s {goal_p99}; RSS < 300 MiB {goal_rss} ({big.rss_mib:.0f} MiB)")
     if args.json:
-        print(json.dumps([r.__dict__ for r in results]))
+        print(json.dumps({"operator": [r.__dict__ for r in results], "floor": [r.__dict__ for r in floors]}))
     print(f"apply-to-first-Job p99 at {big.runs} runs (seconds): {big.p99:.3f}")
+    ratios = [ours.cpu_per_run_ms / fl.cpu_per_run_ms for ours, fl in zip(results, floors, strict=True)]
+    for n, ratio in zip(sizes, ratios[:-1], strict=False):
+        print(f"operator CPU per run / floor's at {n} runs: {ratio:.2f}")
+    verdict = "met" if ratios[-1] <= 1.5 else "NOT met"
+    print(f"operator CPU per run / floor's (goal <= 1.5, {verdict}) at {sizes[-1]} runs: {ratios[-1]:.2f}")
     return 0
 
 

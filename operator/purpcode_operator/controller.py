@@ -49,9 +49,9 @@ class ReconcileError(Exception):
     """A reconcile could not finish (API errors); the run is retried with backoff."""
 
 
-def _rv(body: Mapping[str, Any]) -> int | None:
-    raw = body.get("metadata", {}).get("resourceVersion")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+def _generation(body: Mapping[str, Any]) -> int:
+    raw = body.get("metadata", {}).get("generation")
+    return raw if isinstance(raw, int) else 0
 
 
 _VOLATILE_META = ("resourceVersion", "managedFields")
@@ -131,6 +131,9 @@ class Controller:
         # Jobs created by a reconcile that left the status for later (see reconcile), until their watch event
         # puts them in the index: the deferred reconcile observes them either way.
         self._fresh_jobs: dict[Key, dict[str, Obj]] = {}
+        # The resourceVersion of our own status write whose watch event has not come yet: until it comes, the
+        # (ordered) watch can only bring older versions. resourceVersions are opaque: never compared for order.
+        self._awaiting: dict[Key, str] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._active = 0
         self._clock = clock or (lambda: datetime.datetime.now(datetime.UTC))
@@ -164,17 +167,17 @@ class Controller:
             self._prepared.pop(key, None)
             self._decided_jobs.pop(key, None)
             self._fresh_jobs.pop(key, None)
+            self._awaiting.pop(key, None)
             self.queue.forget(key)
             self.metrics.forget_run(*key)
             return
         current = self.bodies.get(key)
         if current is not None and current.get("metadata", {}).get("uid") == meta.get("uid"):
-            new_rv, known_rv = _rv(body), _rv(current)
-            same = meta.get("resourceVersion") == current.get("metadata", {}).get("resourceVersion")
-            if same or (new_rv is not None and known_rv is not None and new_rv <= known_rv):
+            if self._known(key, body, current):
                 # The echo of our own status write, or an older version arriving after it: what that version
                 # says was decided on already (any later change comes as its own, newer event).
                 return
+        self._awaiting.pop(key, None)
         # kopf never mutates an event's parsed body (only daemons' live bodies), and neither do we: keep it.
         self._remember(key, dict(body))
         self.queue.add(key)
@@ -197,16 +200,28 @@ class Controller:
                 return  # the watch event of the Job version the run's status was decided on: nothing new
         self.queue.add(key)
 
-    def _remember(self, key: Key, body: Obj) -> None:
-        """Keep the newest body we know: a watch event may arrive after our own (newer) status write."""
-        current = self.bodies.get(key)
-        if current is not None and current.get("metadata", {}).get("uid") == body.get("metadata", {}).get(
-            "uid"
-        ):
-            new_rv, old_rv = _rv(body), _rv(current)
-            if new_rv is not None and old_rv is not None and new_rv < old_rv:
-                return
+    def _known(self, key: Key, body: Mapping[str, Any], current: Obj) -> bool:
+        """Whether a watch event brings a version we hold already or an older one (see `_awaiting`)."""
+        rv = body.get("metadata", {}).get("resourceVersion")
+        if rv == current.get("metadata", {}).get("resourceVersion"):
+            self._awaiting.pop(key, None)
+            return True
+        if key not in self._awaiting:
+            return False
+        # Before our write's own event: older, unless it is visibly newer (after a re-list the watch starts at
+        # the current version): a new generation, or a deletion we have not seen.
+        newer = _generation(body) > _generation(current) or (
+            bool(body.get("metadata", {}).get("deletionTimestamp"))
+            and not current.get("metadata", {}).get("deletionTimestamp")
+        )
+        return not newer
+
+    def _remember(self, key: Key, body: Obj, *, written: bool = False) -> None:
+        """Keep the newest body we know; `written`: it is the answer to our own write (its event comes later)."""
         self.bodies[key] = body
+        rv = body.get("metadata", {}).get("resourceVersion")
+        if written and rv is not None:
+            self._awaiting[key] = str(rv)
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -491,7 +506,7 @@ class Controller:
                 return  # deleted and created again meanwhile: the new run's own events queue it
             raise ReconcileError(str(err)) from err
         if updated.get("metadata", {}).get("uid") == body.get("metadata", {}).get("uid"):
-            self._remember(key, updated)
+            self._remember(key, updated, written=True)
             if _changed_besides_status(body, updated):
                 # Somebody changed the run (spec, labels, deletion) between our read and this write: the
                 # returned version carries it, and its own watch event is older than what we now hold (so

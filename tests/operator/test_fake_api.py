@@ -79,9 +79,10 @@ def test_metadata_resource_versions_and_generation(quiet: FakeCluster) -> None:
     meta = run["metadata"]
     assert meta["uid"] and meta["generation"] == 1 and meta["creationTimestamp"].endswith("Z")
     assert "status" not in run  # the status subresource ignores status on create
-    rv1 = int(meta["resourceVersion"])
+    rv1 = e.revision(meta["resourceVersion"])
+    assert rv1 is not None
     run = quiet.patch_run("r", {"metadata": {"labels": {"a": "b"}}})
-    assert run["metadata"]["generation"] == 1 and int(run["metadata"]["resourceVersion"]) > rv1
+    assert run["metadata"]["generation"] == 1 and e.revision(run["metadata"]["resourceVersion"]) > rv1
     run = quiet.patch_run("r", {"spec": {"seed": 7}})
     assert run["metadata"]["generation"] == 2
     same = quiet.patch_run("r", {"spec": {"seed": 7}})
@@ -94,7 +95,7 @@ def test_metadata_resource_versions_and_generation(quiet: FakeCluster) -> None:
 
 def test_http_create_conflict_precondition_and_json_patch(quiet: FakeCluster) -> None:
     status, obj = http(quiet, "POST", "/api/v1/namespaces/default/configmaps", cm("a"))
-    assert status == 200 and obj["metadata"]["namespace"] == "default"
+    assert status == 201 and obj["metadata"]["namespace"] == "default"
     status, err = http(quiet, "POST", "/api/v1/namespaces/default/configmaps", cm("a"))
     assert status == 409 and err["reason"] == "AlreadyExists"
     status, err = http(

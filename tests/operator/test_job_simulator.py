@@ -361,7 +361,10 @@ def deployment_doc(name: str = "d", image: str = "img:1", replicas: int = 1) -> 
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "c", "image": image}]},
+                "spec": {
+                    "securityContext": RESTRICTED_POD,  # the suite's namespace is restricted
+                    "containers": [{"name": "c", "image": image, "securityContext": RESTRICTED_CONTAINER}],
+                },
             },
         },
     }

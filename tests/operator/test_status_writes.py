@@ -130,12 +130,13 @@ def test_an_older_or_echoed_run_version_queues_no_reconcile() -> None:
 
     controller.run_event("ADDED", body("5"))
     assert len(controller.queue) == 1
-    controller.bodies[("ns", "r")] = body("9")  # our own status write returned version 9
+    # resourceVersions are opaque: these tokens order nothing (as numbers, the older one is the larger).
+    controller._remember(("ns", "r"), body("19"), written=True)  # our own status write returned "19"
     controller.queue._queued.clear()  # as if a worker took the key and finished
-    for rv in ("9", "7"):  # its echo, and an older event delivered late
+    for rv in ("70", "19"):  # an older event the watch delivers before our write's echo, then the echo
         controller.run_event("MODIFIED", body(rv))
         assert len(controller.queue) == 0
-        assert controller.bodies[("ns", "r")]["metadata"]["resourceVersion"] == "9"
+        assert controller.bodies[("ns", "r")]["metadata"]["resourceVersion"] == "19"
     controller.run_event("MODIFIED", body("10"))  # somebody else's change
     assert len(controller.queue) == 1
     controller.queue._queued.clear()

@@ -1,7 +1,7 @@
 """Fixtures for the packaging tests: the generator tools loaded by path (tools/ is not a package).
 
 No __init__.py here on purpose: a package named `packaging` would shadow the real `packaging` library. Helper
-modules here (tool_loader, tools_check, pss_check, dashboard_queries) are imported by their plain names.
+modules here (tool_loader, tools_check, dashboard_queries) are imported by their plain names.
 """
 
 from __future__ import annotations

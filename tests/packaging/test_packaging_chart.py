@@ -16,7 +16,8 @@ import helm_python
 import kubernetes_validate
 import pytest
 import yaml
-from pss_check import restricted_violations
+
+from purpcode_operator import pss
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "purpcode"
@@ -133,7 +134,7 @@ def test_operator_pod_meets_restricted_pod_security(rendered: tuple[str, list[di
     _, objs = rendered
     (dep,) = _by_kind(objs, "Deployment")
     pod = dep["spec"]["template"]["spec"]
-    assert restricted_violations(pod) == []
+    assert pss.check_pod(pod, dep["spec"]["template"].get("metadata"), level="restricted") == []
     (container,) = pod["containers"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp"}
@@ -141,9 +142,8 @@ def test_operator_pod_meets_restricted_pod_security(rendered: tuple[str, list[di
 
 def test_restricted_check_catches_a_root_pod() -> None:
     pod = {"containers": [{"name": "c", "securityContext": {"privileged": True}}], "hostNetwork": True}
-    problems = restricted_violations(pod)
-    assert any("privileged" in p for p in problems) and any("hostNetwork" in p for p in problems)
-    assert any("drop ALL" in p for p in problems) and any("runAsNonRoot" in p for p in problems)
+    problems = {v.check for v in pss.check_pod(pod, level="restricted")}
+    assert {"privileged", "hostNamespaces", "capabilities_restricted", "runAsNonRoot"} <= problems
 
 
 def test_operator_gets_default_images_and_settings(gen: ModuleType) -> None:

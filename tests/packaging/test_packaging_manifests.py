@@ -8,8 +8,9 @@ from typing import Any
 
 import kubernetes_validate
 import yaml
-from pss_check import restricted_violations
 from tool_loader import load_tool
+
+from purpcode_operator import pss
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL = ROOT / "manifests" / "install.yaml"
@@ -64,7 +65,7 @@ def test_install_holds_namespace_crd_rbac_and_operator(gen: ModuleType) -> None:
         labels = d["metadata"].get("labels", {})
         assert "helm.sh/chart" not in labels and "app.kubernetes.io/managed-by" not in labels
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
-    assert restricted_violations(dep["spec"]["template"]["spec"]) == []
+    assert pss.check_pod(dep["spec"]["template"]["spec"], level="restricted") == []
 
 
 def test_install_is_the_helm_install(gen: ModuleType) -> None:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import kmock
 
 from .job_simulator import JOBS, PODS, JobSimulator, Script
-from .kube_emulator import KubeEmulator, Obj, Resource
+from .kube_emulator import Faults, KubeEmulator, Obj, Resource
 
 T = TypeVar("T")
 
@@ -42,13 +42,37 @@ def _crd_body() -> Obj:
     return build_crd()
 
 
-class FakeCluster:
-    """Start with `with FakeCluster(tmp_path) as cluster:`; `cluster.kubeconfig` is ready to use."""
+# The integration suite's namespace: the strictest Pod Security level; a test asks for another with pod_security=.
+DEFAULT_POD_SECURITY = "restricted"
 
-    def __init__(self, workdir: Path, *, simulate: bool = True, script: Script | None = None) -> None:
+
+class FakeCluster:
+    """Start with `with FakeCluster(tmp_path) as cluster:`; `cluster.kubeconfig` is ready to use.
+
+    Like a real cluster: opaque resourceVersions, a bounded watch history (410 Gone beyond it), Pod Security
+    admission on the `default` namespace (`pod_security`), a server version (`server_version`), and optional
+    injected faults (`faults`).
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        simulate: bool = True,
+        script: Script | None = None,
+        pod_security: str | None = DEFAULT_POD_SECURITY,
+        server_version: tuple[int, int] = (1, 33),
+        faults: Faults | None = None,
+        history_seconds: float | None = 120.0,
+    ) -> None:
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.simulate = simulate
         self.script = script
+        self.pod_security = pod_security
+        self.server_version = server_version
+        self.faults = faults
+        self.history_seconds = history_seconds
         self.emulator: KubeEmulator
         self.simulator: JobSimulator | None = None
         self.url = ""
@@ -93,7 +117,12 @@ class FakeCluster:
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        emulator = KubeEmulator()
+        emulator = KubeEmulator(
+            server_version=self.server_version,
+            opaque_rv=True,
+            history_seconds=self.history_seconds,
+            faults=self.faults,
+        )
         emulator.resources.load_bundled()
         emulator.declare(
             RUNS, kind="PurpCodeRun", singular="purpcoderun", shortnames=["pcr"], categories=["purpcode"]
@@ -101,7 +130,8 @@ class FakeCluster:
         self.emulator = emulator
         async with emulator, kmock.Server(emulator) as server:
             self.url = f"http://{server.host}:{server.port}"
-            emulator.create(NAMESPACES, None, {"metadata": {"name": "default"}})
+            labels = {"pod-security.kubernetes.io/enforce": self.pod_security} if self.pod_security else {}
+            emulator.create(NAMESPACES, None, {"metadata": {"name": "default", "labels": labels}})
             emulator.create(CRDS, None, _crd_body())
             if self.simulate:
                 self.simulator = JobSimulator(emulator, self.script, api_url=self.url)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import datetime
 import json
 import random
@@ -42,12 +43,15 @@ import kmock
 from kmock._internal import dicts as kdicts
 from kmock._internal import k8s_dicts, parsing, rendering
 
+from purpcode_operator import pss
+
+from . import kube_validation as kv
+
 Resource = kmock.resource
 Obj = dict[str, Any]
 Listener = Callable[[str, Resource, Obj], None]
 RequestHook = Callable[[rendering.Request, int], None]
 
-_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _STATUS_REASONS = {
     400: "BadRequest",
     404: "NotFound",
@@ -55,7 +59,31 @@ _STATUS_REASONS = {
     410: "Expired",
     415: "UnsupportedMediaType",
     422: "Invalid",
+    429: "TooManyRequests",
+    500: "InternalError",
+    504: "Timeout",
 }
+NAMESPACES = kmock.resource("", "v1", "namespaces")
+PODS = kmock.resource("", "v1", "pods")
+JOBS = kmock.resource("batch", "v1", "jobs")
+# The Warning headers of the request being served (the API server's `Warning: 299 - "..."`).
+_WARNINGS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("warnings", default=None)
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong, on purpose, with HTTP requests (in-process controllers are never faulted).
+
+    A share `write_rate` of writes fail: creates with 429 (Retry-After), 500, or 504 *after* the object was stored
+    (the client cannot know it was); patches with 409 Conflict, 429 or 500; deletes with 429 or 500. Watch streams
+    end after about `watch_cut_seconds` (a load balancer's idle cut, an API server restart).
+    """
+
+    write_rate: float = 0.1
+    watch_cut_seconds: float | None = None
+    seed: int = 0
+    # Also fault the simulated control plane's own requests (User-Agent kube-controller-manager/...)?
+    controllers: bool = False
 
 
 def _clone(obj: Any) -> Any:
@@ -223,7 +251,20 @@ class KubeEmulator(kmock.KubernetesEmulator):
     # does: then a foreground delete only marks the owner (deletionTimestamp + the foregroundDeletion finalizer).
     external_gc: bool = False
 
+    server_version: tuple[int, int] = (1, 33)
+    opaque_rv: bool = (
+        False  # resourceVersions as non-consecutive, unordered tokens (the contract: opaque strings)
+    )
+    history_seconds: float | None = None  # watch resume window (the watch cache's); older: 410 Gone
+    faults: Faults | None = None
+    relax_user_namespaces: bool = False  # the UserNamespacesPodSecurityStandards feature gate
+
     _rv: int = attrs.field(default=0, init=False)
+    _tokens: dict[int, str] = attrs.field(factory=dict, init=False)
+    _token_rv: dict[str, int] = attrs.field(factory=dict, init=False)
+    _rng: random.Random = attrs.field(factory=random.Random, init=False)
+    _log_times: collections.deque[tuple[int, float]] = attrs.field(factory=collections.deque, init=False)
+    fault_log: list[tuple[str, str, int]] = attrs.field(factory=list, init=False)
     _log: collections.deque[tuple[int, Resource, Obj]] = attrs.field(init=False)
     _watchers: list[_Watcher] = attrs.field(factory=list, init=False)
     _uids: dict[str, tuple[Resource, str | None, str]] = attrs.field(factory=dict, init=False)
@@ -238,6 +279,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self._log = collections.deque(maxlen=self.log_limit)
         self._builtin_reactions = len(self._payloads)
+        if self.faults is not None:
+            self._rng.seed(self.faults.seed)
 
     # ----------------------------------------------------------------------------- resource metadata
 
@@ -301,13 +344,124 @@ class KubeEmulator(kmock.KubernetesEmulator):
         obj = self._objects._objects.get((res, namespace, name))
         return [] if obj is None else [None if v is None else v.raw for v in obj.history]
 
+    # ----------------------------------------------------------------------------- validation and admission
+
+    def _validate(self, res: Resource, namespace: str | None, obj: Obj, old: Obj | None) -> None:
+        """What the API server checks before storing: decoding (400), then field validation (422)."""
+        kind = str(obj.get("kind") or self._info(res).kind)
+        meta = obj.get("metadata") or {}
+        name = str(meta.get("name", ""))
+        kv.check_quantities(obj)
+        self._drop_disabled_fields(obj)
+        errors = [] if old is not None else kv.name_errors(kind, name)
+        errors += kv.label_errors(meta.get("labels"), "metadata.labels")
+        errors += kv.owner_reference_errors(meta)
+        if kind == "Pod":
+            errors += kv.pod_spec_errors(obj.get("spec") or {}, "spec")
+        elif kind == "Job":
+            errors += kv.job_errors(obj)
+            if old is not None:
+                errors += kv.job_update_errors(old, obj)
+        elif kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"):
+            errors += kv.workload_errors(obj, old)
+        if errors:
+            raise kv.invalid(kind, res.group or "", name, errors)
+
+    def _drop_disabled_fields(self, obj: Obj) -> None:
+        """Fields this server version does not serve are dropped, as the real one does: user-namespaced pods and
+        procMount before 1.33 (feature gates off by default), the appArmorProfile field before 1.30 (unknown: a
+        Warning says so)."""
+        found = pss.pod_template(obj)
+        if found is None or not isinstance(found[1], dict):
+            return
+        spec = found[1]
+        containers = [
+            c for key in ("initContainers", "containers", "ephemeralContainers") for c in spec.get(key) or []
+        ]
+        if self.server_version < (1, 33):
+            spec.pop("hostUsers", None)
+            for c in containers:
+                (c.get("securityContext") or {}).pop("procMount", None)
+        if self.server_version < (1, 30):
+            prefix = "spec.template.spec" if obj.get("kind") != "Pod" else "spec"
+            dropped = []
+            if (spec.get("securityContext") or {}).pop("appArmorProfile", None) is not None:
+                dropped.append(f"{prefix}.securityContext.appArmorProfile")
+            for key in ("initContainers", "containers", "ephemeralContainers"):
+                for i, c in enumerate(spec.get(key) or []):
+                    if (c.get("securityContext") or {}).pop("appArmorProfile", None) is not None:
+                        dropped.append(f"{prefix}.{key}[{i}].securityContext.appArmorProfile")
+            warnings = _WARNINGS.get()
+            if warnings is not None:
+                warnings += [f'unknown field "{path}"' for path in dropped]
+
+    def _admit(self, res: Resource, namespace: str | None, obj: Obj) -> None:
+        """Pod Security admission: Pods the namespace's enforce level refuses get 403; workloads get a Warning."""
+        if namespace is None:
+            return
+        found = pss.pod_template(obj)
+        if found is None:
+            return
+        ns = self.get(NAMESPACES, None, namespace)
+        policy = pss.NamespacePolicy.from_labels((ns or {}).get("metadata", {}).get("labels"))
+        meta, spec = found
+        relax = self.relax_user_namespaces
+        if obj.get("kind") == "Pod":
+            enforce_v = policy.enforce_version or self.server_version
+            found_v = pss.check_pod(
+                spec, meta, level=policy.enforce, version=enforce_v, relax_user_namespaces=relax
+            )
+            if found_v:
+                name = obj["metadata"]["name"]
+                raise kmock.KubernetesError(
+                    status=403,
+                    reason="Forbidden",
+                    message=pss.forbidden_message(
+                        res.plural, name, policy.enforce, policy.enforce_version, found_v
+                    ),
+                    details={"name": name, "kind": res.plural},
+                )
+            return
+        warn_v = policy.warn_version or self.server_version
+        found_w = pss.check_pod(spec, meta, level=policy.warn, version=warn_v, relax_user_namespaces=relax)
+        warnings = _WARNINGS.get()
+        if found_w and warnings is not None:
+            warnings.append(pss.warning_message(policy.warn, policy.warn_version, found_w))
+
     def _next_rv(self) -> str:
         self._rv += 1
-        return str(self._rv)
+        return self._token(self._rv)
+
+    def _token(self, rv: int) -> str:
+        """The resourceVersion string of revision `rv`: its number, or an opaque token that orders nothing."""
+        if not self.opaque_rv:
+            return str(rv)
+        token = self._tokens.get(rv)
+        if token is None:
+            # numeric-looking, so a client comparing them as numbers gets wrong answers
+            token = str(random.getrandbits(40))
+            while token in self._token_rv:
+                token = str(random.getrandbits(40))
+            self._tokens[rv] = token
+            self._token_rv[token] = rv
+        return token
+
+    def revision(self, token: str) -> int | None:
+        """The revision behind a resourceVersion this server gave out (None: unknown)."""
+        if not self.opaque_rv:
+            return int(token) if token.isdigit() else None
+        return self._token_rv.get(token)
 
     def _emit(self, kind: str, res: Resource, obj: Obj) -> None:
         event = {"type": kind, "object": obj}
         self._log.append((self._rv, res, event))
+        if self.history_seconds is not None:
+            now = time.monotonic()
+            self._log_times.append((self._rv, now))
+            while self._log_times and self._log_times[0][1] < now - self.history_seconds:
+                old_rv, _ = self._log_times.popleft()
+                while self._log and self._log[0][0] <= old_rv:
+                    self._log.popleft()
         for watcher in self._watchers:
             if watcher.wants(res, obj):
                 watcher.queue.put_nowait(event)
@@ -342,16 +496,14 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 raise api_error(422, "name or generateName is required")
             meta["name"] = meta["generateName"] + "".join(random.choices("bcdfghjklmnpqrstvwxz2456789", k=5))
         name = meta["name"]
-        if len(name) > 253 or not _NAME_RE.match(name):
-            raise api_error(
-                422, f"metadata.name: Invalid value: {name!r}: must be a lowercase RFC 1123 subdomain"
-            )
+        obj.setdefault("apiVersion", self._api_version(res))
+        obj.setdefault("kind", info.kind)
+        self._validate(res, namespace, obj, None)
         key = (res, namespace, name)
         existing = self._objects._objects.get(key)
         if existing is not None and not existing.deleted:
             raise api_error(409, f'{res.plural} "{name}" already exists')
-        obj.setdefault("apiVersion", self._api_version(res))
-        obj.setdefault("kind", info.kind)
+        self._admit(res, namespace, obj)
         if self._has_status(res) and not keep_status:
             obj.pop("status", None)
         meta["uid"] = _uid()
@@ -410,6 +562,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
                 "please apply your changes to the latest version and try again",
                 reason="Conflict",
             )
+        if subresource is None:
+            self._validate(res, namespace, candidate, old)
         return self._store_update(res, key, old, candidate, subresource=subresource)
 
     def replace_status(self, res: Resource, namespace: str | None, name: str, status: Obj) -> Obj:
@@ -569,21 +723,92 @@ class KubeEmulator(kmock.KubernetesEmulator):
             access(request)
         plural = request.resource.plural if request.resource is not None else None
         serve = self._FAST.get(request.action) if plural else None  # not discovery (/apis/<group>/<version>)
-        if serve is not None and len(self._payloads) == self._builtin_reactions:
-            handler = getattr(self, serve)
-            if serve == "_serve_watch":
-                response = await rendering.Response(payload=handler)(request)
+        warnings: list[str] = []
+        token = _WARNINGS.set(warnings)
+        try:
+            fault = self._fault(request) if serve is not None else None
+            if fault is not None and fault[0] == "before":
+                response = await self._render_error(fault[1])
+            elif serve is not None and len(self._payloads) == self._builtin_reactions:
+                handler = getattr(self, serve)
+                if serve == "_serve_watch":
+                    response = await rendering.Response(payload=handler)(request)
+                else:  # a create answers 201 Created, as the API server does
+                    created = request.action == kmock.action.CREATE
+                    try:  # refusals (409...) are rendered here, so the request hooks see them too
+                        response = aiohttp.web.json_response(
+                            await handler(request), status=201 if created else 200
+                        )
+                    except kmock.KubernetesError as err:
+                        response = await self._render_error(err)
+                if fault is not None and response.status < 400:  # stored, and yet the client hears a time-out
+                    response = await self._render_error(fault[1])
             else:
-                try:  # refusals (409...) are rendered here, so the request hooks see them too
-                    response = aiohttp.web.json_response(await handler(request))
-                except kmock.KubernetesError as err:
-                    response = await self._render_error(err)
-        else:
-            response = await kmock.KubernetesScaffold._handle(self, request)
+                response = await kmock.KubernetesScaffold._handle(self, request)
+        finally:
+            _WARNINGS.reset(token)
+        for text in warnings:
+            escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+            response.headers.add("Warning", f'299 - "{escaped}"')
         if request.action in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
             for hook in list(self.request_hooks):
                 hook(request, response.status)
         return response
+
+    def _fault(self, request: rendering.Request) -> tuple[str, kmock.KubernetesError] | None:
+        """Pick an injected failure for this write (None for reads, in-process calls, or no luck)."""
+        faults = self.faults
+        action = request.action
+        if faults is None or action not in (kmock.action.CREATE, kmock.action.UPDATE, kmock.action.DELETE):
+            return None
+        agent = request.headers.get("User-Agent") or ""
+        if not faults.controllers and agent.startswith("kube-controller-manager/"):
+            return None
+        if self._rng.random() >= faults.write_rate:
+            return None
+        if action == kmock.action.CREATE:
+            choice = self._rng.choice(("429", "500", "504-after"))
+        elif action == kmock.action.UPDATE:
+            choice = self._rng.choice(("409", "429", "500"))
+        else:
+            choice = self._rng.choice(("429", "500"))
+        assert request.resource is not None
+        self.fault_log.append((str(action), request.resource.plural or "", int(choice[:3])))
+        name = request.name or ""
+        if choice == "409":
+            err = api_error(
+                409,
+                f'Operation cannot be fulfilled on {request.resource.plural} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                reason="Conflict",
+            )
+        elif choice == "429":
+            err = kmock.KubernetesError(
+                status=429,
+                reason="TooManyRequests",
+                message="Too many requests, please try again later.",
+                details={"retryAfterSeconds": 1},
+            )
+        elif choice == "500":
+            err = api_error(500, "Internal error occurred: etcdserver: leader changed")
+        else:
+            err = api_error(
+                504, "Timeout: request did not complete within requested timeout - context deadline exceeded"
+            )
+            return ("after", err)
+        return ("before", err)
+
+    async def _serve_server_version(self, request: rendering.Request) -> rendering.Payload:
+        major, minor = self.server_version
+        return {
+            "major": str(major),
+            "minor": str(minor),
+            "gitVersion": f"v{major}.{minor}.0",
+            "gitTreeState": "clean",
+            "goVersion": "go1.24.0",
+            "compiler": "gc",
+            "platform": "linux/amd64",
+        }
 
     _FAST = {
         kmock.action.LIST: "_serve_list",
@@ -596,6 +821,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     async def _render_error(self, exc: Exception) -> aiohttp.web.StreamResponse:
         if isinstance(exc, kmock.KubernetesError):
+            retry = (exc.details or {}).get("retryAfterSeconds") if isinstance(exc.details, dict) else None
             return aiohttp.web.json_response(
                 {
                     "apiVersion": "v1",
@@ -608,6 +834,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
                     "details": exc.details or {},
                 },
                 status=exc.status,
+                headers={"Retry-After": str(retry)} if retry else None,
             )
         return await super()._render_error(exc)
 
@@ -625,7 +852,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         return {
             "apiVersion": self._api_version(res),
             "kind": f"{self._info(res).kind}List",
-            "metadata": {"resourceVersion": str(self._rv)},
+            "metadata": {"resourceVersion": self._token(self._rv)},
             "items": items,
         }
 
@@ -642,21 +869,25 @@ class KubeEmulator(kmock.KubernetesEmulator):
             watcher.fields = f"{watcher.fields},{extra}" if watcher.fields else extra
         since = request.params.get("resourceVersion")
         timeout = float(request.params.get("timeoutSeconds") or 0) or None
+        if self.faults is not None and self.faults.watch_cut_seconds:
+            cut = self.faults.watch_cut_seconds * self._rng.uniform(0.5, 1.5)
+            timeout = cut if timeout is None else min(timeout, cut)
         backlog: list[Obj] = []
-        if since and since != "0" and since.isdigit():
-            since_rv = int(since)
+        if since and since != "0":
+            since_rv = self.revision(since)
             oldest = self._log[0][0] if self._log else self._rv + 1
-            if since_rv < oldest - 1 and since_rv < self._rv:
+            if since_rv is None or (since_rv < oldest - 1 and since_rv < self._rv):
                 yield b""
                 yield {
                     "type": "ERROR",
                     "object": {
                         "apiVersion": "v1",
                         "kind": "Status",
+                        "metadata": {},
                         "status": "Failure",
                         "code": 410,
                         "reason": "Expired",
-                        "message": f"too old resource version: {since_rv} ({oldest})",
+                        "message": f"too old resource version: {since} ({self._token(oldest)})",
                     },
                 }
                 return

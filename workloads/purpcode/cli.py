@@ -71,6 +71,12 @@ def _cmd_crd(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from purpcode_operator.doctor import main as doctor
+
+    return doctor(args.namespace, args.file, monitors=args.monitors)
+
+
 def _delegate(target: str, argv: list[str]) -> int:
     """Hand the rest of the command line to a workload module's own `main(argv)`."""
     import importlib
@@ -127,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("crd", help="Print the PurpCodeRun CRD generated from the API models.")
     p.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
     p.set_defaults(func=_cmd_crd)
+
+    p = sub.add_parser("doctor", help="Preflight the current cluster for a run; exit 1 on any failed check.")
+    p.add_argument("file", nargs="?", metavar="SPEC", help="The run to check (default: a default run).")
+    p.add_argument("-n", "--namespace", help="Default: the spec's, else the kubeconfig context's.")
+    p.add_argument("--monitors", action="store_true", help="The chart's Service/PodMonitors are enabled.")
+    p.set_defaults(func=_cmd_doctor)
 
     for name, (_, help_text) in _DELEGATES.items():
         d = sub.add_parser(name, help=help_text, add_help=False)
