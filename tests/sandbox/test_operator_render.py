@@ -5,29 +5,19 @@ PURPCODE_SANDBOX_MEMORY_LIMIT_MB."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from support.run_specs import load_sample
 
 from purpcode.sandbox.settings import SandboxSettings
-from purpcode_operator import render
+from purpcode_operator import pss, render
 from purpcode_operator.decide import Settings, prepare
-
-_PSS = Path(__file__).resolve().parents[1] / "packaging" / "pss_check.py"
 
 
 def restricted_violations(pod: dict[str, Any]) -> list[str]:
-    """tests/packaging/pss_check.py, the restricted-PSS checker every other pod template is tested with."""
-    spec = importlib.util.spec_from_file_location("pss_check_for_sandbox", _PSS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, module)
-    spec.loader.exec_module(module)
-    return list(module.restricted_violations(pod))
+    """purpcode_operator.pss, the restricted-PSS checker every other pod template is held to."""
+    return [str(v) for v in pss.check_pod(pod, level="restricted")]
 
 
 def sandbox_deployment(isolation: str | None) -> dict[str, Any]:
