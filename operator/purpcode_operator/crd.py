@@ -55,10 +55,12 @@ def _structural(node: Any) -> Any:
         merged = {**non_null[0], **node}
         merged["nullable"] = True
         node = merged
-    if node.get("default", 0) is None:
-        node.pop("default")
-    # Defaults live in the pydantic models (one place); the API server should not freeze them into objects.
-    node.pop("default", None)
+    # Defaults live in the pydantic models (one place); the API server should not freeze them into objects. A
+    # scalar default is still stated in the description, so `kubectl explain` shows what an unset field means.
+    default = node.pop("default", None)
+    if isinstance(default, str | int | float) and "default" not in node.get("description", "").lower():
+        shown = "true" if default is True else "false" if default is False else default
+        node["description"] = f"{node.get('description', '').rstrip()} Default: {shown}.".lstrip()
     if "const" in node:
         node["enum"] = [node.pop("const")]
     for bound, flag in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):

@@ -68,6 +68,26 @@ def test_descriptions_for_kubectl_explain() -> None:
     assert "Samples per prompt" in rl["properties"]["numGenerations"]["description"]
 
 
+def test_scalar_defaults_are_stated_for_kubectl_explain() -> None:
+    """The CRD carries no `default:` (the models own defaults), so `kubectl explain` must read them in the text:
+    the reference's RL and SFT values, and booleans as Kubernetes spells them."""
+    stages = schema()["properties"]["spec"]["properties"]["stages"]["properties"]
+    rl = stages["rl"]["properties"]
+    assert rl["learningRate"]["description"].endswith("Default: 5e-07.")
+    assert rl["enabled"]["description"].endswith("Default: true.")
+    sft = stages["ruleLearning"]["properties"]["sft"]["properties"]
+    assert "Default: rex." in sft["lrScheduler"]["description"]
+    assert all("default" not in node for node in _walk_dicts(schema()))
+
+
+def _walk_dicts(node: Any) -> list[dict[str, Any]]:
+    if isinstance(node, dict):
+        return [node, *[d for v in node.values() for d in _walk_dicts(v)]]
+    if isinstance(node, list):
+        return [d for v in node for d in _walk_dicts(v)]
+    return []
+
+
 def test_kubernetes_validate_strict() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "kubernetes_validate", "--strict", str(CRD_FILE)],
