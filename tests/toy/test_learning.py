@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry
 
 from purpcode.data.schema import write_jsonl_atomic
+from purpcode.metrics import StageMetrics
 from purpcode.rl.rewards import reward_function
 from purpcode.synthesis.pipeline import draft_row
 from purpcode.tiny_model import TinyModelConfig
@@ -169,7 +171,9 @@ def test_rule_learning_keeps_at_the_recipe_threshold_and_sft_lowers_the_loss(
     )
     assert cfg.rule_learning().rejection_threshold == 0.5  # the recipe's, not an override
     out = tmp_path / "rl_out"
-    summary = stage.run(cfg, data_dir=toy_data, out_dir=out)
+    # Its own registry: other tests in this process may have registered the stage gauges in the global one.
+    metrics = StageMetrics(out, run=cfg.run, stage=stage.STAGE, registry=CollectorRegistry())
+    summary = stage.run(cfg, data_dir=toy_data, out_dir=out, metrics=metrics)
     kept = [json.loads(line) for line in (out / stage.SFT_FILE).read_text().splitlines()]
     print(f"rule learning: {summary}")
     assert 0 < summary["kept"] < summary["samples"], (

@@ -30,7 +30,8 @@ def split_by_template(
 
     Templates are shuffled with (seed, name) and held out one by one until their probes reach
     min(per_set, floor(fraction x n)) rows; at least one template is held out when the target is positive and there
-    are two or more templates. Held-out rows are the first `per_set` of those templates' probes (by task id).
+    are two or more templates. Held-out rows are the first `target` of those templates' probes (by task id), so
+    the held-out split is never larger than the other sets' (heldOutPerSet and heldOutFraction alike).
     """
     if len(templates) != len(rows):
         raise ValueError("split_by_template: templates must name one template per row")
@@ -52,7 +53,7 @@ def split_by_template(
     held_pool = sorted(
         (i for i, t in enumerate(templates) if t in held_templates), key=lambda i: rows[i].task_id
     )
-    held_idx = held_pool[:per_set]
+    held_idx = held_pool[:target]
     held_families = {families[i] for i in held_idx} if families is not None else set()
     train = [
         r
