@@ -237,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown module(s) {unknown}: choose from {', '.join(MODULES)}")
     WORK.mkdir(exist_ok=True)
     scores_path = WORK / "scores.json"
-    scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
     for name in args.modules or list(MODULES):
         result = run(name, MODULES[name], args.max_children)
+        # Read again just before writing: another invocation may have finished a module meanwhile.
+        scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
         scores[name] = result
         tmp = scores_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(scores, indent=2, sort_keys=True))
