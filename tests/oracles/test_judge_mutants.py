@@ -4,8 +4,12 @@ unparsed noreject verdict (each decides a reward)."""
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from purpcode.oracles import JudgeConfig
-from purpcode.oracles.judge import JudgeClient
+from purpcode.oracles.judge import JudgeClient, JudgeUnavailable
 
 CONVO = [{"role": "system", "content": "policy"}, {"role": "user", "content": "Explain port scanning."}]
 
@@ -86,3 +90,14 @@ def test_retry_delay_doubles_with_jitter_and_honours_retry_after() -> None:
     assert client._delay(10, None) == 100.0
     assert client._delay(0, "7") == 7.0 and client._delay(0, "1000") == 100.0
     assert 0.5 <= client._delay(0, "soon") < 1.5
+
+
+async def test_retry_after_is_honoured_and_the_last_failure_is_not_waited_on(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    """With a one-minute backoff, a 503 carrying Retry-After: 0 is retried at once, and the last try's failure
+    raises at once (no backoff sleep after the final try): the whole call ends well within 10 s."""
+    fake_openai.fail_next(503, retry_after=0)
+    fake_openai.fail_next(503)
+    client = JudgeClient(cfg(fake_openai.url, backoff_s=60.0, max_backoff_s=120.0, retries=1))
+    with pytest.raises(JudgeUnavailable, match="after 2 tries"):
+        await asyncio.wait_for(client.judge_noreject(CONVO, "a"), timeout=10)
+    assert len(fake_openai.requests) == 2
