@@ -53,6 +53,9 @@ MODULES: dict[str, Module] = {
     "dispatch": Module(  # the oracles' own tests score through the runner too (format gate, then dispatch)
         "purpcode/oracles/runner.py",
         (
+            # The real GRPO step (torch, a tiny model) ran past pytest-timeout's 600 s under mutmut's trampolines
+            # on the shared machine; the other runner tests reach the same dispatch code.
+            "--deselect=tests/oracles/test_runner.py::test_inside_a_real_grpo_step",
             "tests/oracles/test_runner.py",
             "tests/oracles/test_codesec.py",
             "tests/oracles/test_judge.py",
@@ -72,7 +75,10 @@ MODULES: dict[str, Module] = {
         "purpcode/synthesis/dedup.py",
         ("tests/synthesis/test_text_and_dedup.py", "tests/synthesis/test_review_synthesis.py"),
     ),
-    "decide": Module("purpcode_operator/decide.py", ("tests/operator/test_decide.py",)),
+    "decide": Module(
+        "purpcode_operator/decide.py",
+        ("tests/operator/test_decide.py", "tests/operator/test_decide_mutants.py"),
+    ),
 }
 
 _SRC = {
