@@ -276,3 +276,102 @@ def test_service_deployments_are_created_with_a_replica_patch_and_the_rest_witho
         else:
             assert c.patch_if_exists is None, c.obj["kind"]
     assert isinstance(services[0], Create)
+
+
+def test_a_service_timeout_during_a_retry_wait_records_the_stage_and_the_run_failure() -> None:
+    deps = services_up()
+    sandbox = deployment("r", "sandbox", available=0)
+    sandbox["metadata"]["creationTimestamp"] = ts(0)
+    deps["r-sandbox"] = sandbox
+    observed = Observed(jobs=FAILED_SYNTH, deployments=deps)
+    # Before the timeout: Ready says which service, the plain reason (no pod yet is not a failure reason).
+    d = decide(_retry_waiting(20), observed, at(59), SETTINGS)
+    assert status_of(d).phase == "Running" and conds(d)["Ready"]["reason"] == "ServicesNotReady"
+    assert d.requeue_after == 1.0
+    # Exactly at the timeout: the stage and the run fail, with their record and both Events.
+    body = _retry_waiting(20)
+    body["status"]["completionTime"] = ts(2)  # a time already recorded is kept
+    d = decide(body, observed, at(60), SETTINGS)
+    st = status_of(d)
+    synth = st.stages["synthesis"]
+    text = (
+        "stage synthesis: service sandbox had no ready replica for 60s (pendingTimeoutSeconds 60): "
+        "deployment r-sandbox: no pod was created"
+    )
+    assert (synth.phase, synth.completion_time, synth.message) == ("Failed", fmt_time(at(60)), text)
+    assert (st.phase, st.message, st.completion_time) == ("Failed", text, ts(2))
+    assert d.finished == [StageFinished("synthesis", "failed", 60.0)]
+    assert [(e.type, e.reason, e.message, e.key) for e in d.events] == [
+        ("Warning", "PendingTimeout", text, "ServiceTimeout/synthesis/sandbox"),
+        ("Warning", "Failed", f"PendingTimeout: {text}", "RunFailed"),
+    ]
+
+
+def test_a_succeeded_stage_records_the_jobs_completion_time_in_the_status_format() -> None:
+    body = run_body()
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    j = job("r", "init", 1, state="complete", created=0)  # completionTime ts(5), second precision
+    d = decide(body, Observed(jobs={"r-init-1": j}, deployments=services_up()), at(9), SETTINGS)
+    assert status_of(d).stages["initialize"].completion_time == fmt_time(at(5)) == "2026-11-25T12:00:05.000Z"
+
+
+def test_the_summary_is_the_first_json_object_of_a_successful_container() -> None:
+    body = run_body()
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    j = job("r", "init", 1, state="complete")
+    p = _failed_pod(
+        "p1",
+        0,
+        "Succeeded",
+        {"exitCode": 1, "message": '{"summary": {"wrong": 1}}'},
+        {"exitCode": 0, "message": "not json"},
+        {"exitCode": 0, "message": "[1, 2]"},
+        {"exitCode": 0, "message": '{"summary": {"rows": 12, "ok": true, "name": "x"}}'},
+    )
+    p["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] = "job-init-1"
+    d = decide(body, Observed(jobs={"r-init-1": j}, pods=[p], deployments=services_up()), at(9), SETTINGS)
+    assert status_of(d).stages["initialize"].summary == {"rows": 12.0}
+
+
+def _pending_pod(role: str, *, gated: bool) -> dict[str, Any]:
+    cond = (
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}
+        if gated
+        else {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+    )
+    return {
+        "metadata": {
+            "name": f"r-{role}-x",
+            "labels": {"purpcode.dev/role": role},
+            "creationTimestamp": ts(1),
+        },
+        "status": {"phase": "Pending", "conditions": [cond]},
+    }
+
+
+def test_service_verdict_times_unschedulable_pods_of_a_queued_run_and_not_gated_ones() -> None:
+    from purpcode_operator.decide import service_verdict
+
+    dep = deployment("r", "judge", available=0)
+    dep["metadata"]["creationTimestamp"] = ts(0)
+    # Unschedulable (not gated) pods of a Kueue run: timed, with the scheduler's reason.
+    v = service_verdict(dep, [_pending_pod("judge", gated=False)], queued=True)
+    assert (v.pending, v.since, v.reason) == (True, ts(0), "Unschedulable")
+    # Gated pods: untimed only when the run is queued.
+    v = service_verdict(dep, [_pending_pod("judge", gated=True)], queued=True)
+    assert (v.pending, v.reason) == (False, "WaitingForAdmission")
+    assert service_verdict(dep, [_pending_pod("judge", gated=True)], queued=False).pending
+
+
+def test_service_wait_is_timed_from_the_last_loss_of_availability_only() -> None:
+    from purpcode_operator.decide import service_verdict
+
+    dep = deployment("r", "judge", available=0)
+    dep["metadata"]["creationTimestamp"] = ts(0)
+    dep["status"]["conditions"] = [
+        {"type": "Available", "status": "True", "lastTransitionTime": ts(90)},  # not a loss
+        {"type": "Progressing", "status": "False", "lastTransitionTime": ts(80)},  # not availability
+    ]
+    assert service_verdict(dep, [], queued=False).since == ts(0)
+    dep["status"]["conditions"].append({"type": "Available", "status": "False", "lastTransitionTime": ts(50)})
+    assert service_verdict(dep, [], queued=False).since == ts(50)

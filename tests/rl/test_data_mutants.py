@@ -64,3 +64,60 @@ def test_recipe_defaults() -> None:
     params = inspect.signature(load_rl_data).parameters
     assert params["held_out_per_set"].default == 800  # the reference holds out the first 800 of each set
     assert params["seed"].default == 666
+
+
+def _conversation(set_name: str, i: int, users: int) -> TaskRow:
+    messages = [{"role": "user", "content": f"{set_name} {i} turn {t}"} for t in range(users)]
+    return TaskRow(task_id=f"{set_name}/{i}", messages=messages, oracle="general-safety", ground_truth={})  # type: ignore[arg-type]
+
+
+def test_rule_learning_replies_go_between_the_user_turns_of_train_and_heldout_rows(tmp_path: Path) -> None:
+    write_jsonl_atomic(
+        tmp_path / "malicious.train.jsonl",
+        [
+            _conversation("malicious", 0, 3),
+            _conversation("malicious", 1, 2),
+            _conversation("malicious", 2, 1),
+        ],
+    )
+    write_jsonl_atomic(tmp_path / "malicious.heldout.jsonl", [_conversation("malicious", 9, 2)])
+    contexts = {
+        "malicious/0": ["reply a", "reply b"],  # 3 user turns, 2 replies: used
+        "malicious/1": ["one", "two"],  # wrong count (2 user turns): the row stays as it is
+        "malicious/2": [],  # a single turn is not a user-only conversation
+        "malicious/9": ["held reply"],
+    }
+    data = load_rl_data(
+        tmp_path, held_out_per_set=5, contexts=contexts, sets=("malicious",), system_prompt="SYS"
+    )
+    by_id = {
+        e.task_id: [(m["role"], m["content"]) for m in e.prompt[1:]] for e in data.train + data.validation
+    }
+    assert by_id["malicious/0"] == [
+        ("user", "malicious 0 turn 0"),
+        ("assistant", "reply a"),
+        ("user", "malicious 0 turn 1"),
+        ("assistant", "reply b"),
+        ("user", "malicious 0 turn 2"),
+    ]
+    assert [r for r, _ in by_id["malicious/1"]] == ["user", "user"]
+    assert by_id["malicious/9"] == [
+        ("user", "malicious 9 turn 0"),
+        ("assistant", "held reply"),
+        ("user", "malicious 9 turn 1"),
+    ]
+    assert data.summary.with_context == {"malicious": 1, "malicious.heldout": 1}
+    assert data.summary.multi_turn == {"malicious": 2}
+    assert all(e.prompt[0] == {"role": "system", "content": "SYS"} for e in data.train)
+
+
+def test_the_recipe_defaults_take_800_held_out_rows_and_shuffle_with_seed_666(tmp_path: Path) -> None:
+    write_jsonl_atomic(tmp_path / "codesec.train.jsonl", [_row("codesec", "codesec", i) for i in range(20)])
+    write_jsonl_atomic(
+        tmp_path / "codesec.heldout.jsonl", [_row("codesec", "codesec", 1000 + i) for i in range(801)]
+    )
+    data = load_rl_data(tmp_path, sets=("codesec",))
+    assert len(data.validation) == 800
+    order = [e.task_id for e in data.train]
+    assert order == [e.task_id for e in load_rl_data(tmp_path, sets=("codesec",), seed=666).train]
+    assert order != [e.task_id for e in load_rl_data(tmp_path, sets=("codesec",), seed=667).train]
