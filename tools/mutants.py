@@ -70,7 +70,10 @@ MODULES: dict[str, Module] = {
     "sampling": Module(
         "purpcode/rl/sampling.py", ("tests/rl/test_sampling.py", "tests/rl/test_sampling_mutants.py")
     ),
-    "split": Module("purpcode/synthesis/pipeline.py", ("tests/synthesis/test_review_synthesis.py",)),
+    "split": Module(
+        "purpcode/synthesis/pipeline.py",
+        ("tests/synthesis/test_review_synthesis.py", "tests/synthesis/test_split_mutants.py"),
+    ),
     "dedup": Module(
         "purpcode/synthesis/dedup.py",
         ("tests/synthesis/test_text_and_dedup.py", "tests/synthesis/test_review_synthesis.py"),

@@ -1,0 +1,43 @@
+"""Synthesis pipeline cases written to kill the mutants `make mutants` found surviving
+tests/synthesis/test_review_synthesis.py: the row a draft becomes (task id label, cwe, source, strategy) and the dedup
+group of an imported row."""
+
+from __future__ import annotations
+
+from purpcode.data.schema import TaskRow
+from purpcode.synthesis.pipeline import Item, draft_row
+from purpcode.synthesis.text import Draft, digest
+
+
+def _draft(**kw: object) -> Draft:
+    base: dict[str, object] = {
+        "set": "codesec",
+        "strategy": "vul2vul",
+        "template": "tpl-1",
+        "instruction": "Fix it.",
+    }
+    base.update(kw)
+    return Draft(**base)  # type: ignore[arg-type]
+
+
+def test_a_draft_row_is_labelled_by_cwe_then_category_then_template() -> None:
+    d = _draft(cwe="CWE-89", ground_truth={"category": "sqli"})
+    row = draft_row(d)
+    assert row.task_id == f"codesec/CWE-89/vul2vul/{digest(d.messages())}"
+    assert (row.cwe, row.strategy, row.source, row.oracle) == ("CWE-89", "vul2vul", d.source(), "codesec")
+    assert draft_row(_draft(set="malicious", ground_truth={"category": "malware"})).task_id.startswith(
+        "malicious/malware/vul2vul/"
+    )
+    assert draft_row(_draft(set="secqa")).task_id.startswith("secqa/tpl-1/vul2vul/")
+
+
+def test_an_imported_row_is_deduplicated_within_its_set_source_and_strategy() -> None:
+    row = TaskRow(
+        task_id="t",
+        messages=[{"role": "user", "content": "hello"}],  # type: ignore[list-item]
+        oracle="codesec",
+        source="released",
+        strategy="s1",
+    )
+    item = Item("codesec", row)
+    assert (item.group(), item.text()) == ("codesec|released|s1", row.prompt_text())
