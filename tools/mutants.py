@@ -57,6 +57,7 @@ MODULES: dict[str, Module] = {
             # on the shared machine; the other runner tests reach the same dispatch code.
             "--deselect=tests/oracles/test_runner.py::test_inside_a_real_grpo_step",
             "tests/oracles/test_runner.py",
+            "tests/oracles/test_runner_mutants.py",
             "tests/oracles/test_codesec.py",
             "tests/oracles/test_judge.py",
             "tests/oracles/test_correctness.py",
