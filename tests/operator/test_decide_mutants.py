@@ -375,3 +375,43 @@ def test_service_wait_is_timed_from_the_last_loss_of_availability_only() -> None
     assert service_verdict(dep, [], queued=False).since == ts(0)
     dep["status"]["conditions"].append({"type": "Available", "status": "False", "lastTransitionTime": ts(50)})
     assert service_verdict(dep, [], queued=False).since == ts(50)
+
+
+def test_pending_verdict_of_a_job_without_pods_and_of_plain_pending_pods() -> None:
+    from purpcode_operator.decide import PendingVerdict, pending_verdict
+
+    assert pending_verdict([], ts(3)) == PendingVerdict(True, ts(3), "PendingTimeout", "no pod was created")
+    plain = {
+        "metadata": {"name": "p"},  # no creationTimestamp: the fallback time
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "Initialized", "status": "False", "reason": "X"}],
+        },
+    }
+    assert pending_verdict([plain], ts(3)) == PendingVerdict(
+        True, ts(3), "PendingTimeout", "pod p is Pending"
+    )
+    unsched = {
+        "metadata": {"name": "q", "creationTimestamp": ts(1)},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "message": "m"}],
+        },
+    }
+    assert pending_verdict([unsched], ts(3)) == PendingVerdict(
+        True, ts(1), "Unschedulable", "pod q: Unschedulable: m"
+    )
+
+
+def test_a_job_without_pods_is_timed_from_its_creation_or_its_latest_resume() -> None:
+    body = run_body(pendingTimeoutSeconds=60)
+    body["status"] = {"phase": "Running", "stages": {"initialize": {"phase": "Running", "attempts": 1}}}
+    j = job("r", "init", 1, created=0)
+    del j["status"]["startTime"]
+    d = decide(body, Observed(jobs={"r-init-1": j}), at(61), SETTINGS)
+    assert conds(d)["Failed"]["reason"] == "PendingTimeout"  # timed from the Job's creation
+    j["status"]["startTime"] = ts(40)  # resumed at 40: the Job controller reset startTime
+    d = decide(body, Observed(jobs={"r-init-1": j}), at(61), SETTINGS)
+    assert status_of(d).phase == "Running" and status_of(d).stages["initialize"].pending_since == fmt_time(
+        at(40)
+    )
