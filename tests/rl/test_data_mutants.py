@@ -121,3 +121,47 @@ def test_the_recipe_defaults_take_800_held_out_rows_and_shuffle_with_seed_666(tm
     order = [e.task_id for e in data.train]
     assert order == [e.task_id for e in load_rl_data(tmp_path, sets=("codesec",), seed=666).train]
     assert order != [e.task_id for e in load_rl_data(tmp_path, sets=("codesec",), seed=667).train]
+
+
+def test_a_one_prompt_stream_and_a_take_of_nothing() -> None:
+    from purpcode.rl.data import PromptStream
+
+    s = PromptStream(1, seed=3)
+    assert s.take(0) == [] and s.cursor == 0
+    assert s.take(3) == [0, 0, 0]
+
+
+def test_later_epochs_are_shuffled_with_seed_plus_epoch() -> None:
+    import random
+
+    from purpcode.rl.data import PromptStream
+
+    s = PromptStream(6, seed=10)
+    first, second = s.take(6), s.take(6)
+    expected = list(range(6))
+    random.Random(11).shuffle(expected)
+    assert (first, second) == (list(range(6)), expected)
+
+
+def test_fit_prompt_drops_whole_exchanges_counting_every_dropped_message() -> None:
+    from purpcode.rl.data import fit_prompt
+
+    msgs = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "u2"},
+        {"role": "assistant", "content": "a2"},
+        {"role": "user", "content": "u3"},
+    ]
+    fitted, dropped = fit_prompt(msgs, len, 2)  # system + one user turn
+    assert fitted == [msgs[0], msgs[5]] and dropped == 4
+    # No system message first: a second-position system-like turn is not treated as one.
+    plain = [
+        {"role": "user", "content": "u1"},
+        {"role": "system", "content": "x"},
+        {"role": "user", "content": "u2"},
+    ]
+    assert fit_prompt(plain, len, 1) == ([plain[2]], 2)
+    users = [{"role": "system", "content": "s"}] + [{"role": "user", "content": f"u{i}"} for i in range(3)]
+    assert fit_prompt(users, len, 3) == ([users[0], users[2], users[3]], 1)  # only the oldest turn goes
