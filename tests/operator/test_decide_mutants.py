@@ -415,3 +415,68 @@ def test_a_job_without_pods_is_timed_from_its_creation_or_its_latest_resume() ->
     assert status_of(d).phase == "Running" and status_of(d).stages["initialize"].pending_since == fmt_time(
         at(40)
     )
+
+
+def test_the_shortest_requeue_wins_and_none_is_negative() -> None:
+    from purpcode_operator.decide import Decision, _seconds
+
+    d = Decision(status=None)
+    for s in (10.0, 5.0, 7.0):
+        d.requeue(s)
+    assert d.requeue_after == 5.0
+    d.requeue(-3)
+    assert d.requeue_after == 0.0
+    assert (_seconds(ts(10), ts(4)), _seconds(None, ts(4)), _seconds(ts(1), ts(4))) == (0.0, 0.0, 3.0)
+
+
+def test_ttl_deletes_the_run_exactly_when_it_expires() -> None:
+    body = run_body(ttlSecondsAfterFinished=30)
+    body["status"] = {"phase": "Succeeded", "completionTime": fmt_time(T0)}
+    d = decide(body, Observed(), at(29), SETTINGS)
+    assert not d.delete_run and d.requeue_after == 1.0
+    d = decide(body, Observed(), at(30), SETTINGS)
+    assert d.delete_run
+    assert [(e.type, e.reason, e.key) for e in d.events] == [("Normal", "Expired", "TTLExpired")]
+
+
+def test_a_new_attempt_says_why_the_run_is_not_ready_yet() -> None:
+    d = decide(run_body(), Observed(), T0, SETTINGS)
+    ready = conds(d)["Ready"]
+    assert (ready["status"], ready["message"]) == (
+        "False",
+        f"job r-init-1: pods pending since {fmt_time(T0)}",
+    )
+    d = decide(run_body(queueName="team-a"), Observed(), T0, SETTINGS)
+    ready = conds(d)["Ready"]
+    assert (ready["status"], ready["reason"], ready["message"]) == (
+        "False",
+        "WaitingForAdmission",
+        "waiting for Kueue to admit job r-init-1 (queue team-a)",
+    )
+
+
+def test_a_suspended_stage_whose_job_is_gone_is_created_again_on_resume() -> None:
+    for spec, phase in (({"queueName": "team-a"}, "Pending"), ({}, "Running")):
+        body = run_body(**spec)
+        body["status"] = {
+            "phase": "Suspended",
+            "stages": {"initialize": {"phase": "Suspended", "attempts": 1, "jobName": "r-init-1"}},
+        }
+        d = decide(body, Observed(), at(5), SETTINGS)
+        init = status_of(d).stages["initialize"]
+        assert ("Job", "r-init-1") in created(d)
+        assert (init.phase, init.message) == (phase, "attempt 1: job r-init-1 created again"), spec
+
+
+def test_the_run_started_event_comes_when_the_first_stage_leaves_pending() -> None:
+    body = run_body()
+    body["status"] = {"phase": "Pending", "stages": {"initialize": {"phase": "Pending"}}}
+    d = decide(body, Observed(), T0, SETTINGS)
+    assert "RunStarted" in [e.key for e in d.events]
+    # A run that ran before (a stage past Pending) and comes back to Running does not start again.
+    body["status"] = {
+        "phase": "Pending",
+        "stages": {"initialize": {"phase": "Succeeded", "attempts": 1}, "synthesis": {"phase": "Pending"}},
+    }
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=services_up()), T0, SETTINGS)
+    assert status_of(d).phase == "Running" and "RunStarted" not in [e.key for e in d.events]
