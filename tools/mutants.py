@@ -258,9 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         if "error" in result:
             print(f"{name}: {result['error']}")
         else:
-            print(
-                f"{name}: {result['killed']}/{result['mutants']} killed, survivors: {len(result['survived'])}"
-            )  # type: ignore[arg-type]
+            survived = result["survived"]
+            assert isinstance(survived, list)
+            print(f"{name}: {result['killed']}/{result['mutants']} killed, survivors: {len(survived)}")
     return 0
 
 
