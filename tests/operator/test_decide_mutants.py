@@ -480,3 +480,49 @@ def test_the_run_started_event_comes_when_the_first_stage_leaves_pending() -> No
     }
     d = decide(body, Observed(jobs=DONE_INIT, deployments=services_up()), T0, SETTINGS)
     assert status_of(d).phase == "Running" and "RunStarted" not in [e.key for e in d.events]
+
+
+def test_pods_belong_to_a_job_by_its_uid_or_without_one_by_its_name() -> None:
+    from purpcode_operator.decide import pods_of_job
+
+    def p(**labels: str) -> dict[str, Any]:
+        return {"metadata": {"labels": labels}}
+
+    mine = p(**{"batch.kubernetes.io/controller-uid": "u1"})
+    legacy = p(**{"controller-uid": "u1"})
+    other = p(**{"batch.kubernetes.io/controller-uid": "u2", "batch.kubernetes.io/job-name": "j"})
+    with_uid = {"metadata": {"name": "j", "uid": "u1"}}
+    assert pods_of_job([mine, legacy, other], with_uid) == [mine, legacy]
+    by_name = p(**{"batch.kubernetes.io/job-name": "j"})
+    legacy_name = p(**{"job-name": "j"})
+    other_name = p(**{"batch.kubernetes.io/job-name": "k", "controller-uid": "u1"})
+    assert pods_of_job([by_name, legacy_name, other_name], {"metadata": {"name": "j"}}) == [
+        by_name,
+        legacy_name,
+    ]
+
+
+def test_a_retry_records_its_attempt_of_the_total_and_keeps_the_stage_start() -> None:
+    body = _retry_waiting(20)
+    body["spec"]["stages"]["synthesis"]["backoffLimit"] = 2
+    d = decide(body, Observed(jobs=FAILED_SYNTH, deployments=services_up()), at(25), SETTINGS)
+    synth = (d.status or {})["stages"]["synthesis"]
+    assert synth == {
+        "phase": "Running",
+        "attempts": 2,
+        "jobName": "r-synthesis-2",
+        "startTime": fmt_time(T0),
+        "message": "attempt 2/3: job r-synthesis-2",
+        "summary": {},
+    }
+    assert d.retried == ["synthesis"]
+    assert decide(run_body(), Observed(), T0, SETTINGS).retried == []  # a first attempt is not a retry
+
+
+def test_a_scaled_down_service_is_scaled_back_up() -> None:
+    deps = services_up()
+    deps["r-sandbox"]["spec"]["replicas"] = 0
+    deps["r-sandbox"]["status"]["availableReplicas"] = 0
+    body = _retry_waiting(20)
+    d = decide(body, Observed(jobs=FAILED_SYNTH, deployments=deps), at(25), SETTINGS)
+    assert Patch("apps/v1", "Deployment", "r-sandbox", {"spec": {"replicas": 1}}) in d.patches
