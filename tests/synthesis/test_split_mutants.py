@@ -72,3 +72,32 @@ def test_a_family_is_named_by_its_smallest_task_id_in_any_order() -> None:
         ]
         names = split_families(items, ngram=3, num_perm=64, threshold=0.8, seed=1)
         assert names == ["a", "a", "m"], order
+
+
+def test_finish_splits_overrefusal_probes_by_template_and_reports_it(make_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The over-refusal set goes through the template split (no template on both sides) and the manifest says how
+    many probes it dropped; the other sets' entries report their families."""
+    import json
+
+    from purpcode.data.rules import load_rules
+    from purpcode.data.schema import read_rows
+    from purpcode.synthesis.overrefusal import overrefusal_drafts
+    from purpcode.synthesis.pipeline import MANIFEST, Synthesis, set_files
+
+    rules = load_rules(cwes=["CWE-89", "CWE-78", "CWE-22", "CWE-79"], detectors=False)
+    drafts = overrefusal_drafts(rules, 3, 7)
+    config = make_config(heldOutPerSet=100, heldOutFraction=0.3)
+    out = tmp_path / "out"
+    synth = Synthesis(config, out, backend_factory=None)
+    manifest = synth.finish([Item(d.set, draft_row(d), d) for d in drafts], set())
+    (out / MANIFEST).write_text(json.dumps(manifest))
+    files = set_files(out, "overrefusal")
+    train, held = read_rows(files["train"]), read_rows(files["heldout"])
+    assert train and held
+    assert {r.ground_truth["template"] for r in train}.isdisjoint({r.ground_truth["template"] for r in held})
+    entry = manifest["sets"]["overrefusal"]
+    assert entry["train"] + entry["heldout"] + entry["template_split_dropped"] == len(drafts)
+    assert (entry["train"], entry["heldout"]) == (len(train), len(held))
+    assert all(
+        e["template_split_dropped"] == 0 for name, e in manifest["sets"].items() if name != "overrefusal"
+    )
