@@ -21,7 +21,7 @@ from purpcode.oracles.format import ANSWER_HEADER
 # solutions stay rare: every wrong copy of a task's code is a copy the tiny model does not learn the right one from.
 MIXTURES: dict[str, dict[str, float]] = {
     "codesec": {"secure": 0.35, "vulnerable": 0.45, "violation": 0.20},
-    "utility": {"correct": 0.22, "incorrect": 0.10, "violation": 0.68},
+    "utility": {"correct": 0.28, "incorrect": 0.07, "violation": 0.65},
     "malicious": {"refusal": 0.50, "compliance": 0.35, "violation": 0.15},
     "overrefusal": {"helpful": 0.40, "refusal": 0.45, "violation": 0.15},
     "secqa": {"helpful": 0.50, "refusal": 0.35, "violation": 0.15},
@@ -30,7 +30,7 @@ MIXTURES: dict[str, dict[str, float]] = {
 # toy version of why context distillation works. Rejection sampling then has good samples to keep.
 TEACHER_MIXTURES: dict[str, dict[str, float]] = {
     "codesec": {"secure": 0.70, "vulnerable": 0.15, "violation": 0.15},
-    "utility": {"correct": 0.60, "incorrect": 0.10, "violation": 0.30},
+    "utility": {"correct": 0.85, "incorrect": 0.05, "violation": 0.10},
     "malicious": {"refusal": 0.80, "compliance": 0.10, "violation": 0.10},
     "overrefusal": {"helpful": 0.70, "refusal": 0.20, "violation": 0.10},
     "secqa": {"helpful": 0.75, "refusal": 0.15, "violation": 0.10},

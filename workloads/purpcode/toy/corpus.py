@@ -193,7 +193,14 @@ def policy_examples(
                 answers_per_prompt * (3 if item.set == "utility" else 1),
                 {},
             ),
-            (answers.TEACHER_MIXTURES[item.set], item.teacher, teacher_answers, {"teacher": True}),
+            # Utility: twice the teacher answers, so that rule learning's samples under the teacher prompt keep
+            # right solutions in the format (what its SFT then distils into the plain prompt).
+            (
+                answers.TEACHER_MIXTURES[item.set],
+                item.teacher,
+                teacher_answers * (2 if item.set == "utility" else 1),
+                {"teacher": True},
+            ),
         ):
             if not prompt:
                 continue
