@@ -45,7 +45,12 @@ MODULES: dict[str, Module] = {
     ),
     "correctness": Module(
         "purpcode/oracles/correctness.py",
-        ("tests/oracles/test_correctness.py", "tests/oracles/test_review_correctness.py"),
+        (
+            "tests/oracles/test_correctness.py",
+            "tests/oracles/test_review_correctness.py",
+            "tests/oracles/test_correctness_blocks.py",
+            "tests/oracles/test_correctness_mutants.py",
+        ),
     ),
     "judge": Module(
         "purpcode/oracles/judge.py", ("tests/oracles/test_judge.py", "tests/oracles/test_judge_mutants.py")
