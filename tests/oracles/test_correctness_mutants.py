@@ -127,9 +127,17 @@ def test_code_without_a_utf8_encoding_is_a_failed_run_not_a_bad_row(sandbox_url:
         )
     finally:
         runner.close()
-    assert score.reward == 0.0 and "error" not in score.details
-    assert score.details["test"]["status"] == "error" and score.details["test"]["passed"] is False
-    assert "not valid UTF-8" in score.details["test"]["details"]
+    where = add_code("\ud800").index("\ud800")
+    assert score.reward == 0.0 and score.details == {
+        "test": {
+            "status": "error",
+            "passed": False,
+            "tests_run": 0,
+            "details": f"the solution is not valid UTF-8 text (surrogates not allowed at position {where}): "
+            "Python cannot read it",
+        },
+        "kind": "functional",
+    }
 
 
 # --- the verdict cache --------------------------------------------------------------------------------------------
