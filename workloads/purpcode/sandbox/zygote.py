@@ -6,10 +6,12 @@ It is *not* imported by the service: `jail.py` reads this file and runs it with 
 `python -I -c <source> <config json>`, because the project's own files are not visible inside the jail.
 
 Why a fork-server: a fresh interpreter costs ~10-40 ms to start; forking an initialised one costs ~1 ms. Each
-execution is one forked process:
+execution is one forked process in a fresh pid namespace (namespaces mode, x86_64):
 
     zygote (jail: user ns A where it is uid 0 with capabilities in A only; no network; read-only root)
-      └─ execution = pid 1 of a fresh pid namespace (fork after unshare(CLONE_NEWPID))
+      ├─ pid 1 of the execution's pid namespace: a few machine instructions in a CLONE_VM clone of the zygote
+      │  (`clone_init`: no fd, every signal ignored or blocked, orphans reaped by the kernel, sleeps until killed)
+      └─ the program = pid 2 of that namespace (fork after unshare(CLONE_NEWPID) and the clone)
            1. with the jail's capabilities: unshare(mount, ipc[, net]); /proc of its own pid namespace
               only (subset=pid); private tmpfs work dir, /tmp and /dev/shm; its own cgroup where delegated;
               writes the request's files
@@ -17,10 +19,12 @@ execution is one forked process:
               rlimits; new session; scrubbed environment; cwd = the work dir
            3. runs the code (warm: in this already initialised interpreter; or execve of a fresh one)
 
-The zygote reaps it with wait4 (exit status and rusage come from the kernel, not from the program). When pid 1
-exits or is killed (wall-time limit, output limit) the kernel kills every process left in its pid namespace,
-and the mount namespace, with its tmpfs work dir, disappears: nothing outlives an execution. Executions cannot
-see each other's files (private mounts) or processes (own pid namespace and /proc).
+Both are made ahead of their request while the zygote is idle (a "spare", step 1's mounts done). The zygote reaps
+the program with wait4 (exit status and rusage come from the kernel, not from the program), then kills pid 1:
+the kernel kills every process left in the pid namespace, and the mount namespace, with its tmpfs work dir,
+disappears: nothing outlives an execution. Executions cannot see each other's files (private mounts) or processes
+(own pid namespace and /proc). With fetch_files, on other architectures and with `tiny_init: false`, pid 1 is a
+forked interpreter instead that forks the program, stays as its trusted parent and reports its exit status.
 
 Protocol (SOCK_SEQPACKET with the service, JSON messages, fds by SCM_RIGHTS):
     zygote -> service  {"op": "ready", ...features}
@@ -357,6 +361,7 @@ _INIT_CODE = {
         "b89d000000bf01000000be090000000f05b8220000000f05ebf7" + "0100000000000000" + "00" * 24
     ),
 }
+_ALL_SIGNALS = signal.valid_signals()
 CLONE_VM = 0x00000100
 CLONE_FILES = 0x00000400
 _INIT_STACK = 4096
@@ -394,7 +399,7 @@ def clone_init(code):
     (where libc's clone puts the entry point and a return address) must stay allocated while it lives."""
     stack = ctypes.create_string_buffer(_INIT_STACK)
     top = (ctypes.addressof(stack) + _INIT_STACK - 64) & ~15
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
     try:
         pid = libc.clone(code, top, CLONE_VM | CLONE_FILES | signal.SIGCHLD, None)
         err = ctypes.get_errno()
