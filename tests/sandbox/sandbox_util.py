@@ -45,7 +45,8 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def _status(pid: int) -> dict[str, str]:
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as a dict ({} once the process is gone)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
@@ -60,7 +61,7 @@ def spares_removed(pids: set[int]) -> set[int]:
     left = set(pids)
     groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for pid in pids:
-        st = _status(pid)
+        st = proc_status(pid)
         try:
             ns = os.readlink(f"/proc/{pid}/ns/pid")
         except OSError:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_util import SECRET, Sandbox
+from sandbox_util import SECRET, Sandbox, descendants, proc_status
 
 from purpcode.sandbox import server as server_module
 from purpcode.sandbox.client import SandboxClientError
@@ -276,6 +276,19 @@ print("still here")
     assert r.run_result.stdout == "me 2 0\nfds []\nstill here\n", r.run_result.stdout
     again = sandbox.run("print('next')", run_timeout=10)
     assert again.status == "Success" and again.run_result.stdout == "next\n"
+    # The prepared pid 1s (one per zygote): no signal handler (nothing may run on their small stack in the
+    # zygote's memory), nothing blocked (signals sent to them are discarded), every signal ignored, no fd.
+    inits = [
+        pid
+        for pid in descendants(sandbox.service.proc.pid)
+        if len((proc_status(pid).get("NSpid") or "").split()) >= 3
+        and proc_status(pid)["NSpid"].split()[-1] == "1"
+    ]
+    assert inits
+    for pid in inits:
+        st = proc_status(pid)
+        assert (st["SigCgt"], st["SigBlk"], st["SigIgn"]) == ("0" * 16, "0" * 16, "fffffffffffbfeff"), st
+        assert os.listdir(f"/proc/{pid}/fd") == []
 
 
 def test_no_network(sandbox: Sandbox) -> None:

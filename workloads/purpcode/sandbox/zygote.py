@@ -338,30 +338,38 @@ def install_seccomp(compiled):
 # Namespaces mode: pid 1 of each execution's pid namespace is this machine code, not a copy of the zygote. It
 # starts as a clone of the zygote that shares its memory (CLONE_VM: no page tables to copy, no copy-on-write
 # faults, nothing to unmap at exit) and, for its first instruction only, its fd table (CLONE_FILES), with every
-# signal blocked (the zygote blocks them around the clone, so no handler of the interpreter ever runs there). It
-# makes four system calls and then sleeps until the zygote's SIGKILL ends it and its namespace:
-#     close_range(0, ~0U, CLOSE_RANGE_UNSHARE)    an fd table of its own, empty: it holds nothing open
-#     rt_sigaction(SIGCHLD, {SIG_IGN}, NULL, 8)   orphans of the namespace are reaped by the kernel at once
-#     prctl(PR_SET_PDEATHSIG, SIGKILL)            gone with the zygote
+# signal blocked (the zygote blocks them around the clone, so no handler of the interpreter can run there). It
+# makes these system calls and then sleeps until the zygote's SIGKILL ends it and its namespace:
+#     close_range(0, ~0U, CLOSE_RANGE_UNSHARE)      an fd table of its own, empty: it holds nothing open
+#     rt_sigaction(1..64, {SIG_IGN}, NULL, 8)       no handler at all (so nothing ever runs on its small stack);
+#                                                   SIGCHLD ignored: the namespace's orphans are reaped at once
+#     rt_sigprocmask(SIG_SETMASK, {}, NULL, 8)      unblocked and ignored: signals sent to it are discarded
+#     prctl(PR_SET_PDEATHSIG, SIGKILL)              gone with the zygote
 #     loop: pause()
 # The program is forked by the zygote into that namespace (pid 2), so the zygote reaps it and reads its exit
-# status from the kernel, and the program can signal itself like `python3` (it is not init). Its memory is the
-# zygote's, but nothing in an execution can reach it: signals to init are dropped, /proc/1/mem and the like
+# status from the kernel, and the program can signal itself like `python3` (it is not init). pid 1's memory is
+# the zygote's, but nothing in an execution can reach it: signals to it are discarded, /proc/1/mem and the like
 # need ptrace rights over the jail's uid 0 (refused: no capability in the jail's user namespace, and the Landlock
 # domain), ptrace and process_vm_* are refused by seccomp. Assembled from (x86_64, GNU as, Intel syntax):
 #     mov eax,436; xor edi,edi; mov esi,-1; mov edx,2; syscall
-#     mov eax,13; mov edi,17; lea rsi,[rip+act]; xor edx,edx; mov r10d,8; syscall
+#     mov ebx,1
+#   2: mov eax,13; mov edi,ebx; lea rsi,[rip+act]; xor edx,edx; mov r10d,8; syscall
+#     inc ebx; cmp ebx,65; jne 2b
+#     mov eax,14; mov edi,2; lea rsi,[rip+act+8]; xor edx,edx; mov r10d,8; syscall
 #     mov eax,157; mov edi,1; mov esi,9; syscall
 #   1: mov eax,34; syscall; jmp 1b
 #     .p2align 3; act: .quad 1,0,0,0
 # Other architectures keep pid 1 a forked interpreter (`spare_main` with leader=False), as `tiny_init: false` does.
 _INIT_CODE = {
     "x86_64": bytes.fromhex(
-        "b8b401000031ffbeffffffffba020000000f05b80d000000bf11000000488d352400000031d241ba080000000f05"
-        "b89d000000bf01000000be090000000f05b8220000000f05ebf7" + "0100000000000000" + "00" * 24
+        "b8b401000031ffbeffffffffba020000000f05bb01000000b80d00000089df488d354a00000031d241ba080000000f05"
+        "ffc383fb4175e1b80e000000bf02000000488d353000000031d241ba080000000f05b89d000000bf01000000be090000"
+        "000f05b8220000000f05ebf70f1f4000" + "0100000000000000" + "00" * 24
     ),
 }
-_ALL_SIGNALS = signal.valid_signals()
+# sigset_t buffers for pthread_sigmask (raw: the signal module's version builds a set of enums per call).
+_SIGSET_ALL = (ctypes.c_ulong * 16)(*([~0 & ((1 << (8 * ctypes.sizeof(ctypes.c_ulong))) - 1)] * 16))
+_SIGSET_OLD = (ctypes.c_ulong * 16)()
 CLONE_VM = 0x00000100
 CLONE_FILES = 0x00000400
 _INIT_STACK = 4096
@@ -399,12 +407,15 @@ def clone_init(code):
     (where libc's clone puts the entry point and a return address) must stay allocated while it lives."""
     stack = ctypes.create_string_buffer(_INIT_STACK)
     top = (ctypes.addressof(stack) + _INIT_STACK - 64) & ~15
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _ALL_SIGNALS)
+    _check(
+        libc.pthread_sigmask(signal.SIG_BLOCK, ctypes.byref(_SIGSET_ALL), ctypes.byref(_SIGSET_OLD)),
+        "sigmask",
+    )
     try:
         pid = libc.clone(code, top, CLONE_VM | CLONE_FILES | signal.SIGCHLD, None)
         err = ctypes.get_errno()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        libc.pthread_sigmask(signal.SIG_SETMASK, ctypes.byref(_SIGSET_OLD), None)
     if pid < 0:
         raise OSError(err, f"clone of pid 1: {os.strerror(err)}")
     return pid, stack
