@@ -10,7 +10,7 @@ execution is one forked process in a fresh pid namespace (namespaces mode, x86_6
 
     zygote (jail: user ns A where it is uid 0 with capabilities in A only; no network; read-only root)
       ├─ pid 1 of the execution's pid namespace: a few machine instructions in a CLONE_VM clone of the zygote
-      │  (`clone_init`: no fd, every signal ignored or blocked, orphans reaped by the kernel, sleeps until killed)
+      │  (`clone_init`: no fd, every signal ignored, orphans reaped by the kernel, sleeps until killed)
       └─ the program = pid 2 of that namespace (fork after unshare(CLONE_NEWPID) and the clone)
            1. with the jail's capabilities: unshare(mount, ipc[, net]); /proc of its own pid namespace
               only (subset=pid); private tmpfs work dir, /tmp and /dev/shm; its own cgroup where delegated;
@@ -348,9 +348,10 @@ def install_seccomp(compiled):
 #     loop: pause()
 # The program is forked by the zygote into that namespace (pid 2), so the zygote reaps it and reads its exit
 # status from the kernel, and the program can signal itself like `python3` (it is not init). pid 1's memory is
-# the zygote's, but nothing in an execution can reach it: signals to it are discarded, /proc/1/mem and the like
-# need ptrace rights over the jail's uid 0 (refused: no capability in the jail's user namespace, and the Landlock
-# domain), ptrace and process_vm_* are refused by seccomp. Assembled from (x86_64, GNU as, Intel syntax):
+# the zygote's, but nothing in an execution can reach it: signals to it are discarded; /proc/1/mem and the like
+# are refused (the kernel's capability check: pid 1 holds the jail's capabilities, the program none; the zygote's
+# memory is not dumpable; the program's Landlock domain); ptrace and process_vm_* are refused by seccomp.
+# Assembled from (x86_64, GNU as, Intel syntax):
 #     mov eax,436; xor edi,edi; mov esi,-1; mov edx,2; syscall
 #     mov ebx,1
 #   2: mov eax,13; mov edi,ebx; lea rsi,[rip+act]; xor edx,edx; mov r10d,8; syscall
@@ -1807,6 +1808,10 @@ def main():
             "uid": os.getuid(),
         }
     else:
+        # Not dumpable: /proc/<pid>/{mem,environ,...} of the zygote and of the machine-code pid 1s, which share its
+        # memory, stay closed to programs even if a kernel let the capability check pass (the programs make
+        # their own process dumpable again in drop_to_sandbox_user).
+        prctl(PR_SET_DUMPABLE, 0)
         device_nodes_readonly()
         # Abstract unix sockets live in the network namespace: without Landlock scoping, each execution gets its
         # own.
