@@ -1687,6 +1687,8 @@ class Zygote:
                     pass
         elif not job["killed"]:
             report["error"] = "sandbox setup failed: no report"
+        if not job["reported"]:
+            self.send(report)  # first: the clean-up below is not the response's to wait for
         if job["init"] is not None:
             # The program is reaped: its pid namespace may go; its cgroups are reused once that is empty.
             self.end_init(job["init"], cgroup_paths=job["cgroup_paths"])
@@ -1697,8 +1699,6 @@ class Zygote:
             self.reap_groups()
         if job["work_dir"]:
             self.remove_work_dir(job["work_dir"])
-        if not job["reported"]:
-            self.send(report)
 
     def on_ctrl(self):
         fds = array.array("i")
