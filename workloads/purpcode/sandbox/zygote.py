@@ -1215,7 +1215,7 @@ class Zygote:
         self.spares_ok = cfg.get("mode") != "restricted" and cfg.get("prefork", True)
         # Namespaces mode: the machine-code pid 1 (see clone_init); None keeps pid 1 a forked interpreter.
         self.init_code = init_code() if self.spares_ok and cfg.get("tiny_init", True) else None
-        self.inits = {}  # pidfd -> (pid, stack) of a machine-code pid 1 that was killed and is not reaped yet
+        self.inits = {}  # pidfd -> (pid, stack, cgroup paths) of a killed machine-code pid 1 not reaped yet
         self.cg_free = []
         self.cg_written = {}
         self.cg_seq = 0
