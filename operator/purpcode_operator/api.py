@@ -158,6 +158,8 @@ class Scheduling(ApiModel):
 
     def over(self, default: Scheduling) -> Scheduling:
         """This block where it sets a field, else `default`."""
+        if all(getattr(self, name) is None for name in Scheduling.model_fields):
+            return default  # the usual case (a stage without its own block): nothing to merge
         return Scheduling.model_construct(
             **{
                 name: getattr(self, name) if getattr(self, name) is not None else getattr(default, name)

@@ -668,8 +668,11 @@ def _reconcile(ctx: _Ctx) -> None:
     _ttl(ctx)
 
 
+_LAYOUT = Layout()
+
+
 def _init_stage_statuses(ctx: _Ctx) -> None:
-    layout = Layout()
+    layout = _LAYOUT
     planned = [s.name for s in ctx.plan.stages]
     for name, st in ctx.status.stages.items():
         if name not in planned and st.phase == "Pending" and st.attempts == 0:
