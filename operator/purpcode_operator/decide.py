@@ -684,8 +684,7 @@ def _init_stage_statuses(ctx: _Ctx) -> None:
         later_started = any(
             n in ctx.status.stages and ctx.status.stages[n].attempts > 0 for n in planned[i + 1 :]
         )
-        # Our own defaults and path: nothing to validate (model_construct is ~10x cheaper, ~6 of these a decision).
-        st = StageStatus.model_construct(artifact_path=layout.stage_dir(name))
+        st = StageStatus(artifact_path=layout.stage_dir(name))
         if later_started:
             st.phase = "Skipped"
             st.message = "enabled after later stages had started; stages never run out of order"
