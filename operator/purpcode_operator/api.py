@@ -4,6 +4,11 @@ The CRD is generated from these models (`purpcode crd`), `purpcode validate` che
 and the local runner both plan from them. Every default is the PurpCode recipe's (arXiv 2507.19060): reward values
 {0, 0.8, 1}, rejection threshold 0.5, easy threshold 0.7, KL 0.001, seed 666, and so on. Cross-field rules carry a
 CEL twin (`x-kubernetes-validations`) so the API server enforces what `purpcode validate` enforces.
+
+Why one file (past 800 lines): spec and status form one schema from which the CRD is generated, and the
+models reference each other throughout; kept together so one read shows the whole API a user writes (as Kubeflow
+keeps its types apart from its controllers). Validation helpers live in validate.py, the CEL twins' CRD shape in
+crd.py.
 """
 
 from __future__ import annotations

@@ -8,6 +8,10 @@ transition reported twice after a crash is one Event), then write the status las
 Where a stage stands comes from two sources that agree after any crash: the status (`attempts`, `nextRetryTime`)
 and the Jobs themselves (label `purpcode.dev/attempt`); the higher attempt wins, so a Job that was created just
 before a crash is found, and a status that was written just before one makes the same Job be created (409) again.
+
+Why one file (past 800 lines): it is one pure function and the helpers only it uses (stage progress, services,
+retries, Kueue, TTL); splitting them would spread one decision, whose crash-safety argument above is read as a
+whole, over several modules. Rendering is in render.py, execution in the handlers.
 """
 
 from __future__ import annotations

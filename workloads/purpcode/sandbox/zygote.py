@@ -39,6 +39,9 @@ memory and wall limits, which writes it marshalled into a memfd; the zygote load
 `gc.get_objects()` in an execution does not list it). Before user code runs, an execution takes its own entry and
 drops its references to the others (without freeing them: that would copy every page they touch), so other
 programs' cached code is not reachable from Python objects (frames, gc); only reading raw memory (ctypes) finds it.
+
+Why one file (past 800 lines): it runs as one program from its source text (`python -I -c`) inside a jail
+where no other project file is visible, so it cannot import siblings.
 """
 
 import array
