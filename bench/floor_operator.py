@@ -1,7 +1,8 @@
 """The floor operator for bench/operator.py: the least a kopf operator does for a PurpCodeRun.
 
 One `on.create` handler that creates one Job adopted by the run (`kopf.adopt`), with kopf's default settings
-(progress and diff-base storage, handler Events): no status, no lifecycle, no metrics. Our operator's CPU per run
+(progress and diff-base storage in annotations; no Events: kopf 1.45 defaults `settings.posting.loggers` to False, so
+handler log lines are not posted): no status, no lifecycle, no metrics. Our operator's CPU per run
 divided by this one's is what our lifecycle, status, Events and metrics cost on top of kopf itself.
 
     kopf run --standalone --namespace default bench/floor_operator.py

@@ -45,7 +45,12 @@ MODULES: dict[str, Module] = {
     ),
     "correctness": Module(
         "purpcode/oracles/correctness.py",
-        ("tests/oracles/test_correctness.py", "tests/oracles/test_review_correctness.py"),
+        (
+            "tests/oracles/test_correctness.py",
+            "tests/oracles/test_review_correctness.py",
+            "tests/oracles/test_correctness_blocks.py",
+            "tests/oracles/test_correctness_mutants.py",
+        ),
     ),
     "judge": Module(
         "purpcode/oracles/judge.py", ("tests/oracles/test_judge.py", "tests/oracles/test_judge_mutants.py")
@@ -77,7 +82,11 @@ MODULES: dict[str, Module] = {
     ),
     "dedup": Module(
         "purpcode/synthesis/dedup.py",
-        ("tests/synthesis/test_text_and_dedup.py", "tests/synthesis/test_review_synthesis.py"),
+        (
+            "tests/synthesis/test_text_and_dedup.py",
+            "tests/synthesis/test_review_synthesis.py",
+            "tests/synthesis/test_dedup_mutants.py",
+        ),
     ),
     "decide": Module(
         "purpcode_operator/decide.py",

@@ -4,6 +4,11 @@ The CRD is generated from these models (`purpcode crd`), `purpcode validate` che
 and the local runner both plan from them. Every default is the PurpCode recipe's (arXiv 2507.19060): reward values
 {0, 0.8, 1}, rejection threshold 0.5, easy threshold 0.7, KL 0.001, seed 666, and so on. Cross-field rules carry a
 CEL twin (`x-kubernetes-validations`) so the API server enforces what `purpcode validate` enforces.
+
+Why one file (past 800 lines): spec and status form one schema from which the CRD is generated, and the
+models reference each other throughout; kept together so one read shows the whole API a user writes (as Kubeflow
+keeps its types apart from its controllers). Validation helpers live in validate.py, the CEL twins' CRD shape in
+crd.py.
 """
 
 from __future__ import annotations
@@ -70,18 +75,30 @@ class ApiModel(BaseModel):
         allow_inf_nan=False,
     )
 
-    @field_validator("*", mode="after")
-    @classmethod
-    def _int64(cls, value: Any) -> Any:
-        if (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and not -INT64_MAX - 1 <= value <= INT64_MAX
-        ):
-            raise ValueError(
-                f"must fit a 64-bit integer (at most {INT64_MAX}), got a {len(str(abs(value)))}-digit number"
-            )
-        return value
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Attach the int64 check to each model's fields that can hold an integer (their annotation names `int`
+        or `Any`). One validator on every field ("*") costs a Python call per field: ~800 per reconcile, most of
+        them on strings. tests/foundation/test_api_int64.py checks that no integer field is left out."""
+        super().__init_subclass__(**kwargs)
+        names = [
+            name
+            for name, annotation in cls.__dict__.get("__annotations__", {}).items()
+            if _MAY_HOLD_INT.search(str(annotation))
+        ]
+        if names:
+            check = field_validator(*names, mode="after", check_fields=False)(classmethod(_int64))
+            setattr(cls, f"_int64_{cls.__name__}", check)
+
+
+_MAY_HOLD_INT = re.compile(r"\b(int|Any)\b")
+
+
+def _int64(cls: type[ApiModel], value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        raise ValueError(
+            f"must fit a 64-bit integer (at most {INT64_MAX}), got a {len(str(abs(value)))}-digit number"
+        )
+    return value
 
 
 # --------------------------------------------------------------------------------------------- shared pieces
@@ -146,6 +163,8 @@ class Scheduling(ApiModel):
 
     def over(self, default: Scheduling) -> Scheduling:
         """This block where it sets a field, else `default`."""
+        if all(getattr(self, name) is None for name in Scheduling.model_fields):
+            return default  # the usual case (a stage without its own block): nothing to merge
         return Scheduling.model_construct(
             **{
                 name: getattr(self, name) if getattr(self, name) is not None else getattr(default, name)

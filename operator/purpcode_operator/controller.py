@@ -123,6 +123,13 @@ class Controller:
         self.settings = self.settings_from(config)
         self.jobs, self.pods, self.deployments = jobs, pods, deployments
         self.queue: WorkQueue[Key] = WorkQueue(CONTROLLER, metrics)
+        # The series every reconcile touches, looked up once (labels() costs more than the update itself).
+        self._active_workers = metrics.active_workers.labels(CONTROLLER)
+        self._reconcile_time = metrics.reconcile_time.labels(CONTROLLER)
+        self._work_duration = metrics.work_duration.labels(CONTROLLER)
+        self._reconcile_total = {
+            r: metrics.reconcile_total.labels(CONTROLLER, r) for r in ("success", "requeue_after", "error")
+        }
         self.bodies: dict[Key, Obj] = {}
         self._prepared: dict[Key, tuple[str, Any, tuple[api.PurpCodeRun, RunPlan] | None]] = {}
         # Jobs this process created and decided on in the same reconcile (name -> resourceVersion): their
@@ -256,7 +263,7 @@ class Controller:
             key = await self.queue.get()
             started = time.monotonic()
             self._active += 1
-            self.metrics.active_workers.labels(CONTROLLER).set(self._active)
+            self._active_workers.set(self._active)
             result = "success"
             try:
                 requeue = await self.reconcile(key)
@@ -278,11 +285,11 @@ class Controller:
                 log.exception("reconcile %s/%s crashed, retrying in %.1fs", *key, delay)
             finally:
                 self._active -= 1
-                self.metrics.active_workers.labels(CONTROLLER).set(self._active)
+                self._active_workers.set(self._active)
                 elapsed = time.monotonic() - started
-                self.metrics.reconcile_total.labels(CONTROLLER, result).inc()
-                self.metrics.reconcile_time.labels(CONTROLLER).observe(elapsed)
-                self.metrics.work_duration.labels(CONTROLLER).observe(elapsed)
+                self._reconcile_total[result].inc()
+                self._reconcile_time.observe(elapsed)
+                self._work_duration.observe(elapsed)
                 self.queue.done(key)
 
     # ----------------------------------------------------------------------------- one reconcile

@@ -8,6 +8,10 @@ transition reported twice after a crash is one Event), then write the status las
 Where a stage stands comes from two sources that agree after any crash: the status (`attempts`, `nextRetryTime`)
 and the Jobs themselves (label `purpcode.dev/attempt`); the higher attempt wins, so a Job that was created just
 before a crash is found, and a status that was written just before one makes the same Job be created (409) again.
+
+Why one file (past 800 lines): it is one pure function and the helpers only it uses (stage progress, services,
+retries, Kueue, TTL); splitting them would spread one decision, whose crash-safety argument above is read as a
+whole, over several modules. Rendering is in render.py, execution in the handlers.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from . import naming, render
-from .api import Condition, PurpCodeRun, PurpCodeRunStatus, StageStatus
+from .api import Condition, PurpCodeRun, PurpCodeRunSpec, PurpCodeRunStatus, StageStatus
 from .layout import Layout
 from .plan import PlanDefaults, RunPlan, StagePlan, build_plan
 from .validate import SpecError, validate_run
@@ -474,6 +479,40 @@ def apply_cluster_defaults(spec: Any, settings: Settings) -> Any:
     return {**spec, "services": services}
 
 
+class SpecCache:
+    """Validated specs by content, so runs with the same spec (a batch applied from one template, every run again
+    after a restart) validate it once: a hit validates only the metadata and reuses the spec model.
+
+    Spec validation is a pure function of the spec document (no validator of PurpCodeRunSpec sees the metadata),
+    and nothing mutates a validated run's models, so a hit decides exactly what a miss would; a miss (and any
+    invalid spec: nothing invalid is stored) goes through the whole validation, errors and all. Bounded (LRU).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._specs: OrderedDict[str, PurpCodeRunSpec] = OrderedDict()
+        self.hits = 0
+
+    def validate(self, doc: Obj) -> PurpCodeRun:
+        try:
+            key = json.dumps(doc.get("spec"), sort_keys=True, separators=(",", ":"))
+        except (TypeError, ValueError):  # not a JSON document (a test's Python object): no caching
+            return validate_run(doc)
+        spec = self._specs.get(key)
+        if spec is None:
+            run = validate_run(doc)
+            self._specs[key] = run.spec
+            if len(self._specs) > self._size:
+                self._specs.popitem(last=False)
+            return run
+        self._specs.move_to_end(key)
+        self.hits += 1
+        return validate_run({**doc, "spec": spec})
+
+
+SPECS = SpecCache()
+
+
 def prepare(body: Obj, settings: Settings) -> tuple[PurpCodeRun, RunPlan]:
     """Validate the run and build its plan (raises SpecError). Cacheable per (uid, generation)."""
     meta = body.get("metadata", {})
@@ -485,7 +524,7 @@ def prepare(body: Obj, settings: Settings) -> tuple[PurpCodeRun, RunPlan]:
         },
         "spec": apply_cluster_defaults(body.get("spec"), settings),
     }
-    run = validate_run(doc)
+    run = SPECS.validate(doc)
     return run, build_plan(run, defaults=settings.defaults)
 
 
@@ -633,8 +672,11 @@ def _reconcile(ctx: _Ctx) -> None:
     _ttl(ctx)
 
 
+_LAYOUT = Layout()
+
+
 def _init_stage_statuses(ctx: _Ctx) -> None:
-    layout = Layout()
+    layout = _LAYOUT
     planned = [s.name for s in ctx.plan.stages]
     for name, st in ctx.status.stages.items():
         if name not in planned and st.phase == "Pending" and st.attempts == 0:

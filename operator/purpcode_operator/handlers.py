@@ -161,10 +161,21 @@ async def purpcode_deployments(**kwargs: Any) -> dict[Any, Any]:
 # --------------------------------------------------------------------------------------------- events
 
 
+def _raw_body(kwargs: dict[str, Any]) -> Any:
+    """The event's parsed object as a plain dict (`body` is kopf's view over it: every lookup through the view
+    resolves a field path, several times the cost of a dict lookup; kopf never mutates an event's object)."""
+    event = kwargs.get("event")
+    return (
+        event["object"]
+        if isinstance(event, dict) and isinstance(event.get("object"), dict)
+        else kwargs["body"]
+    )
+
+
 @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL)
 async def run_event(**kwargs: Any) -> None:
     if STATE.controller is not None:
-        STATE.controller.run_event(kwargs.get("type"), kwargs["body"])
+        STATE.controller.run_event(kwargs.get("type"), _raw_body(kwargs))
 
 
 async def _child_event(kwargs: dict[str, Any]) -> None:
@@ -177,7 +188,7 @@ async def _child_event(kwargs: dict[str, Any]) -> None:
 @kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
 async def job_event(**kwargs: Any) -> None:
     if STATE.controller is not None:
-        meta = kwargs["body"].get("metadata", {})
+        meta = _raw_body(kwargs).get("metadata", {})
         STATE.controller.child_event(
             kwargs.get("namespace"),
             (kwargs.get("labels") or {}).get(naming.LABEL_RUN),

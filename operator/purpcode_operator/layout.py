@@ -32,9 +32,14 @@ class Layout:
         self.root = PurePosixPath(root)
         # Joined as strings: the operator builds these paths for every reconcile (pathlib's `/` is ~10x slower).
         self._root = str(self.root)
+        self._paths: dict[tuple[str, ...], str] = {}
 
     def _path(self, *parts: str) -> str:
-        return posixpath.join(self._root, *parts) if self._root != "." else posixpath.join(*parts)
+        path = self._paths.get(parts)  # the same few paths, asked for on every reconcile
+        if path is None:
+            path = posixpath.join(self._root, *parts) if self._root != "." else posixpath.join(*parts)
+            self._paths[parts] = path
+        return path
 
     def stage_dir(self, stage: str) -> str:
         return self._path(STAGE_DIRS[stage])

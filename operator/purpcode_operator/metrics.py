@@ -184,7 +184,8 @@ class OperatorMetrics:
         self.build_info = Gauge("purpcode_operator_build_info", "Operator version", ["version"], registry=r)
         self.build_info.labels(version=version).set(1)
         self._info_labels: dict[tuple[str, str], tuple[str, str, str]] = {}
-        self._pending: dict[tuple[str, str], set[str]] = {}
+        self._phase: dict[tuple[str, str], str] = {}  # the phase the run_phase series say now
+        self._pending: dict[tuple[str, str], dict[str, float]] = {}
 
     # ----------------------------------------------------------------------------- runs
 
@@ -197,22 +198,30 @@ class OperatorMetrics:
                 self.run_info.remove(namespace, run, *old)
             self.run_info.labels(namespace, run, *labels).set(1)
             self._info_labels[key] = labels
+        if self._phase.get(key) == phase:
+            return  # every reconcile reports the phase; the series change only when it does
         for p in PHASES:
             self.run_phase.labels(namespace, run, p).set(1 if p == phase else 0)
+        self._phase[key] = phase
 
     def set_pending(self, namespace: str, run: str, since: dict[str, float]) -> None:
         """`since`: stage -> unix time its pods went Pending, for the stages pending now (others are removed)."""
         key = (namespace, run)
-        for stage in self._pending.get(key, set()) - set(since):
+        old = self._pending.get(key, {})
+        if old == since:
+            return
+        for stage in set(old) - set(since):
             self.pending_since.remove(namespace, run, stage)
         for stage, ts in since.items():
-            self.pending_since.labels(namespace, run, stage).set(ts)
-        self._pending[key] = set(since)
+            if old.get(stage) != ts:
+                self.pending_since.labels(namespace, run, stage).set(ts)
+        self._pending[key] = dict(since)
 
     def forget_run(self, namespace: str, run: str) -> None:
         """Drop every series of a deleted run."""
         self.set_pending(namespace, run, {})
         self._pending.pop((namespace, run), None)
+        self._phase.pop((namespace, run), None)
         old = self._info_labels.pop((namespace, run), None)
         if old is not None:
             self.run_info.remove(namespace, run, *old)

@@ -6,6 +6,7 @@ StageConfig to a file and starts the same module as a subprocess. Nothing here t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any, Literal
@@ -314,6 +315,11 @@ def _stage_args(name: str, paths: StagePaths) -> list[str]:
     return args
 
 
+@functools.lru_cache(maxsize=16)
+def _layout(root: str) -> Layout:
+    return Layout(root)  # its joined paths are kept; a plan for every run of the operator uses the same root
+
+
 def build_plan(
     run: PurpCodeRun,
     *,
@@ -324,7 +330,7 @@ def build_plan(
     """Turn a run into its ordered stage plan. Pure: same input, same plan."""
     defaults = defaults or PlanDefaults()
     spec = run.spec
-    layout = Layout(artifacts_root)
+    layout = _layout(artifacts_root)
     endpoints = endpoints or cluster_endpoints(run)
     enabled = enabled_stages(run)
     stages: list[StagePlan] = []

@@ -56,13 +56,17 @@ class WorkQueue(Generic[K]):
         self._max_low_wait = max_low_wait
         self._last_high = float("-inf")
         self._shutdown = False
+        # Each add and get updates these; the labelled series are looked up once.
+        self._depth = metrics.queue_depth.labels(name) if metrics is not None else None
+        self._adds = metrics.queue_adds.labels(name) if metrics is not None else None
+        self._latency = metrics.queue_latency.labels(name) if metrics is not None else None
 
     def __len__(self) -> int:
         return len(self._queued)
 
     def _gauge(self) -> None:
-        if self._metrics is not None:
-            self._metrics.queue_depth.labels(self.name).set(len(self._queued))
+        if self._depth is not None:
+            self._depth.set(len(self._queued))
 
     def waiting(self, priority: int = HIGH) -> int:
         """How many keys wait at this priority."""
@@ -94,8 +98,8 @@ class WorkQueue(Generic[K]):
             self._last_high = now
         self._ready[priority].append(key)
         self._wake_one()
-        if self._metrics is not None:
-            self._metrics.queue_adds.labels(self.name).inc()
+        if self._adds is not None:
+            self._adds.inc()
         self._gauge()
 
     def add_after(self, key: K, delay: float) -> None:
@@ -182,8 +186,8 @@ class WorkQueue(Generic[K]):
         del self._queued[key]
         self._processing.add(key)
         added = self._added_at.pop(key, None)
-        if self._metrics is not None and added is not None:
-            self._metrics.queue_latency.labels(self.name).observe(time.monotonic() - added)
+        if self._latency is not None and added is not None:
+            self._latency.observe(time.monotonic() - added)
         self._gauge()
         return key
 

@@ -1,4 +1,7 @@
-"""The pure reconcile decision: every path from (run, observed children, now) to actions and status."""
+"""The pure reconcile decision: every path from (run, observed children, now) to actions and status.
+
+Why one file (past 800 lines): the tests of one pure function, one section per path, sharing its fixtures.
+"""
 
 from __future__ import annotations
 

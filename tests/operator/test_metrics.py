@@ -90,3 +90,29 @@ def test_pending_series_exist_only_while_pending() -> None:
     m.set_pending("ns", "r", {"rl": 1.0})
     m.forget_run("ns", "r")
     assert metric_value(_exposed(m), "purpcode_stage_pending_since_timestamp_seconds", run="r") is None
+
+
+def test_unchanged_reports_keep_the_series_right() -> None:
+    """set_run/set_pending skip unchanged values (every reconcile reports them): the skip must never leave a
+    series stale - after a forget the next report brings the series back, and a changed time is written."""
+    m = OperatorMetrics()
+    for _ in range(2):
+        m.set_run("ns", "r", model="a", judge="j", queue="", phase="Running")
+        m.set_pending("ns", "r", {"rl": 1.0})
+    m.forget_run("ns", "r")
+    m.set_run("ns", "r", model="a", judge="j", queue="", phase="Running")
+    m.set_pending("ns", "r", {"rl": 1.0})
+    text = _exposed(m)
+    assert metric_value(text, "purpcode_run_phase", run="r", phase="Running") == 1
+    assert metric_value(text, "purpcode_run_phase", run="r", phase="Pending") == 0
+    assert metric_value(text, "purpcode_stage_pending_since_timestamp_seconds", run="r", stage="rl") == 1.0
+    m.set_pending("ns", "r", {"rl": 2.0, "evaluation": 3.0})
+    m.set_run("ns", "r", model="a", judge="j", queue="", phase="Failed")
+    text = _exposed(m)
+    assert metric_value(text, "purpcode_stage_pending_since_timestamp_seconds", run="r", stage="rl") == 2.0
+    assert (
+        metric_value(text, "purpcode_stage_pending_since_timestamp_seconds", run="r", stage="evaluation")
+        == 3.0
+    )
+    assert metric_value(text, "purpcode_run_phase", run="r", phase="Failed") == 1
+    assert metric_value(text, "purpcode_run_phase", run="r", phase="Running") == 0

@@ -102,12 +102,13 @@ def _finite(result: list[dict[str, Any]]) -> bool:
 
 
 @contextlib.contextmanager
-def rl_stage(tmp: Path, run: str, namespace: str, policy: Path, sandbox: str, judge: Any) -> Iterator[Any]:
-    """The real RL stage of `run` (3 steps on the tiny policy), serving its metrics on a free port."""
+def rl_stage(
+    tmp: Path, run: str, namespace: str, policy: Path, sandbox: str, judge: Any, port: int
+) -> Iterator[Any]:
+    """The real RL stage of `run` (3 steps on the tiny policy), serving its metrics on `port`."""
     sys.path.insert(0, str(ROOT / "tests"))
     from rl.conftest import rl_config, write_rl_sets
 
-    port = free_port()
     config = rl_config(
         tmp / "artifacts",
         rl={
@@ -161,11 +162,6 @@ def rl_stage(tmp: Path, run: str, namespace: str, policy: Path, sandbox: str, ju
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="known timing flake (CI 2026-12-06): the Reconcile latency panels can be NaN when every reconcile "
-    "happened before the operator's histogram had two scrapes in the rate window; to fix (issue 21)",
-)
 def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path, fake_openai: Any) -> None:
     require_tool("prometheus", "apt-get install prometheus")
     sys.path.insert(0, str(ROOT / "tests"))
@@ -205,17 +201,15 @@ def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path
             service_monitor, op_service, op_pod, f"127.0.0.1:{operator.port}"
         )
         pod_targets: list[tuple[str, dict[str, str]]] = []
-        stages = {}
+        stage_ports = {run: free_port() for run in RUNS}
+        sandbox_urls = {}
         for run, ns in RUNS.items():
             stage_pod, sandbox_pod = _run_objects(run, ns)
             sandbox = stack.enter_context(sandbox_service())
-            sandbox_url = sandbox.url
+            sandbox_url = sandbox_urls[run] = sandbox.url
             stack.enter_context(sandbox_traffic(sandbox_url))
-            (tmp_path / run).mkdir()
-            stages[run] = stack.enter_context(
-                rl_stage(tmp_path / run, run, ns, policy, sandbox_url, fake_openai)
-            )
-            pod_targets += _targets(stage_pod, {"metrics": f"127.0.0.1:{stages[run].port}"})
+            # The stage starts later (below); until then Prometheus finds its port closed (up == 0).
+            pod_targets += _targets(stage_pod, {"metrics": f"127.0.0.1:{stage_ports[run]}"})
             pod_targets += _targets(
                 sandbox_pod,
                 {
@@ -245,7 +239,30 @@ def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path
             timeout=60,
             what="a reconcile error from the name clash",
         )
+        # The reconcile histogram must have a scraped sample before the next reconciles, and an increase scraped
+        # before the stages start: every moment the panels are read at (while both stages train) then has two
+        # samples with an increase in its rate window. Without this ordering, a loaded machine could finish every
+        # reconcile before the histogram's second scrape, and the Reconcile latency panels read NaN.
+        hist = 'controller_runtime_reconcile_time_seconds_count{controller="purpcoderun"}'
+        cluster.wait_for(
+            lambda: _query(prom, hist, time.time()),
+            timeout=60,
+            interval=0.5,
+            what="a scraped reconcile histogram",
+        )
         cluster.call(cluster.emulator.delete, CONFIGMAPS, "team-b", "dash-b-init-config")
+        cluster.wait_for(
+            lambda: _query(prom, f"increase({hist}[10m]) > 0", time.time()),
+            timeout=60,
+            interval=0.5,
+            what="an increase of the reconcile histogram scraped",
+        )
+        stages = {}
+        for run, ns in RUNS.items():
+            (tmp_path / run).mkdir()
+            stages[run] = stack.enter_context(
+                rl_stage(tmp_path / run, run, ns, policy, sandbox_urls[run], fake_openai, stage_ports[run])
+            )
         for proc in stages.values():
             rc = proc.wait(300)
             assert rc == 0, proc.log.read_text(errors="replace")[-4000:]

@@ -45,7 +45,8 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def _status(pid: int) -> dict[str, str]:
+def proc_status(pid: int) -> dict[str, str]:
+    """/proc/<pid>/status as a dict ({} once the process is gone)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
             return dict(line.rstrip("\n").split(":\t", 1) for line in fh if ":\t" in line)
@@ -54,14 +55,23 @@ def _status(pid: int) -> dict[str, str]:
 
 
 def spares_removed(pids: set[int]) -> set[int]:
-    """`pids` without the zygotes' prepared pid 1s (namespaces mode, `zygote.spare_main`): at most one per zygote,
-    a direct child of it, pid 1 of its own namespace, with no child. Anything else is a leftover."""
+    """`pids` without the zygotes' prepared executions (namespaces mode, `zygote.spare_main`): at most one per
+    zygote, its direct children, alone in their own pid namespace, with no child: a forked pid 1, or the
+    machine-code pid 1 and the prepared program (pid 2). Anything else is a leftover."""
     left = set(pids)
-    by_parent: dict[str, list[int]] = {}
+    groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
     for pid in pids:
-        st = _status(pid)
-        if st.get("NSpid", "").split()[-1:] == ["1"] and not descendants(pid):
-            by_parent.setdefault(st.get("PPid", ""), []).append(pid)
+        st = proc_status(pid)
+        try:
+            ns = os.readlink(f"/proc/{pid}/ns/pid")
+        except OSError:
+            continue
+        groups.setdefault((st.get("PPid", ""), ns), []).append((pid, (st.get("NSpid") or "?").split()[-1]))
+    by_parent: dict[str, list[list[tuple[int, str]]]] = {}
+    for (parent, _), members in groups.items():
+        alone = not any(descendants(pid) for pid, _ in members)
+        if alone and sorted(n for _, n in members) in (["1"], ["1", "2"]):
+            by_parent.setdefault(parent, []).append(members)
     for parent, spares in by_parent.items():
         cmdline = (
             open(f"/proc/{parent}/cmdline", "rb").read()
@@ -69,7 +79,7 @@ def spares_removed(pids: set[int]) -> set[int]:
             else b""
         )
         if b"ctrl_fd" in cmdline and len(spares) == 1:
-            left -= set(spares)
+            left -= {pid for pid, _ in spares[0]}
     return left
 
 

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sandbox_util import SECRET, Sandbox
+from sandbox_util import SECRET, Sandbox, descendants, proc_status
 
 from purpcode.sandbox import server as server_module
 from purpcode.sandbox.client import SandboxClientError
@@ -215,6 +215,80 @@ print("main exits")
     r = sandbox.run(code, run_timeout=10)
     assert r.status == "Success" and r.run_result.stdout == "main exits\n"
     # assert_serving_and_clean (autouse) checks that none of the 8 processes survives.
+
+
+def test_orphans_are_reaped_while_the_program_runs(sandbox: Sandbox) -> None:
+    """Orphans end up with pid 1 of the execution's namespace (namespaces mode: the zygote's machine-code init,
+    which leaves SIGCHLD ignored so the kernel reaps them at once). Unreaped they would stay zombies and count
+    against the execution's process limit (32 here), so 96 short-lived orphans in a row would run out of it."""
+    code = """
+import os, time
+failed = 0
+for i in range(96):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            if os.fork() == 0:  # the grandchild: orphaned when its parent exits, then exits itself
+                time.sleep(0.005)
+                os._exit(0)
+        except OSError:         # EAGAIN: the process limit, full of unreaped orphans
+            os._exit(1)
+        os._exit(0)
+    failed += os.waitpid(pid, 0)[1] != 0
+time.sleep(0.05)
+print("forked", i + 1, "failed", failed)
+"""
+    r = sandbox.run(code, run_timeout=20)
+    assert r.status == "Success" and r.run_result.stdout == "forked 96 failed 0\n", r
+
+
+def test_pid1_of_an_execution_is_out_of_reach(sandbox: Sandbox) -> None:
+    """Namespaces mode: pid 1 of an execution is a clone of the zygote that shares its memory and runs a few
+    machine instructions (`zygote.clone_init`). The program (pid 2) can reach none of it: no fd, no memory, no
+    environment, no link, and its signals do not end it (nor the zygote: the next run works)."""
+    if sandbox.mode != "namespaces":
+        pytest.skip("restricted mode has no pid namespace per execution")
+    assert sandbox.health()["isolation"]["pid1"] == "machine code"  # type: ignore[index]
+    code = """
+import os, signal
+print("me", os.getpid(), os.getppid())
+print("fds", os.listdir("/proc/1/fd"))
+for p in ("mem", "maps", "environ", "stack", "syscall", "auxv", "pagemap"):
+    try:
+        fd = os.open(f"/proc/1/{p}", os.O_RDWR if p == "mem" else os.O_RDONLY)
+        print("OPENED", p, os.read(fd, 16))
+    except OSError:
+        pass
+for p in ("exe", "cwd", "root"):
+    try:
+        print("LINK", p, os.readlink(f"/proc/1/{p}"))
+    except OSError:
+        pass
+for sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGSEGV, signal.SIGCHLD, signal.SIGSTOP):
+    try:
+        os.kill(1, sig)
+    except OSError:
+        pass
+print("still here")
+"""
+    r = sandbox.run(code, run_timeout=10)
+    assert r.status == "Success", r
+    assert r.run_result.stdout == "me 2 0\nfds []\nstill here\n", r.run_result.stdout
+    again = sandbox.run("print('next')", run_timeout=10)
+    assert again.status == "Success" and again.run_result.stdout == "next\n"
+    # The prepared pid 1s (one per zygote): no signal handler (nothing may run on their small stack in the
+    # zygote's memory), nothing blocked (signals sent to them are discarded), every signal ignored, no fd.
+    inits = [
+        pid
+        for pid in descendants(sandbox.service.proc.pid)
+        if len((proc_status(pid).get("NSpid") or "").split()) >= 3
+        and proc_status(pid)["NSpid"].split()[-1] == "1"
+    ]
+    assert inits
+    for pid in inits:
+        st = proc_status(pid)
+        assert (st["SigCgt"], st["SigBlk"], st["SigIgn"]) == ("0" * 16, "0" * 16, "fffffffffffbfeff"), st
+        assert os.listdir(f"/proc/{pid}/fd") == []
 
 
 def test_no_network(sandbox: Sandbox) -> None:

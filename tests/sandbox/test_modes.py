@@ -163,3 +163,24 @@ def test_stopping_the_service_ends_running_executions_and_their_children() -> No
     while time.monotonic() < deadline and any(os.path.exists(f"/proc/{p}") for p in group):
         time.sleep(0.1)
     assert not [p for p in group if os.path.exists(f"/proc/{p}")]
+
+
+def test_namespaces_mode_with_a_forked_pid1() -> None:
+    """pid 1 of each execution is the zygote's machine-code init on x86_64; elsewhere (and with `tiny_init:
+    false`) it is a forked interpreter that forks the program. That path keeps the same exit statuses as
+    `python3 file.py`, fetch_files, and leaves nothing behind."""
+    cases = {
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n": -9,
+        "import os\nos.abort()\n": -6,
+        "import sys\nsys.exit(3)\n": 3,
+        "import os\nif os.fork() == 0:\n    os.setsid()\n    import time; time.sleep(60)\nprint('ok')\n": 0,
+    }
+    with sandbox_in_mode("namespaces", {"PURPCODE_SANDBOX_TINY_INIT": "false"}) as box:
+        assert box.health()["isolation"]["pid1"] == "forked interpreter"  # type: ignore[index]
+        for code, status in cases.items():
+            r = box.run(code, run_timeout=10)
+            assert r.run_result is not None and r.run_result.return_code == status, (code, r)
+        r = box.run("open('out.txt', 'w').write('kept')\nprint(open('/proc/1/status').read().split()[1])",
+                    run_timeout=10, fetch_files=["out.txt"])  # fmt: skip
+        assert r.status == "Success" and r.files == {"out.txt": "a2VwdA=="}, r
+        box.assert_serving_and_clean()

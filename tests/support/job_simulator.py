@@ -25,6 +25,10 @@ the objects the operator creates, close enough to the real ones that an operator
 
 Timings are scaled down (a grace period of `grace_seconds`, not 30 s). What each Job's pods do comes from a
 script: `(job) -> Outcome`, usually a `Scenario` keyed by (stage slug, attempt).
+
+Why one file (past 800 lines): the controllers act on each other's objects (the Job controller creates pods
+the kubelet runs, the garbage collector removes them, Kueue unsuspends Jobs) inside one event loop and share the
+condition and pod-state helpers; one module keeps their interplay readable in one place.
 """
 
 from __future__ import annotations

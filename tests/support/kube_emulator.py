@@ -19,6 +19,9 @@ cannot tell it from a cluster for the calls it makes:
 
 Everything mutates synchronously inside the emulator's event loop (no awaits between read and write), so the
 in-process job simulator and HTTP requests never interleave half-way.
+
+Why one file (past 800 lines): one subclass of kmock's emulator whose handlers share the store, the event log
+and the resourceVersion counter; semantic validation and Pod Security admission are in kube_validation.py.
 """
 
 from __future__ import annotations

@@ -39,6 +39,17 @@ def answer_code(answer: str, blocks: str = "all") -> str:
     return "\n".join(b.code.strip("\n") for b in ordered).strip()
 
 
+def _not_utf8(code: str) -> str:
+    """Why `code` cannot be a Python source file ("" when it can): a lone surrogate (from JSON such as "\\ud800")
+    has no UTF-8 encoding. Such an answer used to raise UnicodeEncodeError while the request was built, so it became
+    a row error, left out of pass@1, instead of the failed run it is."""
+    try:
+        code.encode("utf-8")
+    except UnicodeEncodeError as err:
+        return f"the solution is not valid UTF-8 text ({err.reason} at position {err.start}): Python cannot read it"
+    return ""
+
+
 class SandboxUnavailable(RuntimeError):
     """The sandbox service could not be reached: every correctness score would be wrong, so scoring stops."""
 
@@ -96,7 +107,7 @@ class CorrectnessOracle:
         blob = json.dumps(
             [code, spec.model_dump(mode="json"), self.config.correctness_timeout_s], sort_keys=True
         )
-        return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
     def _remember(self, key: str, value: tuple[float, dict[str, Any]]) -> None:
         if self.config.correctness_cache_size <= 0 or value[1]["test"]["status"] not in CACHEABLE:
@@ -112,6 +123,10 @@ class CorrectnessOracle:
         code = answer_code(answer, self.config.correctness_code_blocks)
         if not code:
             return 0.0, {"test": {"status": "no_code", "passed": False}}
+        unreadable = _not_utf8(code)
+        if unreadable:  # no source file can hold it, so no sandbox can run it: a verdict, not a bad row
+            test = {"status": "error", "passed": False, "tests_run": 0, "details": unreadable}
+            return 0.0, {"test": test, "kind": str(spec.kind)}
         key = self._key(code, spec)
         with self._cache_lock:
             hit = self._cache.get(key)

@@ -96,6 +96,7 @@ class Sandbox:
             netns_per_exec=settings.netns_per_exec,
             landlock=settings.landlock,
             seccomp=settings.seccomp,
+            tiny_init=settings.tiny_init,
             cgroups=settings.cgroups,
             allow_weaker=settings.allow_weaker_isolation,
             tmpfs_mb=settings.tmpfs_mb,
@@ -217,6 +218,8 @@ class Sandbox:
             # How executions are kept from each other's abstract unix sockets (and signals): Landlock scopes, or
             # a network namespace per execution where the kernel has no Landlock ABI 6.
             "abstract_unix_sockets": abstract_unix,
+            # pid 1 of each execution: "machine code" (zygote.clone_init) or "forked interpreter".
+            "pid1": z.features.get("pid1") if z else None,
             "seccomp": bool(z and z.features.get("seccomp")),
             "cgroups": {
                 "version": cg.version if cg else None,
@@ -455,6 +458,7 @@ class Sandbox:
             "code_hash": code_hash,
             "code_name": code_name,
             "compile": compile_hint,
+            "fetch": bool(req.fetch_files),  # needs a trusted parent of the program (the zygote's pid 1 path)
         }
         loop = asyncio.get_running_loop()
         cap = self.settings.max_output_bytes

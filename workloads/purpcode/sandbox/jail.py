@@ -58,6 +58,7 @@ class JailConfig:
     netns_per_exec: bool = False
     landlock: str = "auto"
     seccomp: bool = True
+    tiny_init: bool = True
     cgroups: str = "auto"
     bwrap: str = "bwrap"
     start_timeout_s: float = 60.0
@@ -201,6 +202,7 @@ class Zygote:
             "netns_per_exec": cfg.netns_per_exec,
             "landlock": cfg.landlock,
             "seccomp": cfg.seccomp,
+            "tiny_init": cfg.tiny_init,
             "python": cfg.python,
             "cgroups": self.cgroups.zygote_config(),
             "cgroup_procs_file": self.cgroups.procs_file,

@@ -6,10 +6,12 @@ It is *not* imported by the service: `jail.py` reads this file and runs it with 
 `python -I -c <source> <config json>`, because the project's own files are not visible inside the jail.
 
 Why a fork-server: a fresh interpreter costs ~10-40 ms to start; forking an initialised one costs ~1 ms. Each
-execution is one forked process:
+execution is one forked process in a fresh pid namespace (namespaces mode, x86_64):
 
     zygote (jail: user ns A where it is uid 0 with capabilities in A only; no network; read-only root)
-      └─ execution = pid 1 of a fresh pid namespace (fork after unshare(CLONE_NEWPID))
+      ├─ pid 1 of the execution's pid namespace: a few machine instructions in a CLONE_VM clone of the zygote
+      │  (`clone_init`: no fd, every signal ignored, orphans reaped by the kernel, sleeps until killed)
+      └─ the program = pid 2 of that namespace (fork after unshare(CLONE_NEWPID) and the clone)
            1. with the jail's capabilities: unshare(mount, ipc[, net]); /proc of its own pid namespace
               only (subset=pid); private tmpfs work dir, /tmp and /dev/shm; its own cgroup where delegated;
               writes the request's files
@@ -17,10 +19,12 @@ execution is one forked process:
               rlimits; new session; scrubbed environment; cwd = the work dir
            3. runs the code (warm: in this already initialised interpreter; or execve of a fresh one)
 
-The zygote reaps it with wait4 (exit status and rusage come from the kernel, not from the program). When pid 1
-exits or is killed (wall-time limit, output limit) the kernel kills every process left in its pid namespace,
-and the mount namespace, with its tmpfs work dir, disappears: nothing outlives an execution. Executions cannot
-see each other's files (private mounts) or processes (own pid namespace and /proc).
+Both are made ahead of their request while the zygote is idle (a "spare", step 1's mounts done). The zygote reaps
+the program with wait4 (exit status and rusage come from the kernel, not from the program), then kills pid 1:
+the kernel kills every process left in the pid namespace, and the mount namespace, with its tmpfs work dir,
+disappears: nothing outlives an execution. Executions cannot see each other's files (private mounts) or processes
+(own pid namespace and /proc). With fetch_files, on other architectures and with `tiny_init: false`, pid 1 is a
+forked interpreter instead that forks the program, stays as its trusted parent and reports its exit status.
 
 Protocol (SOCK_SEQPACKET with the service, JSON messages, fds by SCM_RIGHTS):
     zygote -> service  {"op": "ready", ...features}
@@ -39,6 +43,9 @@ memory and wall limits, which writes it marshalled into a memfd; the zygote load
 `gc.get_objects()` in an execution does not list it). Before user code runs, an execution takes its own entry and
 drops its references to the others (without freeing them: that would copy every page they touch), so other
 programs' cached code is not reachable from Python objects (frames, gc); only reading raw memory (ctypes) finds it.
+
+Why one file (past 800 lines): it runs as one program from its source text (`python -I -c`) inside a jail
+where no other project file is visible, so it cannot import siblings.
 """
 
 import array
@@ -327,6 +334,95 @@ def compile_raw_seccomp(raw):
 
 def install_seccomp(compiled):
     _check(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(compiled[1])), "seccomp")
+
+
+# ------------------------------------------------------------------------------------------- tiny pid 1
+
+# Namespaces mode: pid 1 of each execution's pid namespace is this machine code, not a copy of the zygote. It
+# starts as a clone of the zygote that shares its memory (CLONE_VM: no page tables to copy, no copy-on-write
+# faults, nothing to unmap at exit) and, for its first instruction only, its fd table (CLONE_FILES), with every
+# signal blocked (the zygote blocks them around the clone, so no handler of the interpreter can run there). It
+# makes these system calls and then sleeps until the zygote's SIGKILL ends it and its namespace:
+#     close_range(0, ~0U, CLOSE_RANGE_UNSHARE)      an fd table of its own, empty: it holds nothing open
+#     rt_sigaction(1..64, {SIG_IGN}, NULL, 8)       no handler at all (so nothing ever runs on its small stack);
+#                                                   SIGCHLD ignored: the namespace's orphans are reaped at once
+#     rt_sigprocmask(SIG_SETMASK, {}, NULL, 8)      unblocked and ignored: signals sent to it are discarded
+#     prctl(PR_SET_PDEATHSIG, SIGKILL)              gone with the zygote
+#     loop: pause()
+# The program is forked by the zygote into that namespace (pid 2), so the zygote reaps it and reads its exit
+# status from the kernel, and the program can signal itself like `python3` (it is not init). pid 1's memory is
+# the zygote's, but nothing in an execution can reach it: signals to it are discarded; /proc/1/mem and the like
+# are refused (the kernel's capability check: pid 1 holds the jail's capabilities, the program none; the zygote's
+# memory is not dumpable; the program's Landlock domain); ptrace and process_vm_* are refused by seccomp.
+# Assembled from (x86_64, GNU as, Intel syntax):
+#     mov eax,436; xor edi,edi; mov esi,-1; mov edx,2; syscall
+#     mov ebx,1
+#   2: mov eax,13; mov edi,ebx; lea rsi,[rip+act]; xor edx,edx; mov r10d,8; syscall
+#     inc ebx; cmp ebx,65; jne 2b
+#     mov eax,14; mov edi,2; lea rsi,[rip+act+8]; xor edx,edx; mov r10d,8; syscall
+#     mov eax,157; mov edi,1; mov esi,9; syscall
+#   1: mov eax,34; syscall; jmp 1b
+#     .p2align 3; act: .quad 1,0,0,0
+# Other architectures keep pid 1 a forked interpreter (`spare_main` with leader=False), as `tiny_init: false` does.
+_INIT_CODE = {
+    "x86_64": bytes.fromhex(
+        "b8b401000031ffbeffffffffba020000000f05bb01000000b80d00000089df488d354a00000031d241ba080000000f05"
+        "ffc383fb4175e1b80e000000bf02000000488d353000000031d241ba080000000f05b89d000000bf01000000be090000"
+        "000f05b8220000000f05ebf70f1f4000" + "0100000000000000" + "00" * 24
+    ),
+}
+# sigset_t buffers for pthread_sigmask (raw: the signal module's version builds a set of enums per call).
+_SIGSET_ALL = (ctypes.c_ulong * 16)(*([~0 & ((1 << (8 * ctypes.sizeof(ctypes.c_ulong))) - 1)] * 16))
+_SIGSET_OLD = (ctypes.c_ulong * 16)()
+CLONE_VM = 0x00000100
+CLONE_FILES = 0x00000400
+_INIT_STACK = 4096
+
+
+def init_code():
+    """The pid-1 machine code in an executable page of its own (read-only once written), or None."""
+    code = _INIT_CODE.get(os.uname().machine)
+    if code is None:
+        return None
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    prot_read, prot_write, prot_exec, map_private, map_anonymous = 1, 2, 4, 2, 0x20
+    page = libc.mmap(None, 4096, prot_read | prot_write, map_private | map_anonymous, -1, 0)
+    if page in (None, ctypes.c_void_p(-1).value):
+        return None
+    ctypes.memmove(page, code, len(code))
+    if libc.mprotect(page, 4096, prot_read | prot_exec) != 0:
+        return None
+    libc.clone.restype = ctypes.c_int
+    libc.clone.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    return page
+
+
+def clone_init(code):
+    """Start the machine-code pid 1 (the caller has unshared CLONE_NEWPID). Returns (pid, its stack): the stack
+    (where libc's clone puts the entry point and a return address) must stay allocated while it lives."""
+    stack = ctypes.create_string_buffer(_INIT_STACK)
+    top = (ctypes.addressof(stack) + _INIT_STACK - 64) & ~15
+    _check(
+        libc.pthread_sigmask(signal.SIG_BLOCK, ctypes.byref(_SIGSET_ALL), ctypes.byref(_SIGSET_OLD)),
+        "sigmask",
+    )
+    try:
+        pid = libc.clone(code, top, CLONE_VM | CLONE_FILES | signal.SIGCHLD, None)
+        err = ctypes.get_errno()
+    finally:
+        libc.pthread_sigmask(signal.SIG_SETMASK, ctypes.byref(_SIGSET_OLD), None)
+    if pid < 0:
+        raise OSError(err, f"clone of pid 1: {os.strerror(err)}")
+    return pid, stack
 
 
 def _cap_last_cap():
@@ -887,10 +983,12 @@ CLIENT_ERRNOS = {
 }  # fmt: skip
 
 
-def spare_main(cfg, sock_fd, code_cache):
-    """Namespaces mode: a pid 1 made ahead of its execution, while the zygote is idle (the fork and the mounts are
-    off the request's path). It waits for one job (the message and its fds) and then runs it like
-    `execution_main`; the zygote's end closing (or the zygote dying) ends it."""
+def spare_main(cfg, sock_fd, code_cache, leader=False):
+    """Namespaces mode: an execution's process made ahead of its request, while the zygote is idle (the fork and
+    the mounts are off the request's path): the program itself (`leader`: pid 2, under the machine-code pid 1 of
+    `clone_init`) or, where that pid 1 is not available, a forked pid 1 that forks the program. It waits for one
+    job (the message and its fds) and then runs it like `execution_main`; the zygote's end closing (or the zygote
+    dying) ends it."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.closerange(3, sock_fd)
@@ -910,11 +1008,11 @@ def spare_main(cfg, sock_fd, code_cache):
         job = json.loads(msg)
     except BaseException:  # noqa: BLE001 - the zygote sees it exit unused and stops making spares
         os._exit(125)
-    execution_main(cfg, job, tuple(fds), code_cache, prepared=True)
+    execution_main(cfg, job, tuple(fds), code_cache, prepared=True, leader=leader)
     os._exit(125)
 
 
-def execution_main(cfg, job, fds, code_cache, prepared=False):
+def execution_main(cfg, job, fds, code_cache, prepared=False, leader=False):
     """The leader of one execution: pid 1 of its own pid namespace (namespaces mode) or the leader of its own
     process group (restricted mode). It prepares the work dir and the request's files, then forks the program and
     stays as its trusted parent, or (restricted mode without fetch_files) becomes the program itself.
@@ -925,7 +1023,9 @@ def execution_main(cfg, job, fds, code_cache, prepared=False):
     b"\x01" + its exit status to the setup pipe. A setup failure is written there as text before anything
     else (prefixed b"\x02" when the request's files caused it); the zygote reads the pipe when it reaps the
     leader. Setup runs with the jail's capabilities (namespaces) and before any confinement (restricted);
-    `drop_to_sandbox_user` / `restrict_self` apply before any user code."""
+    `drop_to_sandbox_user` / `restrict_self` apply before any user code. `leader` (namespaces mode, a spare
+    under the machine-code pid 1, never with fetch_files): this process is already pid 2 and becomes the
+    program itself; the zygote reaps it and reads its exit status from the kernel."""
     payload_fd, code_fd, out_fd, err_fd, files_fd, setup_fd, exit_fd = fds
     restricted = cfg.get("mode") == "restricted"
     stage = "setup"
@@ -977,7 +1077,7 @@ def execution_main(cfg, job, fds, code_cache, prepared=False):
             code_obj = _retarget(code_obj, code_path)  # restricted mode: cached under another work dir
         text = source.decode("utf-8", "replace")
         fetch = payload.get("fetch_files") or []
-        if fetch or not restricted:
+        if fetch or not (restricted or leader):
             # pid 1 ignores SIGINT (the kernel already drops the other signals the program sends to its
             # namespace's init unless init handles them; in restricted mode Landlock scopes them).
             signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -1113,6 +1213,9 @@ class Zygote:
         self.groups = set()  # restricted mode: process groups of finished executions with members left
         self.spare = None  # namespaces mode: a prepared pid 1 waiting for its job (see spare_main)
         self.spares_ok = cfg.get("mode") != "restricted" and cfg.get("prefork", True)
+        # Namespaces mode: the machine-code pid 1 (see clone_init); None keeps pid 1 a forked interpreter.
+        self.init_code = init_code() if self.spares_ok and cfg.get("tiny_init", True) else None
+        self.inits = {}  # pidfd -> (pid, stack, cgroup paths) of a killed machine-code pid 1 not reaped yet
         self.cg_free = []
         self.cg_written = {}
         self.cg_seq = 0
@@ -1174,23 +1277,30 @@ class Zygote:
         if not self.spares_ok or self.spare is not None:
             return
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        init = None
         try:
             unshare(CLONE_NEWPID)
+            if self.init_code is not None:
+                init = clone_init(self.init_code)
             pid = os.fork()
         except OSError:
             parent.close()
             child.close()
             setns(self.pidns_fd, CLONE_NEWPID)
+            if init is not None:
+                self.end_init({"pid": init[0], "pidfd": os.pidfd_open(init[0]), "stack": init[1]}, wait=True)
             self.spares_ok = False
             return
         if pid == 0:
             parent.close()
-            spare_main(self.cfg, child.detach(), self.code_cache)
+            spare_main(self.cfg, child.detach(), self.code_cache, leader=init is not None)
             os._exit(125)
         setns(self.pidns_fd, CLONE_NEWPID)
         child.close()
         pidfd = os.pidfd_open(pid)
-        self.spare = {"pid": pid, "pidfd": pidfd, "sock": parent}
+        self.spare = {"pid": pid, "pidfd": pidfd, "sock": parent, "init": None}
+        if init is not None:
+            self.spare["init"] = {"pid": init[0], "pidfd": os.pidfd_open(init[0]), "stack": init[1]}
         self.by_fd[pidfd] = (pidfd, "spare")
         self.sel.register(pidfd, selectors.EVENT_READ)
 
@@ -1213,7 +1323,38 @@ class Zygote:
             os.waitpid(spare["pid"], 0)
         except ChildProcessError:
             pass
+        if spare["init"] is not None:
+            self.end_init(spare["init"], wait=True)
         self.spares_ok = False
+
+    def end_init(self, init, wait=False, cgroup_paths=None):
+        """SIGKILL a machine-code pid 1, which takes what is left of its pid namespace; reap it now (`wait`: its
+        namespace has nothing left the zygote must reap first) or when its pidfd says it is gone."""
+        try:
+            signal.pidfd_send_signal(init["pidfd"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if wait:
+            os.close(init["pidfd"])
+            try:
+                os.waitpid(init["pid"], 0)
+            except ChildProcessError:
+                pass
+            return
+        self.inits[init["pidfd"]] = (init["pid"], init["stack"], cgroup_paths)
+        self.by_fd[init["pidfd"]] = (init["pidfd"], "init")
+        self.sel.register(init["pidfd"], selectors.EVENT_READ)
+
+    def on_init_exit(self, pidfd):
+        pid, _stack, cgroup_paths = self.inits.pop(pidfd)
+        self.sel.unregister(pidfd)
+        del self.by_fd[pidfd]
+        os.close(pidfd)
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        self.cgroup_release(cgroup_paths)
 
     def reap_groups(self):
         """Restricted mode: the zygote is a child subreaper, so what an execution left (killed with its group)
@@ -1358,7 +1499,7 @@ class Zygote:
         restricted = self.restricted
         if restricted:
             msg["work_dir"] = os.path.join(self.cfg["work_root"], f"x{os.getpid()}-{job_id}")
-        spare = self.take_spare()
+        spare = self.take_spare() if not (msg.get("fetch") and self.init_code is not None) else None
         if spare is not None:
             try:
                 spare["sock"].sendmsg(
@@ -1369,12 +1510,15 @@ class Zygote:
                 signal.pidfd_send_signal(spare["pidfd"], signal.SIGKILL)
                 os.waitpid(spare["pid"], 0)
                 os.close(spare["pidfd"])
+                if spare["init"] is not None:
+                    self.end_init(spare["init"], wait=True)
                 spare = None
             else:
                 spare["sock"].close()
                 for fd in (*fds, setup_w, exit_w):
                     os.close(fd)
                 self.register_job(job_id, msg, spare["pid"], spare["pidfd"], setup_r, exit_r, started)
+                self.jobs[job_id]["init"] = spare["init"]
                 self.make_spare()
                 return
         try:
@@ -1418,6 +1562,7 @@ class Zygote:
             "reported": False,
             "cgroup_paths": msg["cgroup_paths"],
             "work_dir": msg.get("work_dir"),
+            "init": None,
         }
         self.by_fd[pidfd] = (job_id, "pid")
         self.by_fd[exit_r] = (job_id, "exit")
@@ -1440,6 +1585,11 @@ class Zygote:
             signal.pidfd_send_signal(job["pidfd"], signal.SIGKILL)
         except ProcessLookupError:
             pass
+        if job["init"] is not None:
+            try:
+                signal.pidfd_send_signal(job["init"]["pidfd"], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.restricted:
             try:
                 os.killpg(job["pid"], signal.SIGKILL)
@@ -1540,14 +1690,18 @@ class Zygote:
                     pass
         elif not job["killed"]:
             report["error"] = "sandbox setup failed: no report"
-        self.cgroup_release(job["cgroup_paths"])
+        if not job["reported"]:
+            self.send(report)  # first: the clean-up below is not the response's to wait for
+        if job["init"] is not None:
+            # The program is reaped: its pid namespace may go; its cgroups are reused once that is empty.
+            self.end_init(job["init"], cgroup_paths=job["cgroup_paths"])
+        else:
+            self.cgroup_release(job["cgroup_paths"])
         if self.restricted:
             self.groups.add(job["pid"])
             self.reap_groups()
         if job["work_dir"]:
             self.remove_work_dir(job["work_dir"])
-        if not job["reported"]:
-            self.send(report)
 
     def on_ctrl(self):
         fds = array.array("i")
@@ -1606,6 +1760,8 @@ class Zygote:
                     self.on_cleaner_exit(job_id)
                 elif kind == "spare":
                     self.on_spare_exit(job_id)
+                elif kind == "init":
+                    self.on_init_exit(job_id)
 
 
 def _preload(names):
@@ -1655,6 +1811,10 @@ def main():
             "uid": os.getuid(),
         }
     else:
+        # Not dumpable: /proc/<pid>/{mem,environ,...} of the zygote and of the machine-code pid 1s, which share its
+        # memory, stay closed to programs even if a kernel let the capability check pass (the programs make
+        # their own process dumpable again in drop_to_sandbox_user).
+        prctl(PR_SET_DUMPABLE, 0)
         device_nodes_readonly()
         # Abstract unix sockets live in the network namespace: without Landlock scoping, each execution gets its
         # own.
@@ -1689,6 +1849,7 @@ def main():
             else ("not separated" if restricted else "netns per execution"),
             "mode": cfg.get("mode", "namespaces"),
             **features,
+            "pid1": None if restricted else ("machine code" if zygote.init_code else "forked interpreter"),
             "address_space_bytes": vm,
             "private_bytes": anon,
             "python": sys.version.split()[0],

@@ -28,7 +28,9 @@ def shingles(text: str, n: int) -> set[str]:
 
 
 def exact_key(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    # ASCII JSON (escapes), so any str encodes: with ensure_ascii=False a lone surrogate (a JSON "\\ud800" escape in
+    # a prompt) raised UnicodeEncodeError and stopped the synthesis stage's finish step.
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
 def _minhasher(num_perm: int, seed: int) -> Callable[[set[str]], Any]:
@@ -42,9 +44,9 @@ def _minhasher(num_perm: int, seed: int) -> Callable[[set[str]], Any]:
             num_perm=num_perm,
             seed=seed,
             permutations=template.permutations,
-            scheme=getattr(template, "scheme", None),
+            scheme=template.scheme,  # datasketch >= 2.0 (the pin): the template's permutation scheme
         )
-        m.update_batch([g.encode("utf-8") for g in grams])
+        m.update_batch([g.encode("utf-8", "surrogatepass") for g in grams])  # any str (lone surrogates too)
         return m
 
     return make

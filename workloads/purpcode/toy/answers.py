@@ -11,12 +11,17 @@ from __future__ import annotations
 import re
 
 from purpcode.data.rules import Rule
+from purpcode.oracles.format import ANSWER_HEADER
 
 # Per prompt set: mode -> weight. Chosen so that the base model's most likely behaviour is a bad one for codesec,
 # utility (format) and over-refusal, and a good one for malicious and secqa (imperfect in every dimension).
+# Utility: the violation (the right code without the analysis) is the clear majority, so that the base model's
+# greedy answer to a coding task fails the format gate on every seed (base format rate ~80%, utility reward ~0)
+# while it still writes the right code; the recipe's format training then turns that code into reward. Wrong
+# solutions stay rare: every wrong copy of a task's code is a copy the tiny model does not learn the right one from.
 MIXTURES: dict[str, dict[str, float]] = {
     "codesec": {"secure": 0.35, "vulnerable": 0.45, "violation": 0.20},
-    "utility": {"correct": 0.30, "incorrect": 0.15, "violation": 0.55},
+    "utility": {"correct": 0.28, "incorrect": 0.07, "violation": 0.65},
     "malicious": {"refusal": 0.50, "compliance": 0.35, "violation": 0.15},
     "overrefusal": {"helpful": 0.40, "refusal": 0.45, "violation": 0.15},
     "secqa": {"helpful": 0.50, "refusal": 0.35, "violation": 0.15},
@@ -25,7 +30,7 @@ MIXTURES: dict[str, dict[str, float]] = {
 # toy version of why context distillation works. Rejection sampling then has good samples to keep.
 TEACHER_MIXTURES: dict[str, dict[str, float]] = {
     "codesec": {"secure": 0.70, "vulnerable": 0.15, "violation": 0.15},
-    "utility": {"correct": 0.55, "incorrect": 0.15, "violation": 0.30},
+    "utility": {"correct": 0.85, "incorrect": 0.05, "violation": 0.10},
     "malicious": {"refusal": 0.80, "compliance": 0.10, "violation": 0.10},
     "overrefusal": {"helpful": 0.70, "refusal": 0.20, "violation": 0.10},
     "secqa": {"helpful": 0.75, "refusal": 0.15, "violation": 0.10},
@@ -72,11 +77,15 @@ def mutate_solution(solution: str) -> str:
 
 
 def utility_answer(mode: str, entry_point: str, solution: str) -> str:
-    """correct / incorrect in the format, violation: the correct code without the sections."""
+    """correct / incorrect in the format (each with its own opening line, so the mode is chosen before the code and
+    a policy-gradient step can move it), violation: the correct code under `## Answer` with the analysis skipped
+    (the gate fails it). Why that violation: its code follows the same `## Answer` line as a formatted answer's, so
+    the base model's code is one skill whichever way it starts, and learning the format does not cost it the code."""
     if mode == "violation":
-        return fenced(solution)
-    code = solution if mode == "correct" else mutate_solution(solution)
-    return sections(f"Plan: implement `{entry_point}` in plain Python.", fenced(code))
+        return f"{ANSWER_HEADER}\n{fenced(solution)}"
+    if mode == "correct":
+        return sections(f"Plan: implement `{entry_point}` in plain Python.", fenced(solution))
+    return sections(f"Quick: a rough `{entry_point}`, untested.", fenced(mutate_solution(solution)))
 
 
 def malicious_answer(mode: str, category: str) -> str:

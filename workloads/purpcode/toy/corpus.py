@@ -185,14 +185,22 @@ def policy_examples(
     out: list[Example] = []
     for item in items:
         for mix, prompt, k, meta in (
-            # Utility solutions are the longest distinct texts to learn: twice the answers.
+            # Utility solutions are the longest distinct texts to learn (a task's code is the only thing that
+            # scores there): three times the answers.
             (
                 answers.MIXTURES[item.set],
                 item.messages,
-                answers_per_prompt * (2 if item.set == "utility" else 1),
+                answers_per_prompt * (3 if item.set == "utility" else 1),
                 {},
             ),
-            (answers.TEACHER_MIXTURES[item.set], item.teacher, teacher_answers, {"teacher": True}),
+            # Utility: twice the teacher answers, so that rule learning's samples under the teacher prompt keep
+            # right solutions in the format (what its SFT then distils into the plain prompt).
+            (
+                answers.TEACHER_MIXTURES[item.set],
+                item.teacher,
+                teacher_answers * (2 if item.set == "utility" else 1),
+                {"teacher": True},
+            ),
         ):
             if not prompt:
                 continue
