@@ -101,3 +101,10 @@ def test_finish_splits_overrefusal_probes_by_template_and_reports_it(make_config
     assert all(
         e["template_split_dropped"] == 0 for name, e in manifest["sets"].items() if name != "overrefusal"
     )
+
+
+def test_a_held_out_size_below_one_row_holds_nothing_out() -> None:
+    from purpcode.synthesis.pipeline import held_out_count
+
+    assert held_out_count(3, 100, 0.1) == 0 and held_out_count(10, 0, 0.5) == 0
+    assert held_out_count(10, 100, 0.25) == 2 and held_out_count(100, 5, 0.5) == 5
