@@ -78,6 +78,7 @@ def test_rule_learning_replies_go_between_the_user_turns_of_train_and_heldout_ro
             _conversation("malicious", 0, 3),
             _conversation("malicious", 1, 2),
             _conversation("malicious", 2, 1),
+            _conversation("malicious", 3, 2),
         ],
     )
     write_jsonl_atomic(tmp_path / "malicious.heldout.jsonl", [_conversation("malicious", 9, 2)])
@@ -86,6 +87,7 @@ def test_rule_learning_replies_go_between_the_user_turns_of_train_and_heldout_ro
         "malicious/1": ["one", "two"],  # wrong count (2 user turns): the row stays as it is
         "malicious/2": [],  # a single turn is not a user-only conversation
         "malicious/9": ["held reply"],
+        "malicious/3": ["second"],
     }
     data = load_rl_data(
         tmp_path, held_out_per_set=5, contexts=contexts, sets=("malicious",), system_prompt="SYS"
@@ -106,8 +108,8 @@ def test_rule_learning_replies_go_between_the_user_turns_of_train_and_heldout_ro
         ("assistant", "held reply"),
         ("user", "malicious 9 turn 1"),
     ]
-    assert data.summary.with_context == {"malicious": 1, "malicious.heldout": 1}
-    assert data.summary.multi_turn == {"malicious": 2}
+    assert data.summary.with_context == {"malicious": 2, "malicious.heldout": 1}
+    assert data.summary.multi_turn == {"malicious": 3}
     assert all(e.prompt[0] == {"role": "system", "content": "SYS"} for e in data.train)
 
 
