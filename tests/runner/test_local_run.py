@@ -79,6 +79,14 @@ def test_failing_stage_stops_the_run_and_names_its_log(tmp_path: Path) -> None:
         assert live_group_members(svc["pid"]) == []
 
 
+def _pending(pid: int, sig: signal.Signals) -> bool:
+    """Whether `sig` is pending for process `pid` (sent to it, not yet handled: the process is stopped)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("ShdPnd:"):
+            return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    return False
+
+
 @pytest.mark.slow  # a whole run of real processes: ~20-90 s on a busy 2-core machine
 def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> None:
     spec = eval_only_spec(
@@ -107,7 +115,17 @@ def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> No
             lambda: metrics.exists() and '"generate"' in metrics.read_text(), 300, "evaluation progress", proc
         )
         running = state(workdir)
-        os.kill(proc.pid, signal.SIGINT)
+        # The stage is frozen until the runner's SIGTERM to it is pending, so the evaluation cannot finish between
+        # the progress check and Ctrl-C (on a fast machine the toy model's whole evaluation takes a few seconds).
+        stage_pgid = running["stages"]["evaluation"]["pid"]
+        os.killpg(stage_pgid, signal.SIGSTOP)
+        try:
+            os.kill(proc.pid, signal.SIGINT)
+            wait_for(
+                lambda: _pending(stage_pgid, signal.SIGTERM), 60, "the runner's SIGTERM to the stage", proc
+            )
+        finally:
+            os.killpg(stage_pgid, signal.SIGCONT)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from purpcode.runner.local import WorkdirBusy, workdir_lock
-from purpcode.runner.owned import MARKER_ENV, run_processes, settle_state, stop_run_processes
+from purpcode.runner.owned import GUARD_GRACE_S, MARKER_ENV, run_processes, settle_state, stop_run_processes
 
 from .conftest import wait_for
 
@@ -81,7 +81,17 @@ def test_a_killed_runner_leaves_nothing_and_settles_its_state(tmp_path: Path, si
         assert f"pid {proc.pid}" in str(busy.value) and all(str(p) in str(busy.value) for p in pids)
 
         os.kill(proc.pid, sig)
-        wait_for(lambda: run_processes(workdir) == [], 15, "the run's processes to be gone")
+        # Bounded by the guard's worst case (3 passes of SIGTERM, GUARD_GRACE_S, SIGKILL, 5 s), not by a guess:
+        # a loaded CI machine once took more than 15 s here. What is left is named if it times out.
+        worst = 3 * (GUARD_GRACE_S + 5.0) + 10.0
+        try:
+            wait_for(lambda: run_processes(workdir) == [], worst, "the run's processes to be gone")
+        except AssertionError as err:
+            left = {
+                p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+                for p in run_processes(workdir)
+            }
+            raise AssertionError(f"{err}; still running: {left}") from err
         wait_for(lambda: _lock_free(workdir), 10, "the lock to be released")
         entry = json.loads((workdir / "state.json").read_text())["stages"]["evaluation"]
         assert entry["status"] == "interrupted" and "pid" not in entry
