@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -80,6 +81,14 @@ def live_group_members(pgid: int) -> list[int]:
         if fields[0] != "Z" and int(fields[2]) == pgid:
             out.append(int(entry.name))
     return out
+
+
+def default_signals() -> None:
+    """preexec_fn for a runner under test: Ctrl-C and hangup at their defaults. A shell's background job (`cmd &`)
+    starts with SIGINT ignored and `nohup` with SIGHUP ignored, and both are inherited across exec, so a suite
+    started that way would otherwise send signals the runner never sees."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def wait_for(predicate: Any, timeout: float, what: str, proc: subprocess.Popen[str] | None = None) -> None:

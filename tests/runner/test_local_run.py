@@ -15,7 +15,15 @@ import pytest
 
 from purpcode.runner.owned import run_processes
 
-from .conftest import eval_only_spec, live_group_members, run_cli, state, wait_for, write_codesec_heldout
+from .conftest import (
+    default_signals,
+    eval_only_spec,
+    live_group_members,
+    run_cli,
+    state,
+    wait_for,
+    write_codesec_heldout,
+)
 
 STEPS = ["initialize", "evaluation", "report"]
 
@@ -108,6 +116,7 @@ def test_ctrl_c_stops_everything_and_the_next_call_resumes(tmp_path: Path) -> No
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     try:
         # Interrupt once evaluation has generated its first batch (the stage is mid-way).
@@ -171,6 +180,7 @@ def test_a_killed_runner_leaves_no_process_and_the_rerun_resumes_once(
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     try:
         wait_for(

@@ -21,7 +21,7 @@ import pytest
 from purpcode.runner.local import WorkdirBusy, workdir_lock
 from purpcode.runner.owned import GUARD_GRACE_S, MARKER_ENV, run_processes, settle_state, stop_run_processes
 
-from .conftest import wait_for
+from .conftest import default_signals, wait_for
 
 # A runner in miniature: the lock, the guard, a "stage" (own session, parent-death signal, holds the lock) that
 # spawns a grandchild in yet another session (out of reach of a process-group kill), and a state saying running.
@@ -62,6 +62,7 @@ def _start_standin(workdir: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=default_signals,
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
