@@ -1263,8 +1263,8 @@ class Zygote:
         self.by_fd[pidfd] = (pidfd, "cleaner")
         self.sel.register(pidfd, selectors.EVENT_READ)
 
-    def on_cleaner_exit(self, pidfd):
-        pid = self.cleaners.pop(pidfd)
+    def _reap_pidfd(self, pidfd, pid):
+        """A watched child ended: stop watching its pidfd and reap it."""
         self.sel.unregister(pidfd)
         del self.by_fd[pidfd]
         os.close(pidfd)
@@ -1272,6 +1272,9 @@ class Zygote:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
+
+    def on_cleaner_exit(self, pidfd):
+        self._reap_pidfd(pidfd, self.cleaners.pop(pidfd))
 
     def make_spare(self):
         if not self.spares_ok or self.spare is not None:
@@ -1347,13 +1350,7 @@ class Zygote:
 
     def on_init_exit(self, pidfd):
         pid, _stack, cgroup_paths = self.inits.pop(pidfd)
-        self.sel.unregister(pidfd)
-        del self.by_fd[pidfd]
-        os.close(pidfd)
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
+        self._reap_pidfd(pidfd, pid)
         self.cgroup_release(cgroup_paths)
 
     def reap_groups(self):
