@@ -9,6 +9,7 @@ repository's plus a `[tool.mutmut]` section built from MODULES below.
     python tools/mutants.py                  # every module, one after the other; prints and writes the scores
     python tools/mutants.py format sampling  # just these
     python tools/mutants.py --list           # the modules and their test files
+    python tools/mutants.py decide --names 'purpcode_operator.decide.x_owner_of__mutmut_*'   # a partial rerun
 
 Scores go to .mutants/scores.json; docs/testing.md reports them and justifies each surviving mutant.
 """
@@ -16,6 +17,7 @@ Scores go to .mutants/scores.json; docs/testing.md reports them and justifies ea
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import re
@@ -135,7 +137,9 @@ def stage(name: str, module: Module) -> Path:
 _STATUS = re.compile(r"^\s*(?P<name>[\w.]+__mutmut_\d+): (?P<status>[\w ]+)$")
 
 
-def run(name: str, module: Module, max_children: int) -> dict[str, object]:
+def run(name: str, module: Module, max_children: int, names: tuple[str, ...] = ()) -> dict[str, object]:
+    """Run mutmut over one module; with `names` (mutmut's mutant names, fnmatch patterns allowed) only those
+    mutants run and only they are counted: a partial rerun, e.g. of one function's survivors."""
     work = stage(name, module)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the mutated copy must be what imports
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
@@ -143,7 +147,11 @@ def run(name: str, module: Module, max_children: int) -> dict[str, object]:
     log = WORK / f"{name}.log"
     with open(log, "wb") as fh:
         subprocess.run(
-            [*mutmut, "run", f"--max-children={max_children}"], cwd=work, env=env, stdout=fh, stderr=fh
+            [*mutmut, "run", f"--max-children={max_children}", *names],
+            cwd=work,
+            env=env,
+            stdout=fh,
+            stderr=fh,
         )
     results = subprocess.run(
         [*mutmut, "results", "--all=true"], cwd=work, env=env, capture_output=True, text=True, check=False
@@ -151,7 +159,7 @@ def run(name: str, module: Module, max_children: int) -> dict[str, object]:
     statuses: dict[str, str] = {}
     for line in results.splitlines():
         m = _STATUS.match(line)
-        if m:
+        if m and (not names or any(fnmatch.fnmatchcase(m["name"], pat) for pat in names)):
             statuses[m["name"]] = m["status"].strip()
     if not statuses or "failed to collect stats" in log.read_text(errors="replace"):
         return {"module": module.path, "error": f"mutmut did not run the tests cleanly; see {log.name}"}
@@ -168,6 +176,7 @@ def run(name: str, module: Module, max_children: int) -> dict[str, object]:
         "other": other,
         "score": round(killed / len(statuses), 3) if statuses else None,
         "log": str(log.relative_to(ROOT)),
+        **({"only": list(names)} if names else {}),
     }
 
 
@@ -221,7 +230,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-children", type=int, default=1, help="parallel mutants (default 1: shared CPUs)"
     )
+    parser.add_argument(
+        "--names",
+        nargs="+",
+        default=(),
+        metavar="PATTERN",
+        help="only these mutants (mutmut names, fnmatch patterns such as "
+        "'purpcode_operator.decide.x__finish_status__mutmut_*'); scores count only them (one module at a time)",
+    )
     args = parser.parse_args(argv)
+    if args.names and len(args.modules) != 1:
+        parser.error("--names needs exactly one module")
     if args.list:
         for name, mod in MODULES.items():
             print(f"{name:12} {mod.path:40} {' '.join(mod.tests)}")
@@ -257,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     WORK.mkdir(exist_ok=True)
     scores_path = WORK / "scores.json"
     for name in args.modules or list(MODULES):
-        result = run(name, MODULES[name], args.max_children)
+        result = run(name, MODULES[name], args.max_children, tuple(args.names))
+        # A partial rerun (--names) goes to its own key so it never replaces the module's full score.
+        if args.names:
+            name = f"{name} (partial)"
         # Read again just before writing: another invocation may have finished a module meanwhile.
         scores = json.loads(scores_path.read_text()) if scores_path.exists() else {}
         scores[name] = result
