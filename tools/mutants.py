@@ -78,9 +78,13 @@ MODULES: dict[str, Module] = {
     "sampling": Module(
         "purpcode/rl/sampling.py", ("tests/rl/test_sampling.py", "tests/rl/test_sampling_mutants.py")
     ),
-    "split": Module(
+    "split": Module(  # the orchestration through a scripted generator (the tiny-model runs take 15-20 s each)
         "purpcode/synthesis/pipeline.py",
-        ("tests/synthesis/test_review_synthesis.py", "tests/synthesis/test_split_mutants.py"),
+        (
+            "tests/synthesis/test_review_synthesis.py",
+            "tests/synthesis/test_split_mutants.py",
+            "tests/synthesis/test_pipeline_orchestration.py",
+        ),
     ),
     "dedup": Module(
         "purpcode/synthesis/dedup.py",
