@@ -108,3 +108,43 @@ def test_a_held_out_size_below_one_row_holds_nothing_out() -> None:
 
     assert held_out_count(3, 100, 0.1) == 0 and held_out_count(10, 0, 0.5) == 0
     assert held_out_count(10, 100, 0.25) == 2 and held_out_count(100, 5, 0.5) == 5
+
+
+BASES = [
+    "Write a function that parses an uploaded invoice archive and totals every amount it lists",
+    "Explain how a browser decides which cookies to send along with a cross site request",
+    "Build a small command line tool that renames photos by the date they were taken",
+    "Describe the steps a scheduler takes before it places a container onto a node",
+]
+
+
+def test_near_dedup_and_families_apply_to_the_prompt_sets_only(make_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Per set, each request comes three times: once, near-identically in another strategy (another dedup group:
+    kept by dedup, one family for the split) and near-identically in the same strategy (a near-duplicate: removed).
+    Utility tasks that read alike are different tasks (their tests differ): exact dedup only, every task its own
+    family."""
+    from purpcode.data.schema import SET_ORACLES
+    from purpcode.synthesis.pipeline import SETS, Synthesis
+
+    items = []
+    for name in SETS:
+        for i, base in enumerate(BASES):
+            for strategy, text in (("s1", base), ("s2", base + " quickly"), ("s1", base + " now")):
+                row = TaskRow(
+                    task_id=f"{name}/{i}/{strategy}/{len(text)}",
+                    messages=[{"role": "user", "content": text}],  # type: ignore[list-item]
+                    oracle=SET_ORACLES[name],  # type: ignore[arg-type]
+                    source="released",
+                    strategy=strategy,
+                )
+                items.append(Item(name, row))
+    config = make_config(heldOutPerSet=100, heldOutFraction=0.25)
+    manifest = Synthesis(config, tmp_path / "out", backend_factory=None).finish(items, set())
+    prompt = {"before": 12, "exact_removed": 0, "near_removed": 4, "after": 8}
+    assert manifest["steps"]["dedup"]["per_set"] == {
+        name: ({**prompt, "near_removed": 0, "after": 12} if name == "utility" else prompt) for name in SETS
+    }
+    # Prompt sets: 4 families of 2 (held out: one family, floor(0.25 * 8) = 2 rows); utility: 12 alone, 3 held out.
+    assert {n: (s["split_families"], s["train"], s["heldout"]) for n, s in manifest["sets"].items()} == {
+        name: ((12, 9, 3) if name == "utility" else (4, 6, 2)) for name in SETS
+    }
