@@ -101,6 +101,31 @@ def test_finish_splits_overrefusal_probes_by_template_and_reports_it(make_config
     assert all(
         e["template_split_dropped"] == 0 for name, e in manifest["sets"].items() if name != "overrefusal"
     )
+    # Exactly the template split of the run's seed and the set's name, with the near-duplicate families (here they
+    # matter: each CWE's probes share their payload words, so a held-out family drops its other templates' probes).
+    from purpcode.data.splits import split_by_template
+    from purpcode.synthesis.pipeline import split_families
+
+    items = [Item(d.set, draft_row(d), d) for d in drafts]
+    d = config.synthesis().dedup
+    families = split_families(
+        items, ngram=d.ngram, num_perm=d.num_perm, threshold=d.threshold, seed=config.seed
+    )
+    assert len(set(families)) == entry["split_families"] == 4
+    want = split_by_template(
+        [it.row for it in items],
+        [it.draft.template for it in items if it.draft],
+        per_set=100,
+        fraction=0.3,
+        seed=config.seed,
+        name="overrefusal",
+        families=families,
+    )
+    assert ([r.task_id for r in train], [r.task_id for r in held], entry["template_split_dropped"]) == (
+        [r.task_id for r in want[0]],
+        [r.task_id for r in want[1]],
+        want[2],
+    )
 
 
 def test_a_held_out_size_below_one_row_holds_nothing_out() -> None:
@@ -118,13 +143,11 @@ BASES = [
 ]
 
 
-def test_near_dedup_and_families_apply_to_the_prompt_sets_only(make_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Per set, each request comes three times: once, near-identically in another strategy (another dedup group:
-    kept by dedup, one family for the split) and near-identically in the same strategy (a near-duplicate: removed).
-    Utility tasks that read alike are different tasks (their tests differ): exact dedup only, every task its own
-    family."""
+def _triples() -> list[Item]:
+    """Per set, each request three times: once, near-identically in another strategy (another dedup group: kept by
+    dedup, one family for the split) and near-identically in the same strategy (a near-duplicate: removed)."""
     from purpcode.data.schema import SET_ORACLES
-    from purpcode.synthesis.pipeline import SETS, Synthesis
+    from purpcode.synthesis.pipeline import SETS
 
     items = []
     for name in SETS:
@@ -136,10 +159,19 @@ def test_near_dedup_and_families_apply_to_the_prompt_sets_only(make_config, tmp_
                     oracle=SET_ORACLES[name],  # type: ignore[arg-type]
                     source="released",
                     strategy=strategy,
+                    cwe="CWE-78" if name == "codesec" else None,
                 )
                 items.append(Item(name, row))
+    return items
+
+
+def test_near_dedup_and_families_apply_to_the_prompt_sets_only(make_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Utility tasks that read alike are different tasks (their tests differ): exact dedup only, every task its own
+    family. The prompt sets lose the same-strategy near-duplicate and keep each request's two wordings together."""
+    from purpcode.synthesis.pipeline import SETS, Synthesis
+
     config = make_config(heldOutPerSet=100, heldOutFraction=0.25)
-    manifest = Synthesis(config, tmp_path / "out", backend_factory=None).finish(items, set())
+    manifest = Synthesis(config, tmp_path / "out", backend_factory=None).finish(_triples(), set())
     prompt = {"before": 12, "exact_removed": 0, "near_removed": 4, "after": 8}
     assert manifest["steps"]["dedup"]["per_set"] == {
         name: ({**prompt, "near_removed": 0, "after": 12} if name == "utility" else prompt) for name in SETS
@@ -148,3 +180,40 @@ def test_near_dedup_and_families_apply_to_the_prompt_sets_only(make_config, tmp_
     assert {n: (s["split_families"], s["train"], s["heldout"]) for n, s in manifest["sets"].items()} == {
         name: ((12, 9, 3) if name == "utility" else (4, 6, 2)) for name in SETS
     }
+
+
+def test_finish_splits_each_set_with_the_run_seed_and_reports_it_exactly(make_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each set is split as `split_rows` splits it with the run's seed and the set's name (families: each request's
+    wordings), and its manifest entry is exact."""
+    from purpcode.data.schema import SET_ORACLES, read_rows
+    from purpcode.synthesis.pipeline import SETS, Synthesis, set_files, split_rows
+
+    config = make_config(heldOutPerSet=100, heldOutFraction=0.25)
+    out = tmp_path / "out"
+    manifest = Synthesis(config, out, backend_factory=None).finish(_triples(), {"codesec"})
+    for name in SETS:
+        files = set_files(out, name)
+        train, held = read_rows(files["train"]), read_rows(files["heldout"])
+        rows = train + held
+        families = None if name == "utility" else [r.task_id.split("/")[1] for r in rows]
+        want_train, want_held = split_rows(
+            rows, per_set=100, fraction=0.25, seed=config.seed, name=name, families=families
+        )
+        assert ([r.task_id for r in train], [r.task_id for r in held]) == (
+            [r.task_id for r in want_train],
+            [r.task_id for r in want_held],
+        ), name
+        n = len(rows)
+        assert manifest["sets"][name] == {
+            "oracle": SET_ORACLES[name],
+            "origin": "import" if name == "codesec" else "synthesis",
+            "train": len(train),
+            "heldout": len(held),
+            "template_split_dropped": 0,
+            "split_families": n if families is None else len(set(families)),
+            "files": {"train": f"{name}.train.jsonl", "heldout": f"{name}.heldout.jsonl"},
+            "by_strategy": {"s1": n // 2 if name != "utility" else 8, "s2": 4},
+            "by_cwe": {"CWE-78" if name == "codesec" else "none": n},
+            "by_source": {"released": n},
+        }, name
+    assert manifest["totals"] == {"train": 9 + 4 * 6, "heldout": 3 + 4 * 2}
