@@ -217,3 +217,75 @@ def test_finish_splits_each_set_with_the_run_seed_and_reports_it_exactly(make_co
             "by_source": {"released": n},
         }, name
     assert manifest["totals"] == {"train": 9 + 4 * 6, "heldout": 3 + 4 * 2}
+
+
+DEDUP_BASE = (
+    "write a small service that reads every uploaded report and stores a summary of each section in the database "
+    "tonight"
+)
+# Variants of DEDUP_BASE whose MinHash estimate sits near the 0.4 threshold (found by search): with 64 permutations
+# and seed 666 the first three are near-duplicates, the last three are not; 250 permutations or seed 1 (dedup's
+# defaults) decide at least one of them the other way.
+BOUNDARY = [
+    (
+        "write echo small service victor reads every uploaded report and stores a summary of each section in charlie "
+        "database tonight",
+        True,
+    ),
+    (
+        "write a small service that reads uniform uploaded report and stores a summary lima each section in the "
+        "database kilo",
+        True,
+    ),
+    (
+        "victor a small tango that reads every uploaded report and stores a summary romeo each section in the "
+        "database tonight",
+        True,
+    ),
+    (
+        "write a charlie juliet that reads every uploaded report and romeo a summary of each section kilo juliet "
+        "database tonight",
+        False,
+    ),
+    (
+        "write a small service that lima every delta xray and stores a summary of each section in the database "
+        "tonight",
+        False,
+    ),
+    (
+        "write a small whiskey that golf papa uploaded report and stores a summary of each section in the database "
+        "tonight",
+        False,
+    ),
+]
+# One word in the middle replaced: 3-gram Jaccard 10/16 (a near-duplicate at 0.4), none shared as 8-grams.
+MIDDLE = DEDUP_BASE.replace("uploaded", "archived")
+
+
+def test_finish_deduplicates_with_the_runs_dedup_settings(make_config, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from purpcode.synthesis.pipeline import Synthesis
+
+    def near_removed(config, variant: str) -> int:  # type: ignore[no-untyped-def]
+        items = [_item_in("secqa", f"t{i}", text) for i, text in enumerate((DEDUP_BASE, variant))]
+        synth = Synthesis(config, tmp_path / "out", backend_factory=None)
+        return int(synth.finish(items, set())["steps"]["dedup"]["per_set"]["secqa"]["near_removed"])
+
+    config = make_config(dedup={"numPerm": 64})
+    assert config.seed == 666
+    assert [near_removed(config, v) for v, _ in BOUNDARY] == [int(dup) for _, dup in BOUNDARY]
+    assert near_removed(config, MIDDLE) == 1
+    assert near_removed(make_config(dedup={"ngram": 8}), MIDDLE) == 0
+    assert near_removed(make_config(dedup={"threshold": 0.9}), MIDDLE) == 0
+
+
+def _item_in(name: str, tid: str, text: str) -> Item:
+    from purpcode.data.schema import SET_ORACLES
+
+    row = TaskRow(
+        task_id=tid,
+        messages=[{"role": "user", "content": text}],  # type: ignore[list-item]
+        oracle=SET_ORACLES[name],  # type: ignore[arg-type]
+        source="released",
+        strategy="s",
+    )
+    return Item(name, row)
