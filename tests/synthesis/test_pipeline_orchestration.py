@@ -261,7 +261,7 @@ def test_a_run_that_fails_leaves_no_success_marker(tmp_path: Path, monkeypatch: 
     out = tmp_path / "out"
     run_synthesis(config, out, backend_factory=Factory())
     failing = small_config(tmp_path / "artifacts", source="import", importDatasets=["rl-secqa-11k"])
-    with pytest.raises(RuntimeError, match="rl-secqa-11k"):
+    with pytest.raises(RuntimeError, match="the released set purpcode/rl-secqa-11k"):
         run_synthesis(failing, out)
     assert not (out / SUCCESS_MARKER).exists()
 
@@ -419,9 +419,10 @@ def test_the_judge_screens_the_rewritten_probes(
 
     fake_openai.reply(judge)
     monkeypatch.setenv("ORCH_JUDGE_KEY", "judge-secret")
-    config = _services(judge_api_key_env="ORCH_JUDGE_KEY")(
-        small_config(tmp_path / "artifacts", judge_url=fake_openai.url)
-    )
+    # Settings that differ from the judge client's defaults (model: the server's first; 256 tokens).
+    config = _services(
+        judge_api_key_env="ORCH_JUDGE_KEY", judge_model="screening-judge", judge_max_tokens=24
+    )(small_config(tmp_path / "artifacts", judge_url=fake_openai.url))
     factory = Factory()
     synth = Synthesis(config, tmp_path / "out", backend_factory=factory)
     drafts = synth.overrefusal_step(synth.rules_step())
@@ -442,7 +443,7 @@ def test_the_judge_screens_the_rewritten_probes(
     assert all(d.messages()[-1]["content"].count(REWRITTEN) == 1 for d in drafts)
     assert len(fake_openai.requests) == 4
     for body, headers in zip(fake_openai.requests, fake_openai.request_headers, strict=True):
-        assert (body["model"], body["max_tokens"]) == ("fake-judge", config.services.judge_max_tokens)
+        assert (body["model"], body["max_tokens"]) == ("screening-judge", 24)
         assert REWRITTEN in body["messages"][-1]["content"]
         assert headers["authorization"] == "Bearer judge-secret"
 
@@ -480,4 +481,37 @@ def test_the_default_generator_for_an_openai_endpoint(
     assert [(r["step"], r["phase"], r["done"], r["total"]) for r in read_metrics(out / "metrics.jsonl")] == [
         (0, "generate", 1, 1)
     ]
+    synth.writer.close()
+
+
+def test_an_import_without_codesec_confirms_corpus_seeds_and_redoes_them_with_a_generator(
+    tmp_path: Path,
+) -> None:
+    artifacts = tmp_path / "artifacts"
+    name = "mal-event-seed-attack-oss-24k"
+    _put_released(artifacts, name, MALICIOUS_ASKS)
+    config = small_config(artifacts, source="import", importDatasets=[name])
+    out = tmp_path / "out"
+    manifest = Synthesis(config, out).run()
+    # No generator in import mode: Rule2Code confirms the corpus seeds only (seedsPerRule is not asked for).
+    assert manifest["steps"]["rule2code"]["candidates"] == {"corpus": 2}
+    assert manifest["steps"]["rule2code"]["confirmed"] == {"corpus": 2}
+    # A generator handed in: Rule2Code samples from it, so it and Vul2Prompt are redone; the import and rules resume.
+    factory = Factory()
+    again = Synthesis(config, out, backend_factory=factory).run()
+    assert again["resumed_steps"] == [f"import-{name}", "rules"]
+    assert again["steps"]["rule2code"]["confirmed"] == {"corpus": 2, "model": 1}
+    assert factory.built[0].calls[0][1].n == 2
+
+
+def test_the_default_generator_for_a_local_model_is_the_base_model_on_cpu(
+    tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    """The transformers backend loads the stage's base model (not the run's model name), on CPU in a CPU stage."""
+    config = small_config(tmp_path / "artifacts")
+    shutil.copytree(tiny_model_dir, config.paths.base_model)
+    synth = Synthesis(config, tmp_path / "out")
+    backend = synth.writer.backend
+    assert (backend.name, backend.device, backend.seed) == ("transformers", "cpu", config.seed)
+    assert backend.defaults.max_new_tokens == 48
     synth.writer.close()
