@@ -511,7 +511,10 @@ def test_the_default_generator_for_a_local_model_is_the_base_model_on_cpu(
     config = small_config(tmp_path / "artifacts")
     shutil.copytree(tiny_model_dir, config.paths.base_model)
     synth = Synthesis(config, tmp_path / "out")
+    from purpcode.generation.hf import TransformersBackend
+
     backend = synth.writer.backend
+    assert isinstance(backend, TransformersBackend)
     assert (backend.name, backend.device, backend.seed) == ("transformers", "cpu", config.seed)
     assert backend.defaults.max_new_tokens == 48
     synth.writer.close()
