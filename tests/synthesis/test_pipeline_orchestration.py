@@ -23,10 +23,17 @@ from prometheus_client import CollectorRegistry
 from synthesis.stage_configs import stage_config
 
 from purpcode.data.released import COMPLETE_MARKER, released_dir
-from purpcode.data.schema import SET_ORACLES, read_rows
+from purpcode.data.rules import Rule
+from purpcode.data.schema import SET_ORACLES, iter_jsonl, read_rows
 from purpcode.generation import Conversation, GenerationBackend, SamplingParams, batch_seed
 from purpcode.metrics import StageMetrics, read_metrics
+from purpcode.synthesis.malicious import malicious_drafts
+from purpcode.synthesis.overrefusal import overrefusal_drafts
 from purpcode.synthesis.pipeline import MANIFEST, SETS, Synthesis, run_synthesis, set_files
+from purpcode.synthesis.secqa import secqa_drafts
+from purpcode.synthesis.text import Draft
+from purpcode.synthesis.utility import run_utility
+from purpcode.synthesis.writer import Writer
 from purpcode_operator.api import AnalyzerSpec, GenerationSpec
 from purpcode_operator.layout import SUCCESS_MARKER
 from purpcode_operator.plan import StageConfig
@@ -178,6 +185,22 @@ def test_a_run_writes_every_set_the_manifest_the_metrics_and_success(tmp_path: P
         v2p["generated"] == v2p["rows"] == v2p["by_path"]["model"] == 3 * len(config.synthesis().strategies)
     )
     assert steps["dedup"]["params"] == config.synthesis().dedup.model_dump()
+    # Each step drew its prompts with the run's seed: the checkpointed drafts are the generators' own.
+    rules = [Rule.model_validate(r) for r in iter_jsonl(out / "steps" / "rules.jsonl")]
+
+    def drawn(step: str) -> list[tuple[Any, ...]]:
+        return [
+            (r["template"], r["ground_truth"], r["payload"])
+            for r in iter_jsonl(out / "steps" / f"{step}.jsonl")
+        ]
+
+    def own(drafts: list[Draft]) -> list[tuple[Any, ...]]:
+        return [(d.template, d.ground_truth, d.payload) for d in drafts]
+
+    assert drawn("malicious") == own(malicious_drafts(6, config.seed))
+    assert drawn("secqa") == own(secqa_drafts(rules, 4, config.seed))
+    assert drawn("overrefusal") == own(overrefusal_drafts(rules, 2, config.seed))
+    assert drawn("utility") == own(run_utility(5, config.seed, Writer(None, label="none"), None, 15.0)[0])
     assert set(steps["dedup"]["per_set"]) == set(SETS)
 
     # Metrics: one record per step, numbered in order, and the samples counted per oracle.
@@ -488,8 +511,8 @@ def test_an_import_without_codesec_confirms_corpus_seeds_and_redoes_them_with_a_
     tmp_path: Path,
 ) -> None:
     artifacts = tmp_path / "artifacts"
-    name = "mal-event-seed-attack-oss-24k"
-    _put_released(artifacts, name, MALICIOUS_ASKS)
+    name = "rl-secqa-11k"
+    _put_released(artifacts, name, ["What is CSRF?", "How does TLS pinning work?"])
     config = small_config(artifacts, source="import", importDatasets=[name])
     out = tmp_path / "out"
     manifest = Synthesis(config, out).run()
@@ -499,7 +522,8 @@ def test_an_import_without_codesec_confirms_corpus_seeds_and_redoes_them_with_a_
     # A generator handed in: Rule2Code samples from it, so it and Vul2Prompt are redone; the import and rules resume.
     factory = Factory()
     again = Synthesis(config, out, backend_factory=factory).run()
-    assert again["resumed_steps"] == [f"import-{name}", "rules"]
+    assert again["resumed_steps"] == [f"import-{name}", "rules"]  # every synthesised set's step is redone
+    assert list(again["steps"]) == [f"import-{name}", *GENERATED_STEPS[:-2], "utility", "dedup"]
     assert again["steps"]["rule2code"]["confirmed"] == {"corpus": 2, "model": 1}
     assert factory.built[0].calls[0][1].n == 2
 
@@ -518,3 +542,14 @@ def test_the_default_generator_for_a_local_model_is_the_base_model_on_cpu(
     assert (backend.name, backend.device, backend.seed) == ("transformers", "cpu", config.seed)
     assert backend.defaults.max_new_tokens == 48
     synth.writer.close()
+
+
+def test_a_sandbox_added_later_redoes_the_utility_step_with_validation(
+    tmp_path: Path, sandbox_url: str
+) -> None:
+    config = small_config(tmp_path / "artifacts")
+    out = tmp_path / "out"
+    Synthesis(config, out, backend_factory=Factory()).run()
+    manifest = Synthesis(_services(sandbox_url=sandbox_url)(config), out, backend_factory=Factory()).run()
+    assert manifest["resumed_steps"] == GENERATED_STEPS[:-1]
+    assert manifest["steps"]["utility"]["validation"] == {"passed": 5, "failed": 0}
