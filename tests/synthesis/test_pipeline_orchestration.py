@@ -44,6 +44,16 @@ VULN_SQL = (
 )
 REWRITE = "Rewrite this request in your own words:\n\n"
 REWRITTEN = "Hello, could you please help me with the following: "
+# Answers to the utility step's requests for new exercises: one whose reference solution passes its tests, one whose
+# solution fails them (the sandbox drops it).
+WRITTEN_TASKS = [
+    "### Task\nWrite `double(x)` that returns twice the number it is given.\n\n### Solution\n```python\n"
+    "def double(x):\n    return 2 * x\n```\n\n### Tests\n```python\ndef check(candidate):\n"
+    "    assert candidate(2) == 4\n```",
+    "### Task\nWrite `triple(x)` that returns three times the number it is given.\n\n### Solution\n```python\n"
+    "def triple(x):\n    return x + 3\n```\n\n### Tests\n```python\ndef check(candidate):\n"
+    "    assert candidate(2) == 6\n```",
+]
 # Backend default for calls that do not set max_new_tokens (Rule2Code); rewrites ask for min(maxNewTokens, 512).
 DEFAULT_TOKENS = 1000
 GENERATED_STEPS = ["rules", "rule2code", "vul2prompt", "malicious", "overrefusal", "secqa", "utility"]
@@ -73,7 +83,9 @@ class ScriptedBackend(GenerationBackend):
         out = []
         for conv in conversations:
             last = conv[-1]["content"]
-            if REWRITE in last:
+            if "Write one new programming exercise" in last:
+                text = WRITTEN_TASKS[len(out) % 2]
+            elif REWRITE in last:
                 text = REWRITTEN + last.split(REWRITE, 1)[1]
             elif "CWE-89 (SQL injection)" in last:
                 text = VULN_SQL
@@ -553,3 +565,10 @@ def test_a_sandbox_added_later_redoes_the_utility_step_with_validation(
     manifest = Synthesis(_services(sandbox_url=sandbox_url)(config), out, backend_factory=Factory()).run()
     assert manifest["resumed_steps"] == GENERATED_STEPS[:-1]
     assert manifest["steps"]["utility"]["validation"] == {"passed": 5, "failed": 0}
+
+    # More tasks than the project ships: the generator writes the rest, the sandbox keeps those that pass.
+    more = _params(utilityTasks=110)(_services(sandbox_url=sandbox_url)(config))
+    stats = Synthesis(more, out, backend_factory=Factory()).run()["steps"]["utility"]
+    assert (stats["shipped_selected"], stats["model_written_parsed"], stats["kept"]) == (108, 2, 109)
+    assert stats["validation"] == {"passed": 109, "failed": 1}
+    assert stats["by_path"] == {"model": 1, "template": 108}
