@@ -80,7 +80,7 @@ class ScriptedBackend(GenerationBackend):
 
     def _generate(self, conversations: list[Conversation], params: SamplingParams) -> list[list[str]]:
         self.calls.append((len(conversations), params))
-        out = []
+        out: list[list[str]] = []
         for conv in conversations:
             last = conv[-1]["content"]
             if "Write one new programming exercise" in last:
