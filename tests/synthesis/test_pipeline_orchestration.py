@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,15 @@ VULN_SQL = (
 )
 REWRITE = "Rewrite this request in your own words:\n\n"
 REWRITTEN = "Hello, could you please help me with the following: "
-# Answers to the utility step's requests for new exercises: one whose reference solution passes its tests, one whose
-# solution fails them (the sandbox drops it).
+# Answers to the utility step's requests for new exercises: one whose reference solution passes its tests, one that
+# passes only after the stage's correctness timeout, one whose solution fails them (the sandbox drops both).
 WRITTEN_TASKS = [
     "### Task\nWrite `double(x)` that returns twice the number it is given.\n\n### Solution\n```python\n"
     "def double(x):\n    return 2 * x\n```\n\n### Tests\n```python\ndef check(candidate):\n"
     "    assert candidate(2) == 4\n```",
+    "### Task\nWrite `halve(x)` that returns half the number it is given, after a pause of four seconds.\n\n"
+    "### Solution\n```python\nimport time\n\ndef halve(x):\n    time.sleep(4)\n    return x / 2\n```\n\n"
+    "### Tests\n```python\ndef check(candidate):\n    assert candidate(4) == 2\n```",
     "### Task\nWrite `triple(x)` that returns three times the number it is given.\n\n### Solution\n```python\n"
     "def triple(x):\n    return x + 3\n```\n\n### Tests\n```python\ndef check(candidate):\n"
     "    assert candidate(2) == 6\n```",
@@ -84,7 +88,7 @@ class ScriptedBackend(GenerationBackend):
         for conv in conversations:
             last = conv[-1]["content"]
             if "Write one new programming exercise" in last:
-                text = WRITTEN_TASKS[len(out) % 2]
+                text = WRITTEN_TASKS[len(out) % len(WRITTEN_TASKS)]
             elif REWRITE in last:
                 text = REWRITTEN + last.split(REWRITE, 1)[1]
             elif "CWE-89 (SQL injection)" in last:
@@ -134,7 +138,9 @@ def test_a_run_writes_every_set_the_manifest_the_metrics_and_success(tmp_path: P
     factory = Factory()
     metrics = metrics_for(out)
     synth = Synthesis(config, out, metrics=metrics, backend_factory=factory)
+    started = time.perf_counter()
     manifest = synth.run()
+    wall = time.perf_counter() - started
 
     # One generator, closed at the end; Rule2Code asks for seedsPerRule samples at the backend's settings, every
     # rewrite for min(maxNewTokens, 512) tokens (the sample's 48).
@@ -177,7 +183,8 @@ def test_a_run_writes_every_set_the_manifest_the_metrics_and_success(tmp_path: P
     assert gen["backend"] == "scripted" and gen["generation"]["calls"] == 5
     assert list(manifest["steps"]) == [*GENERATED_STEPS, "dedup"]
     assert list(manifest["timings"]) == [*GENERATED_STEPS, "dedup_split_write", "total"]
-    assert all(isinstance(v, float) for v in manifest["timings"].values())
+    # Durations, not clock readings: none longer than the whole run (each rounded to the millisecond).
+    assert all(isinstance(v, float) and 0 <= v <= wall + 0.001 for v in manifest["timings"].values())
     steps = manifest["steps"]
     assert all(steps[s]["resumed"] is False for s in GENERATED_STEPS)
     # Rule2Code: the two corpus seeds and the generator's CWE-89 code, confirmed by the real bandit.
@@ -213,7 +220,22 @@ def test_a_run_writes_every_set_the_manifest_the_metrics_and_success(tmp_path: P
     assert drawn("secqa") == own(secqa_drafts(rules, 4, config.seed))
     assert drawn("overrefusal") == own(overrefusal_drafts(rules, 2, config.seed))
     assert drawn("utility") == own(run_utility(5, config.seed, Writer(None, label="none"), None, 15.0)[0])
-    assert set(steps["dedup"]["per_set"]) == set(SETS)
+    # Every step's rows reach its set's dedup (drafts compared by their payload within their template's group), and
+    # the split follows.
+    assert steps["dedup"]["per_set"] == {
+        "utility": {"before": 5, "exact_removed": 0, "near_removed": 0, "after": 5},
+        "codesec": {"before": 15, "exact_removed": 2, "near_removed": 0, "after": 13},
+        "malicious": {"before": 6, "exact_removed": 0, "near_removed": 0, "after": 6},
+        "overrefusal": {"before": 4, "exact_removed": 0, "near_removed": 0, "after": 4},
+        "secqa": {"before": 4, "exact_removed": 0, "near_removed": 1, "after": 3},
+    }
+    assert {n: (s["train"], s["heldout"], s["split_families"]) for n, s in manifest["sets"].items()} == {
+        "utility": (4, 1, 5),
+        "codesec": (10, 3, 9),
+        "malicious": (5, 1, 6),
+        "overrefusal": (2, 1, 4),
+        "secqa": (3, 0, 3),
+    }
 
     # Metrics: one record per step, numbered in order, and the samples counted per oracle.
     records = read_metrics(out / "metrics.jsonl")
@@ -366,10 +388,28 @@ def test_each_setting_redoes_exactly_the_steps_that_read_it(tmp_path: Path) -> N
         assert len(factory.built) == (1 if expected - {"rules", "utility"} else 0), label
 
 
-def _put_released(artifacts: Path, name: str, asks: list[str]) -> None:
+# A utility task as the released coding set holds it (verl style: a prompt and a functional check).
+UTILITY_ROW = {
+    "data_source": "purpcode:correctness",
+    "prompt": [{"role": "user", "content": "Write double(x)."}],
+    "ability": "coding",
+    "reward_model": {
+        "style": "rule",
+        "ground_truth": json.dumps(
+            {"functional": "def check(candidate):\n    assert candidate(2) == 4\n\ncheck(double)"}
+        ),
+    },
+    "extra_info": {"split": "train", "index": 0, "prompt": "Write double(x).", "oracles": ["correctness"]},
+}
+
+
+def _put_released(
+    artifacts: Path, name: str, asks: list[str], rows: list[dict[str, Any]] | None = None
+) -> None:
     folder = released_dir(artifacts, name)
     (folder / "data").mkdir(parents=True)
-    rows = [{"task_id": str(i), "messages": [{"role": "user", "content": a}]} for i, a in enumerate(asks)]
+    if rows is None:
+        rows = [{"task_id": str(i), "messages": [{"role": "user", "content": a}]} for i, a in enumerate(asks)]
     (folder / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (folder / COMPLETE_MARKER).write_text("ok\n")
 
@@ -523,19 +563,22 @@ def test_an_import_without_codesec_confirms_corpus_seeds_and_redoes_them_with_a_
     tmp_path: Path,
 ) -> None:
     artifacts = tmp_path / "artifacts"
-    name = "rl-secqa-11k"
+    name, code = "rl-secqa-11k", "code-r1-46k-leetcode2k-kodcode"
     _put_released(artifacts, name, ["What is CSRF?", "How does TLS pinning work?"])
-    config = small_config(artifacts, source="import", importDatasets=[name])
+    _put_released(artifacts, code, [], rows=[UTILITY_ROW])
+    config = small_config(artifacts, source="import", importDatasets=[name, code])
     out = tmp_path / "out"
     manifest = Synthesis(config, out).run()
+    imports = [f"import-{name}", f"import-{code}"]
+    assert list(manifest["steps"]) == [*imports, *GENERATED_STEPS[:-2], "dedup"]  # secqa and utility imported
+    assert manifest["sets"]["utility"]["by_source"] == {f"import:{code}": 1}
     # No generator in import mode: Rule2Code confirms the corpus seeds only (seedsPerRule is not asked for).
     assert manifest["steps"]["rule2code"]["candidates"] == {"corpus": 2}
     assert manifest["steps"]["rule2code"]["confirmed"] == {"corpus": 2}
     # A generator handed in: Rule2Code samples from it, so it and Vul2Prompt are redone; the import and rules resume.
     factory = Factory()
     again = Synthesis(config, out, backend_factory=factory).run()
-    assert again["resumed_steps"] == [f"import-{name}", "rules"]  # every synthesised set's step is redone
-    assert list(again["steps"]) == [f"import-{name}", *GENERATED_STEPS[:-2], "utility", "dedup"]
+    assert again["resumed_steps"] == [*imports, "rules"]  # every synthesised set's step is redone
     assert again["steps"]["rule2code"]["confirmed"] == {"corpus": 2, "model": 1}
     assert factory.built[0].calls[0][1].n == 2
 
@@ -567,8 +610,11 @@ def test_a_sandbox_added_later_redoes_the_utility_step_with_validation(
     assert manifest["steps"]["utility"]["validation"] == {"passed": 5, "failed": 0}
 
     # More tasks than the project ships: the generator writes the rest, the sandbox keeps those that pass.
-    more = _params(utilityTasks=110)(_services(sandbox_url=sandbox_url)(config))
+    more = _params(utilityTasks=111)(_services(sandbox_url=sandbox_url)(config))
+    more = more.model_copy(
+        update={"oracles": more.oracles.model_copy(update={"correctness_timeout_seconds": 2.0})}
+    )
     stats = Synthesis(more, out, backend_factory=Factory()).run()["steps"]["utility"]
-    assert (stats["shipped_selected"], stats["model_written_parsed"], stats["kept"]) == (108, 2, 109)
-    assert stats["validation"] == {"passed": 109, "failed": 1}
+    assert (stats["shipped_selected"], stats["model_written_parsed"], stats["kept"]) == (108, 3, 109)
+    assert stats["validation"] == {"passed": 109, "failed": 2}
     assert stats["by_path"] == {"model": 1, "template": 108}
