@@ -240,6 +240,7 @@ def test_a_run_writes_every_set_the_manifest_the_metrics_and_success(tmp_path: P
     # Metrics: one record per step, numbered in order, and the samples counted per oracle.
     records = read_metrics(out / "metrics.jsonl")
     assert [(r["step"], r["step_name"]) for r in records] == list(enumerate(GENERATED_STEPS, 1))
+    assert [r["step_seconds"] for r in records] == [manifest["timings"][s] for s in GENERATED_STEPS]
     seeds = sum(r2c["confirmed"].values())
     kept = {"rules": steps["rules"]["generated"], "rule2code": seeds}
     for r in records:
@@ -618,3 +619,45 @@ def test_a_sandbox_added_later_redoes_the_utility_step_with_validation(
     assert (stats["shipped_selected"], stats["model_written_parsed"], stats["kept"]) == (108, 3, 109)
     assert stats["validation"] == {"passed": 109, "failed": 2}
     assert stats["by_path"] == {"model": 1, "template": 108}
+
+
+def test_the_rules_step_reads_the_catalog_the_analyzer_kind_and_the_bandit_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib.metadata import version
+
+    from synthesis.test_mitre_catalog import CATALOG
+
+    config = small_config(tmp_path / "artifacts", cwes=["CWE-78", "CWE-1336"])
+    out = tmp_path / "out"
+
+    def rules(config: StageConfig) -> dict[str, Any]:
+        synth = Synthesis(config, out)
+        synth.rules_step()
+        return dict(synth.manifest_steps["rules"])
+
+    # With bandit: the CWE rules plus one rule per bandit detector; CWE-1336 has no corpus text.
+    assert rules(config) == {
+        "generated": 11,
+        "by_kind": {"cwe": 1, "detector": 10},
+        "by_source": {"corpus": 1, "analyzer": 10},
+        "cwes": ["CWE-155", "CWE-78"],
+        "resumed": False,
+    }
+    assert rules(config)["resumed"] is True
+    # The MITRE catalogue (a path under the artifacts volume) adds CWE-1336's text.
+    Path(config.paths.artifacts).mkdir(parents=True, exist_ok=True)
+    Path(config.paths.artifacts, "catalog.xml").write_text(CATALOG)
+    with_catalog = rules(_params(cweCatalogPath="catalog.xml")(config))
+    assert (with_catalog["resumed"], with_catalog["by_source"]) == (
+        False,
+        {"corpus": 1, "mitre": 1, "analyzer": 10},
+    )
+    # Another analyzer has no bandit detectors: CWE rules only.
+    semgrep = rules(_services(analyzer=AnalyzerSpec(kind="semgrep"))(config))
+    assert (semgrep["resumed"], semgrep["by_kind"]) == (False, {"cwe": 1})
+    # A bandit upgrade redoes the rules (its detectors may have changed).
+    assert Synthesis._bandit_version() == version("bandit")
+    assert rules(config)["resumed"] is False and rules(config)["resumed"] is True
+    monkeypatch.setattr(Synthesis, "_bandit_version", staticmethod(lambda: "0.0-upgraded"))
+    assert rules(config)["resumed"] is False
