@@ -309,6 +309,15 @@ def test_resume_reuses_finished_steps_and_a_finished_run_is_a_no_op(tmp_path: Pa
     redone = run_synthesis(changed, out, backend_factory=Factory())
     assert redone["fingerprint"] != first["fingerprint"] and redone["resumed_steps"] == GENERATED_STEPS
     assert redone["steps"]["dedup"]["params"]["threshold"] == 0.9
+    # So do the seed and the services: a finished run with other settings is never taken for this one.
+    reseeded = changed.model_copy(update={"seed": 667})
+    for other, redo in (
+        (reseeded, ALL_BUT_RULES),
+        (_services(judge_model="another-judge")(reseeded), {"overrefusal"}),
+    ):
+        manifest = run_synthesis(other, out, backend_factory=Factory())
+        assert {s for s in GENERATED_STEPS if s not in manifest["resumed_steps"]} == redo
+        assert manifest["seed"] == other.seed
 
 
 def test_a_run_that_fails_leaves_no_success_marker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -523,13 +532,24 @@ def test_the_judge_screens_the_rewritten_probes(
         assert REWRITTEN in body["messages"][-1]["content"]
         assert headers["authorization"] == "Bearer judge-secret"
 
-    # judgeFilter: false: no judge call, every probe kept, and the manifest says why.
+    # Another judge (here the same server under another spelling of its URL): the probes are screened again.
     fake_openai.reset()
-    off = _params(judgeFilter=False)(config)
-    synth = Synthesis(off, tmp_path / "off", backend_factory=Factory())
+    fake_openai.reply(judge)
+    other = _services(judge_url=fake_openai.url + "/")(config)
+    synth = Synthesis(other, tmp_path / "out", backend_factory=Factory())
+    assert len(synth.overrefusal_step(synth.rules_step())) == 2 and len(fake_openai.requests) == 4
+    # judgeFilter: false (the judge still configured): the step is redone without a judge call, every probe kept,
+    # and the manifest says why.
+    fake_openai.reset()
+    fake_openai.reply(judge)
+    off = _params(judgeFilter=False)(other)
+    synth = Synthesis(off, tmp_path / "out", backend_factory=Factory())
     assert len(synth.overrefusal_step(synth.rules_step())) == 4
     assert synth.manifest_steps["overrefusal"]["judge_filter"] == "off (judgeFilter: false)"
     assert fake_openai.requests == []
+    # And back on: screened again.
+    synth = Synthesis(other, tmp_path / "out", backend_factory=Factory())
+    assert len(synth.overrefusal_step(synth.rules_step())) == 2 and len(fake_openai.requests) == 4
 
 
 @pytest.mark.parametrize("model", [None, "writer-model"])
