@@ -289,3 +289,22 @@ def _item_in(name: str, tid: str, text: str) -> Item:
         strategy="s",
     )
     return Item(name, row)
+
+
+def test_split_families_use_the_given_shingle_size_and_threshold() -> None:
+    from purpcode.synthesis.pipeline import split_families
+
+    items = [_item_in("secqa", "a", DEDUP_BASE), _item_in("secqa", "b", MIDDLE)]
+    assert split_families(items, ngram=3, num_perm=64, threshold=0.4, seed=666) == ["a", "a"]
+    assert split_families(items, ngram=8, num_perm=64, threshold=0.4, seed=666) == ["a", "b"]
+    assert split_families(items, ngram=3, num_perm=64, threshold=0.9, seed=666) == ["a", "b"]
+
+
+def test_split_rows_names_a_families_list_of_the_wrong_length() -> None:
+    import pytest
+
+    from purpcode.synthesis.pipeline import split_rows
+
+    rows = [_item_in("secqa", "a", "x").row]
+    with pytest.raises(ValueError, match=r"^split_rows: families must name one family per row$"):
+        split_rows(rows, per_set=1, fraction=0.5, seed=1, name="s", families=[])
