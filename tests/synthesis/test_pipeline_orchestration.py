@@ -264,7 +264,7 @@ def test_a_run_writes_every_set_the_manifest_the_metrics_and_success(tmp_path: P
 
 def test_resume_reuses_finished_steps_and_a_finished_run_is_a_no_op(tmp_path: Path) -> None:
     config = small_config(tmp_path / "artifacts")
-    out = tmp_path / "out"
+    out = tmp_path / "runs" / "synthesis"  # its parent does not exist yet
     first = run_synthesis(config, out, backend_factory=Factory())
     before = outputs(out)
     step_files = {p.name: p.stat().st_mtime_ns for p in (out / "steps").iterdir()}
