@@ -1,0 +1,602 @@
+"""Decide cases written to kill the mutants `make mutants` found surviving the other decide tests, in the stage
+step (`_step_stage` and the retry/pending helpers it calls), the run-level loop (`_reconcile`), the cluster-wide
+defaults (`apply_cluster_defaults`) and the children's owner (`owner_of`): each scenario's whole decision (stage
+status, Events, creates, patches, deletes, requeue, finished stages) is compared exactly."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from test_decide import DONE_INIT, SETTINGS, T0, UID, apply, at, conds, job, pod, run_body, services_up, ts
+
+from purpcode_operator.decide import (
+    Decision,
+    Observed,
+    Settings,
+    StageFinished,
+    apply_cluster_defaults,
+    decide,
+    fmt_time,
+    owner_of,
+)
+
+# --------------------------------------------------------------------------------------------- owner_of
+
+
+def test_the_owner_is_the_runs_identity_and_namespace_only() -> None:
+    body = run_body()
+    body["metadata"].update(labels={"team": "a"}, annotations={"x": "y"})
+    assert owner_of(body) == {
+        "apiVersion": "purpcode.dev/v1alpha1",
+        "kind": "PurpCodeRun",
+        "metadata": {"name": "r", "namespace": "ns", "uid": UID},
+    }
+    # A field the body lacks is left out (not None): kopf would take a None namespace as "set".
+    del body["metadata"]["namespace"]
+    assert owner_of(body)["metadata"] == {"name": "r", "uid": UID}
+    body["metadata"]["namespace"] = None
+    assert owner_of(body)["metadata"] == {"name": "r", "uid": UID}
+
+
+# --------------------------------------------------------------------------------------------- cluster defaults
+
+SHARED_JUDGE = Settings(
+    judge_url="http://judge.shared:8000/v1", judge_model="qwen", judge_api_key_secret="key"
+)
+
+
+def test_no_cluster_default_leaves_the_spec_as_it_is() -> None:
+    spec = {"seed": 1, "services": {"sandbox": {"replicas": 1}}}
+    assert apply_cluster_defaults(spec, Settings()) is spec
+    # Not a mapping (the validation reports it): returned untouched whatever the defaults.
+    assert apply_cluster_defaults(None, SHARED_JUDGE) is None
+    assert apply_cluster_defaults(["x"], SHARED_JUDGE) == ["x"]
+
+
+def test_a_shared_judge_fills_a_spec_without_a_judge_and_nothing_else() -> None:
+    spec = {"seed": 1}
+    assert apply_cluster_defaults(spec, SHARED_JUDGE) == {
+        "seed": 1,
+        "services": {
+            "judge": {
+                "url": "http://judge.shared:8000/v1",
+                "model": "qwen",
+                "apiKeySecretRef": {"name": "key", "key": "api-key"},
+            }
+        },
+    }
+    assert spec == {"seed": 1}
+    # Without a model or key Secret: only the URL. An empty judge entry counts as none.
+    only_url = Settings(judge_url="http://j/v1")
+    assert apply_cluster_defaults({"services": {"judge": {}, "sandbox": {"replicas": 2}}}, only_url) == {
+        "services": {"judge": {"url": "http://j/v1"}, "sandbox": {"replicas": 2}}
+    }
+    # A spec that names its judge keeps it.
+    own = {"services": {"judge": {"deploy": {"model": "m"}}}}
+    assert apply_cluster_defaults(own, SHARED_JUDGE) == own
+
+
+def test_the_sandbox_runtime_class_default_yields_to_the_specs_own() -> None:
+    gvisor = Settings(sandbox_runtime_class_name="gvisor")
+    spec: dict[str, Any] = {"services": {"sandbox": {"replicas": 1}}, "seed": 3}
+    before = copy.deepcopy(spec)
+    assert apply_cluster_defaults(spec, gvisor) == {
+        "services": {"sandbox": {"replicas": 1, "runtimeClassName": "gvisor"}},
+        "seed": 3,
+    }
+    assert spec == before  # the caller's document is not changed
+    assert apply_cluster_defaults({}, gvisor) == {"services": {"sandbox": {"runtimeClassName": "gvisor"}}}
+    own = {"services": {"sandbox": {"runtimeClassName": "kata"}}}
+    assert apply_cluster_defaults(own, gvisor) == own
+    scheduled = {"services": {"sandbox": {"scheduling": {"runtimeClassName": "kata"}}}}
+    assert apply_cluster_defaults(scheduled, gvisor) == scheduled
+
+
+def test_the_metrics_scrapers_default_applies_when_the_spec_has_none_even_an_empty_one() -> None:
+    peer = {"podSelector": {"matchLabels": {"app": "prometheus"}}}
+    scrapers = Settings(sandbox_metrics_scrapers=(peer,))
+    spec: dict[str, Any] = {"services": {"sandbox": {"replicas": 1}}}
+    out = apply_cluster_defaults(spec, scrapers)
+    assert out == {"services": {"sandbox": {"replicas": 1, "metricsScrapers": [peer]}}}
+    assert out["services"]["sandbox"]["metricsScrapers"][0] is not peer  # a copy, not the settings' own
+    assert spec == {"services": {"sandbox": {"replicas": 1}}}
+    # "Nobody" (an empty tuple) is a default too; a spec's own list (even an empty one) wins.
+    assert apply_cluster_defaults({}, Settings(sandbox_metrics_scrapers=())) == {
+        "services": {"sandbox": {"metricsScrapers": []}}
+    }
+    own = {"services": {"sandbox": {"metricsScrapers": []}}}
+    assert apply_cluster_defaults(own, scrapers) == own
+    # Both sandbox defaults together land in one sandbox entry.
+    both = Settings(sandbox_runtime_class_name="gvisor", sandbox_metrics_scrapers=(peer,))
+    assert apply_cluster_defaults({}, both) == {
+        "services": {"sandbox": {"runtimeClassName": "gvisor", "metricsScrapers": [peer]}}
+    }
+
+
+# --------------------------------------------------------------------------------------------- the stage step
+
+
+def _run(status_stages: dict[str, dict[str, Any]], phase: str = "Running", **spec: Any) -> dict[str, Any]:
+    body = run_body(**spec)
+    body["status"] = {"phase": phase, "stages": copy.deepcopy(status_stages)}
+    return body
+
+
+def _facts(d: Decision) -> dict[str, Any]:
+    """What a decision does besides the status: Events, creates, patches, deletes, requeue, stage records."""
+    return {
+        "events": [(e.type, e.reason, e.message, e.key) for e in d.events],
+        "creates": [(c.obj["kind"], c.obj["metadata"]["name"]) for c in d.creates],
+        "patches": [(p.kind, p.name, p.body) for p in d.patches],
+        "deletes": [(x.kind, x.name) for x in d.deletes],
+        "requeue": d.requeue_after,
+        "finished": d.finished,
+        "retried": d.retried,
+        "delete_run": d.delete_run,
+    }
+
+
+def _stage(d: Decision, name: str) -> dict[str, Any]:
+    stage: dict[str, Any] = (d.status or {})["stages"][name]
+    return stage
+
+
+def _ready(d: Decision) -> tuple[str, str, str]:
+    ready = conds(d)["Ready"]
+    return ready["status"], ready["reason"], ready["message"]
+
+
+NOTHING: dict[str, Any] = {
+    "events": [],
+    "creates": [],
+    "patches": [],
+    "deletes": [],
+    "requeue": None,
+    "finished": [],
+    "retried": [],
+    "delete_run": False,
+}
+SERVICES = [
+    ("NetworkPolicy", "r-sandbox"),
+    ("Service", "r-sandbox"),
+    ("Deployment", "r-sandbox"),
+    ("Service", "r-judge"),
+    ("Deployment", "r-judge"),
+]
+INIT_DONE = {"phase": "Succeeded", "attempts": 1}
+
+
+def test_a_run_suspended_before_its_first_job_keeps_the_stage_pending() -> None:
+    d = decide(run_body(suspend=True), Observed(), T0, SETTINGS)
+    assert _stage(d, "initialize") == {
+        "phase": "Pending",
+        "attempts": 0,
+        "message": "the run is suspended",
+        "artifactPath": "/artifacts/model",
+        "summary": {},
+    }
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Suspended", "run suspended (stage initialize)", "Suspended/")],
+    }
+
+
+def test_a_new_run_records_its_first_attempt_exactly() -> None:
+    d = decide(run_body(), Observed(), T0, SETTINGS)
+    now = fmt_time(T0)
+    assert _stage(d, "initialize") == {
+        "phase": "Running",
+        "attempts": 1,
+        "jobName": "r-init-1",
+        "startTime": now,
+        "message": "attempt 1/4: job r-init-1",
+        "artifactPath": "/artifacts/model",
+        "summary": {},
+    }
+    assert (d.status or {})["startTime"] == now
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            (
+                "Normal",
+                "StageStarted",
+                "stage initialize: attempt 1/4 started (job r-init-1)",
+                "StageStarted/initialize/1",
+            ),
+            ("Normal", "Running", "run started (stage initialize)", "RunStarted"),
+        ],
+        "creates": [
+            ("PersistentVolumeClaim", "r-artifacts"),
+            ("ConfigMap", "r-init-config"),
+            ("Job", "r-init-1"),
+        ],
+    }
+    # A queued run's first attempt waits for Kueue: Pending, not Running.
+    d = decide(run_body(queueName="team-a"), Observed(), T0, SETTINGS)
+    assert (_stage(d, "initialize")["phase"], (d.status or {})["phase"]) == ("Pending", "Pending")
+
+
+def test_a_suspended_run_whose_job_is_gone_waits_for_the_resume() -> None:
+    body = _run(
+        {
+            "initialize": INIT_DONE,
+            "synthesis": {"phase": "Running", "attempts": 1, "pendingSince": ts(2), "startTime": ts(1)},
+        },
+        suspend=True,
+    )
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=services_up()), at(9), SETTINGS)
+    assert _stage(d, "synthesis") == {
+        "phase": "Suspended",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": "suspended (attempt 1; its job is created again on resume)",
+        "summary": {},
+    }
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Suspended", "run suspended (stage synthesis)", "Suspended/")],
+        "patches": [
+            ("Deployment", "r-sandbox", {"spec": {"replicas": 0}}),
+            ("Deployment", "r-judge", {"spec": {"replicas": 0}}),
+        ],
+    }
+
+
+def test_a_succeeded_stage_clears_its_waits_keeps_its_summary_and_advances() -> None:
+    body = _run(
+        {
+            "initialize": {
+                "phase": "Running",
+                "attempts": 2,
+                "startTime": ts(1),
+                "pendingSince": ts(2),
+                "nextRetryTime": ts(3),
+                "summary": {"rows": 3},
+            }
+        }
+    )
+    j = job("r", "init", 2, state="complete")
+    del j["status"]["completionTime"]  # no completion time on the Job: now
+    d = decide(body, Observed(jobs={"r-init-2": j}), at(9), SETTINGS)
+    assert _stage(d, "initialize") == {
+        "phase": "Succeeded",
+        "attempts": 2,
+        "startTime": ts(1),
+        "completionTime": fmt_time(at(9)),
+        "message": "succeeded on attempt 2",
+        "summary": {"rows": 3.0},
+    }
+    assert (d.status or {})["currentStage"] == "synthesis"
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            (
+                "Normal",
+                "StageSucceeded",
+                "stage initialize succeeded (attempt 2, 8s)",
+                "StageSucceeded/initialize",
+            )
+        ],
+        "creates": SERVICES,
+        "finished": [StageFinished("initialize", "succeeded", 8.0)],
+    }
+
+
+SYNTH_RUNNING = {
+    "phase": "Running",
+    "attempts": 1,
+    "startTime": ts(1),
+    "pendingSince": ts(2),
+    "jobName": "r-synthesis-1",
+}
+
+
+def _synthesis(
+    synthesis_job: dict[str, Any],
+    *,
+    pods: tuple[dict[str, Any], ...] = (),
+    deployments: dict[str, Any] | None = None,
+    stage: dict[str, Any] | None = None,
+    phase: str = "Running",
+    now: float = 9,
+    **spec: Any,
+) -> Decision:
+    """One decision on the synthesis stage (initialize done) with its Job in the given state."""
+    body = _run({"initialize": INIT_DONE, "synthesis": stage or SYNTH_RUNNING}, phase=phase, **spec)
+    name = synthesis_job["metadata"]["name"]
+    observed = Observed(
+        jobs={**DONE_INIT, name: synthesis_job},
+        pods=list(pods),
+        deployments=services_up() if deployments is None else deployments,
+    )
+    return decide(body, observed, at(now), SETTINGS)
+
+
+def test_a_failed_attempt_without_a_reason_schedules_its_retry_with_the_exit_tail() -> None:
+    j = job("r", "synthesis", 1, state="failed")
+    j["status"]["conditions"][0] = {"type": "Failed", "status": "True"}  # no reason, no message
+    failing = pod(j, phase="Failed", terminated={"exitCode": 3, "message": "  boom \n"})
+    stage = {"phase": "Running", "attempts": 1, "startTime": ts(1)}
+    d = _synthesis(j, pods=(failing,), stage=stage)
+    assert _stage(d, "synthesis") == {
+        "phase": "Running",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": "attempt 1/3 failed: JobFailed; exit code 3: boom",
+        "nextRetryTime": fmt_time(at(19)),
+        "summary": {},
+    }
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            (
+                "Warning",
+                "StageAttemptFailed",
+                "stage synthesis: attempt 1/3 failed (JobFailed; exit code 3: boom); retrying in 10s",
+                "StageAttemptFailed/synthesis/1",
+            )
+        ],
+        "requeue": 10.0,
+    }
+    # The next reconcile, still before the retry time: the same status, no second Event.
+    body = _run({"initialize": INIT_DONE, "synthesis": _stage(d, "synthesis")})
+    again = decide(
+        body,
+        Observed(jobs={**DONE_INIT, "r-synthesis-1": j}, pods=[failing], deployments=services_up()),
+        at(12),
+        SETTINGS,
+    )
+    assert _stage(again, "synthesis") == _stage(d, "synthesis")
+    assert _facts(again) == {**NOTHING, "requeue": 7.0}
+
+
+def test_the_last_failed_attempt_fails_the_stage_and_the_run_exactly() -> None:
+    j = job("r", "synthesis", 3, state="failed")
+    other = pod(
+        job("r", "synthesis", 1), phase="Failed", terminated={"exitCode": 3, "message": "old attempt"}
+    )
+    stage = {"phase": "Running", "attempts": 3, "startTime": ts(1), "nextRetryTime": ts(2)}
+    d = _synthesis(j, pods=(other,), stage=stage)
+    what = "BackoffLimitExceeded: Job failed"  # the pod of attempt 1 is not this attempt's: no tail
+    assert _stage(d, "synthesis") == {
+        "phase": "Failed",
+        "attempts": 3,
+        "startTime": ts(1),
+        "completionTime": fmt_time(at(9)),
+        "message": f"attempt 3/3 failed: {what}",
+        "summary": {},
+    }
+    run_message = f"stage synthesis failed after 3 attempt(s): {what}"
+    st = d.status or {}
+    assert (st["phase"], st["message"], st["completionTime"]) == ("Failed", run_message, fmt_time(at(9)))
+    assert _ready(d) == ("False", "BackoffLimitExceeded", run_message)
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            ("Warning", "StageFailed", run_message, "StageFailed/synthesis"),
+            ("Warning", "Failed", f"BackoffLimitExceeded: {run_message}", "RunFailed"),
+        ],
+        "deletes": [
+            ("Service", "r-sandbox"),
+            ("Deployment", "r-sandbox"),
+            ("NetworkPolicy", "r-sandbox"),
+            ("Service", "r-judge"),
+            ("Deployment", "r-judge"),
+        ],
+        "finished": [StageFinished("synthesis", "failed", 8.0)],
+    }
+
+
+def test_suspending_a_running_stage_suspends_its_job_and_scales_services_down() -> None:
+    d = _synthesis(job("r", "synthesis", 1), suspend=True)
+    assert _stage(d, "synthesis") == {
+        "phase": "Suspended",
+        "jobName": "r-synthesis-1",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": "suspended (attempt 1, job r-synthesis-1)",
+        "summary": {},
+    }
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Suspended", "run suspended (stage synthesis)", "Suspended/")],
+        "patches": [
+            ("Job", "r-synthesis-1", {"spec": {"suspend": True}}),
+            ("Deployment", "r-sandbox", {"spec": {"replicas": 0}}),
+            ("Deployment", "r-judge", {"spec": {"replicas": 0}}),
+        ],
+    }
+
+
+def test_a_resumed_job_is_unsuspended_and_its_services_created_again() -> None:
+    d = _synthesis(job("r", "synthesis", 1, suspend=True), deployments={}, phase="Suspended")
+    assert _stage(d, "synthesis") == {
+        "phase": "Running",
+        "jobName": "r-synthesis-1",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": "resumed (attempt 1, job r-synthesis-1)",
+        "summary": {},
+    }
+    assert _ready(d) == (
+        "False",
+        "ServicesNotReady",
+        "waiting for services: sandbox (creating), judge (creating)",
+    )
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Resumed", "run resumed (stage synthesis)", "Resumed/")],
+        "creates": SERVICES,
+        "patches": [("Job", "r-synthesis-1", {"spec": {"suspend": False}})],
+    }
+
+
+def test_a_running_job_clears_the_pending_time_and_says_which_attempt_runs() -> None:
+    j = job("r", "synthesis", 1)
+    d = _synthesis(j, pods=(pod(j),))
+    assert _stage(d, "synthesis") == {
+        "phase": "Running",
+        "jobName": "r-synthesis-1",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": "attempt 1/3 running (job r-synthesis-1)",
+        "summary": {},
+    }
+    assert _ready(d) == ("True", "Reconciled", "")
+    assert _facts(d) == NOTHING
+
+
+def test_pending_pods_of_a_running_job_are_timed_from_the_oldest_pod() -> None:
+    j = job("r", "synthesis", 1)
+    pending = pod(j, phase="Pending", created=3, waiting="ErrImagePull")
+    d = _synthesis(j, pods=(pending,), pendingTimeoutSeconds=60)
+    message = (
+        f"job r-synthesis-1: pods pending since {fmt_time(at(3))} "
+        '(pod r-synthesis-1-abcde: ErrImagePull: Back-off pulling image "x")'
+    )
+    assert _stage(d, "synthesis") == {
+        "phase": "Running",
+        "jobName": "r-synthesis-1",
+        "attempts": 1,
+        "startTime": ts(1),
+        "pendingSince": fmt_time(at(3)),
+        "message": message,
+        "summary": {},
+    }
+    assert _ready(d) == ("False", "PodsPending", message)
+    assert _facts(d) == {**NOTHING, "requeue": 54.0}
+
+
+def test_a_service_outage_while_the_job_runs_is_repaired_but_not_timed() -> None:
+    """Once the Job runs, the services are kept up (created again, scaled back) but their wait fails nothing."""
+    j = job("r", "synthesis", 1)
+    deps = services_up()
+    deps["r-judge"]["status"]["availableReplicas"] = 0
+    deps["r-judge"]["spec"]["replicas"] = 0
+    deps["r-judge"]["metadata"]["creationTimestamp"] = ts(0)
+    del deps["r-sandbox"]
+    d = _synthesis(j, pods=(pod(j),), deployments=deps, now=5000, pendingTimeoutSeconds=60)
+    assert (d.status or {})["phase"] == "Running"
+    assert _stage(d, "synthesis")["message"] == "attempt 1/3 running (job r-synthesis-1)"
+    assert "pendingSince" not in _stage(d, "synthesis")
+    assert _ready(d) == (
+        "False",
+        "ServicesNotReady",
+        "waiting for services: sandbox (creating), judge (0/1 available)",
+    )
+    assert _facts(d) == {
+        **NOTHING,
+        "creates": SERVICES[:3],
+        "patches": [("Deployment", "r-judge", {"spec": {"replicas": 1}})],
+    }
+
+
+# --------------------------------------------------------------------------------------------- the run loop
+
+
+def _invalid_then_fixed() -> dict[str, Any]:
+    body = run_body()
+    body["spec"]["seed"] = -1
+    body = apply(body, decide(body, Observed(jobs=DONE_INIT), at(5), SETTINGS))
+    body["spec"]["seed"] = 666
+    body["metadata"]["generation"] = 2
+    return body
+
+
+def test_a_fixed_invalid_spec_continues_the_run_from_its_children() -> None:
+    body = _invalid_then_fixed()
+    assert (body["status"]["phase"], body["status"]["completionTime"]) == ("Failed", fmt_time(at(5)))
+    d = decide(body, Observed(jobs=DONE_INIT), at(9), SETTINGS)
+    st = d.status or {}
+    assert (st["phase"], st["currentStage"], st.get("completionTime")) == ("Running", "synthesis", None)
+    assert st["message"] == "synthesis: waiting for services: sandbox (creating), judge (creating)"
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            ("Normal", "SpecValid", "the spec is valid again; continuing", "SpecValid/2"),
+            (
+                "Normal",
+                "StageStarted",
+                "stage initialize: attempt 1/4 started (job r-init-1)",
+                "StageStarted/initialize/1",
+            ),
+            (
+                "Normal",
+                "StageSucceeded",
+                "stage initialize succeeded (attempt 1, 5s)",
+                "StageSucceeded/initialize",
+            ),
+            ("Normal", "Running", "run started (stage synthesis)", "RunStarted"),
+        ],
+        "creates": SERVICES,
+        "finished": [StageFinished("initialize", "succeeded", 5.0)],
+    }
+    # The same generation again after the fix was written: no second SpecValid.
+    again = decide(apply(body, d), Observed(jobs=DONE_INIT), at(10), SETTINGS)
+    assert "SpecValid" not in [e.reason for e in again.events]
+
+
+def test_a_run_that_failed_for_another_reason_stays_failed_after_an_edit() -> None:
+    body = _run({"initialize": {"phase": "Failed", "attempts": 4}}, phase="Failed")
+    body["status"].update(completionTime=ts(3), message="stage initialize failed")
+    body["status"]["conditions"] = [
+        {
+            "type": "Failed",
+            "status": "True",
+            "reason": "BackoffLimitExceeded",
+            "message": "x",
+            "lastTransitionTime": ts(3),
+        }
+    ]
+    body["metadata"]["generation"] = 2
+    d = decide(body, Observed(jobs={"r-init-4": job("r", "init", 4, state="failed")}), at(9), SETTINGS)
+    st = d.status or {}
+    assert (st["phase"], st["completionTime"], st["message"]) == ("Failed", ts(3), "stage initialize failed")
+    assert _ready(d) == ("False", "BackoffLimitExceeded", "stage initialize failed")
+    assert _facts(d) == NOTHING
+    # A rejected spec at the same generation stays failed too (it continues only once the spec changes).
+    body["status"]["conditions"][0]["reason"] = "SpecRejected"
+    body["metadata"]["generation"] = 1
+    body["status"]["observedGeneration"] = 1
+    d = decide(body, Observed(), at(9), SETTINGS)
+    assert (d.status or {})["phase"] == "Failed" and _facts(d) == NOTHING
+    body["metadata"]["generation"] = 2
+    d = decide(body, Observed(), at(9), SETTINGS)
+    assert (d.status or {})["phase"] == "Running"
+    assert [e.key for e in d.events][:1] == ["SpecValid/2"]
+
+
+def test_the_last_stage_succeeding_finishes_the_run_exactly() -> None:
+    slugs = ["init", "synthesis", "rule-learning", "rl", "evaluation", "report"]
+    names = ["initialize", "synthesis", "ruleLearning", "rl", "evaluation", "report"]
+    jobs = {f"r-{s}-1": job("r", s, 1, state="complete") for s in slugs}
+    stages = {n: {"phase": "Succeeded", "attempts": 1} for n in names}
+    stages["report"] = {"phase": "Running", "attempts": 1, "startTime": ts(2)}
+    stages["rl"] = {"phase": "Skipped"}  # passed over like a succeeded one
+    body = _run(stages)
+    body["status"]["currentStage"] = "report"
+    d = decide(body, Observed(jobs=jobs, deployments=services_up()), at(100), SETTINGS)
+    st = d.status or {}
+    assert (st["phase"], st.get("currentStage"), st["completionTime"], st["message"]) == (
+        "Succeeded",
+        None,
+        fmt_time(at(100)),
+        "all 6 stages succeeded",
+    )
+    assert st["stages"]["rl"] == {"phase": "Skipped", "attempts": 0, "summary": {}}
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            ("Normal", "StageSucceeded", "stage report succeeded (attempt 1, 3s)", "StageSucceeded/report"),
+            ("Normal", "Succeeded", "all 6 stages succeeded", "RunSucceeded"),
+        ],
+        "deletes": [
+            ("Service", "r-sandbox"),
+            ("Deployment", "r-sandbox"),
+            ("NetworkPolicy", "r-sandbox"),
+            ("Service", "r-judge"),
+            ("Deployment", "r-judge"),
+        ],
+        "finished": [StageFinished("report", "succeeded", 3.0)],
+    }
