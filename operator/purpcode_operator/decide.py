@@ -904,6 +904,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
     if suspended:
         if spec.queue_name:
             st.phase = "Pending"
+            st.pending_since = None  # waiting for admission is not timed (a preempted Job's pods are gone)
             st.message = f"waiting for Kueue to admit job {name} (queue {spec.queue_name})"
             ctx.ready = (False, "WaitingForAdmission", st.message)
             return "blocked"

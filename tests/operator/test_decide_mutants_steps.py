@@ -600,3 +600,21 @@ def test_the_last_stage_succeeding_finishes_the_run_exactly() -> None:
         ],
         "finished": [StageFinished("report", "succeeded", 3.0)],
     }
+
+
+def test_a_job_kueue_suspends_again_waits_for_admission_untimed() -> None:
+    """Kueue preempted the admitted Job (suspended it again): the stage waits for admission, which is not timed,
+    so the pending time of its earlier pods goes (else the pending-since gauge, read from the status, would stay
+    and PurpCodeStagePendingTooLong fire for a run that is only queued)."""
+    d = _synthesis(job("r", "synthesis", 1, suspend=True), queueName="team-a")
+    message = "waiting for Kueue to admit job r-synthesis-1 (queue team-a)"
+    assert _stage(d, "synthesis") == {
+        "phase": "Pending",
+        "jobName": "r-synthesis-1",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": message,
+        "summary": {},
+    }
+    assert ((d.status or {})["phase"], _ready(d)) == ("Pending", ("False", "WaitingForAdmission", message))
+    assert _facts(d) == NOTHING  # never un-suspended by the operator: Kueue does that
