@@ -8,7 +8,25 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from test_decide import DONE_INIT, SETTINGS, T0, UID, apply, at, conds, job, pod, run_body, services_up, ts
+from test_decide import (
+    DONE_INIT,
+    SETTINGS,
+    T0,
+    UID,
+    apply,
+    at,
+    conds,
+    crashlooping_pod,
+    deployment,
+    job,
+    pod,
+    real_deployment,
+    run_body,
+    services_up,
+    ts,
+    unavailable,
+    waiting_for_services,
+)
 
 from purpcode_operator.decide import (
     Decision,
@@ -618,3 +636,170 @@ def test_a_job_kueue_suspends_again_waits_for_admission_untimed() -> None:
     }
     assert ((d.status or {})["phase"], _ready(d)) == ("Pending", ("False", "WaitingForAdmission", message))
     assert _facts(d) == NOTHING  # never un-suspended by the operator: Kueue does that
+
+
+# --------------------------------------------------------------------------------------------- retry waits
+
+
+def test_a_run_suspended_during_a_retry_wait_shows_the_stage_suspended_and_resumes_running() -> None:
+    failed = job("r", "synthesis", 1, state="failed")
+    waiting = {"phase": "Running", "attempts": 1, "startTime": ts(1), "nextRetryTime": ts(50)}
+    d = _synthesis(failed, stage=waiting, suspend=True)
+    assert _stage(d, "synthesis") == {**waiting, "phase": "Suspended", "summary": {}}
+    assert (d.status or {})["phase"] == "Suspended"
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Suspended", "run suspended (stage synthesis)", "Suspended/")],
+        "patches": [
+            ("Deployment", "r-sandbox", {"spec": {"replicas": 0}}),
+            ("Deployment", "r-judge", {"spec": {"replicas": 0}}),
+        ],
+    }
+    # Resumed before the retry time: Running again, waiting for it.
+    d = _synthesis(failed, stage={**waiting, "phase": "Suspended"}, phase="Suspended")
+    assert _stage(d, "synthesis") == {**waiting, "phase": "Running", "summary": {}}
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Resumed", "run resumed (stage synthesis)", "Resumed/")],
+        "requeue": 41.0,
+    }
+
+
+# --------------------------------------------------------------------------------------------- service waits
+
+
+def _crashing_judge(state: dict[str, Any], last: dict[str, Any]) -> Decision:
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment("judge", created=0, conditions=[unavailable(0)]),
+    }
+    p = crashlooping_pod("judge", created=1)
+    p["status"]["containerStatuses"][0].update(state=state, lastState=last, restartCount=2)
+    return decide(body, Observed(jobs=DONE_INIT, deployments=deps, pods=[p]), at(100), SETTINGS)
+
+
+def test_a_failing_service_container_is_reported_once_with_its_exact_detail() -> None:
+    pod_name = "pod r-judge-5d8f7c9b4-x2x7q container judge"
+    cases = [
+        # Never ran (no last state): nothing about an exit.
+        (
+            {"waiting": {"reason": "CreateContainerError", "message": "no such secret"}},
+            {},
+            ": no such secret",
+        ),
+        # Exited without a reason or message: the code only.
+        (
+            {"waiting": {"reason": "CrashLoopBackOff"}},
+            {"terminated": {"exitCode": 137}},
+            "; last exit code 137",
+        ),
+        (
+            {"waiting": {"reason": "RunContainerError", "message": "m"}},
+            {"terminated": {"exitCode": 2, "reason": "Error", "message": "  bad flag\n"}},
+            ": m; last exit code 2 (Error): bad flag",
+        ),
+    ]
+    for state, last, tail in cases:
+        reason = state["waiting"]["reason"]
+        detail = f"{pod_name}: {reason} (restarted 2 times){tail}"
+        d = _crashing_judge(state, last)
+        since = fmt_time(T0)
+        message = f"waiting for services: judge (0/1 available): {detail} (since {since})"
+        assert _stage(d, "synthesis") == {
+            "phase": "Pending",
+            "attempts": 0,
+            "message": message,
+            "pendingSince": since,
+            "summary": {},
+        }
+        assert _ready(d) == ("False", reason, message)
+        assert _facts(d) == {
+            **NOTHING,
+            "events": [("Warning", reason, f"service judge: {detail}", f"Service/judge/{reason}/{since}")],
+            "requeue": 200.0,
+        }
+
+
+def test_a_service_without_pods_yet_waits_without_an_event() -> None:
+    """Plain Pending (no failure reason yet) is said in Ready as ServicesNotReady, not as a Warning Event."""
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment("judge", created=0, conditions=[unavailable(0)]),
+    }
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=deps), at(100), SETTINGS)
+    message = (
+        "waiting for services: judge (0/1 available): deployment r-judge: no pod was created "
+        f"(since {fmt_time(T0)})"
+    )
+    assert _ready(d) == ("False", "ServicesNotReady", message)
+    assert _facts(d) == {**NOTHING, "requeue": 200.0}
+
+
+def test_status_messages_are_capped_at_the_apis_limit() -> None:
+    """A huge container message (a stack trace) is cut to 32768 characters (a Kubernetes condition message's
+    limit; the run's conditions copy the stage message) wherever it lands in a stage's message."""
+    huge = "x" * 40000
+    d = _crashing_judge({"waiting": {"reason": "CrashLoopBackOff", "message": huge}}, {})
+    assert len(_stage(d, "synthesis")["message"]) == 32768
+    # A stage's pods pending with a huge scheduler message: capped before and at the timeout.
+    j = job("r", "synthesis", 1)
+    p = pod(j, phase="Pending", created=0, unschedulable=True)
+    p["status"]["conditions"][0]["message"] = huge
+    for now in (9, 1000):
+        d = _synthesis(j, pods=(p,), now=now, pendingTimeoutSeconds=60)
+        assert len(_stage(d, "synthesis")["message"]) == 32768, now
+    # A failed attempt (retried, or the last one) whose Job condition carries a huge message.
+    for attempts, phase in ((1, "Running"), (3, "Failed")):
+        stage = {"phase": "Running", "attempts": attempts, "startTime": ts(1)}
+        failed = job("r", "synthesis", attempts, state="failed")
+        failed["status"]["conditions"][0]["message"] = huge
+        d = _synthesis(failed, stage=stage)
+        synthesis = _stage(d, "synthesis")
+        assert (synthesis["phase"], len(synthesis["message"])) == (phase, 32768), attempts
+
+
+# --------------------------------------------------------------------------------------------- observations
+
+
+OOM_KILLED = {"exitCode": 137, "reason": "OOMKilled", "message": "killed"}
+
+
+def test_a_restarted_containers_last_termination_counts_when_it_has_no_current_one() -> None:
+    from purpcode_operator.decide import _failed_container_reason, termination_tail
+
+    restarted = {
+        "metadata": {"name": "p", "creationTimestamp": ts(0)},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "c", "state": {"waiting": {"reason": "X"}}, "lastState": {"terminated": OOM_KILLED}}
+            ],
+        },
+    }
+    assert termination_tail([restarted]) == "exit code 137 (OOMKilled): killed"
+    assert _failed_container_reason([restarted]) == "OOMKilled"
+
+
+def test_the_spec_cache_holds_256_specs_and_counts_hits_from_zero() -> None:
+    from support.run_specs import tiny_run
+
+    from purpcode_operator.decide import SpecCache
+
+    def doc(seed: int) -> dict[str, Any]:
+        d = tiny_run("a", seed=seed)
+        d["metadata"]["namespace"] = "ns"
+        return d
+
+    cache = SpecCache()
+    for seed in range(256):
+        cache.validate(doc(seed))
+    assert cache.hits == 0
+    cache.validate(doc(0))  # still there (256 held); now the most recently used
+    assert cache.hits == 1
+    cache.validate(doc(256))  # evicts the least recently used: seed 1
+    cache.validate(doc(0))
+    assert cache.hits == 2
+    cache.validate(doc(1))
+    assert cache.hits == 2
