@@ -684,9 +684,9 @@ def test_a_failing_service_container_is_reported_once_with_its_exact_detail() ->
     cases = [
         # Never ran (no last state): nothing about an exit.
         (
-            {"waiting": {"reason": "CreateContainerError", "message": "no such secret"}},
+            {"waiting": {"reason": "CreateContainerError", "message": 'secret "s" has no key X'}},
             {},
-            ": no such secret",
+            ': secret "s" has no key X',
         ),
         # Exited without a reason or message: the code only.
         (
@@ -803,3 +803,122 @@ def test_the_spec_cache_holds_256_specs_and_counts_hits_from_zero() -> None:
     assert cache.hits == 2
     cache.validate(doc(1))
     assert cache.hits == 2
+
+
+# --------------------------------------------------------------------------------------------- invalid, rejected
+
+
+def test_an_invalid_spec_lists_one_problem_a_line_capped_for_the_status_and_the_event() -> None:
+    body = run_body()
+    body["spec"]["seed"] = -1
+    body["spec"]["stages"]["rl"]["bogusField"] = True
+    message = (decide(body, Observed(), T0, SETTINGS).status or {})["message"]
+    lines = message.split("\n")
+    assert lines[0] == "invalid spec:" and lines[2] == "spec.seed: must be >= 0, got -1" and len(lines) == 3
+    assert lines[1].startswith(
+        "spec.stages.rl.bogusField: unknown field; allowed here: activeDeadlineSeconds, "
+    )
+    body = run_body()
+    body["spec"]["stages"]["rl"]["b" * 40000] = True
+    d = decide(body, Observed(), T0, SETTINGS)
+    assert len((d.status or {})["message"]) == 32768 and len(d.events[0].message) == 1024
+
+
+def test_a_rejected_child_sets_the_message_of_a_pending_current_stage_and_is_capped() -> None:
+    from purpcode_operator.decide import rejected_status
+
+    body = _run({"initialize": INIT_DONE, "synthesis": {"phase": "Pending"}})
+    body["status"]["currentStage"] = "synthesis"
+    st = rejected_status(body, "x" * 40000, at(5))
+    assert len(st["message"]) == 32768 and st["stages"]["synthesis"]["message"] == st["message"]
+    assert st["stages"]["initialize"].get("message") is None
+
+
+def test_unschedulable_service_pods_say_the_schedulers_reason() -> None:
+    body = waiting_for_services()
+    deps = {
+        "r-sandbox": deployment("r", "sandbox"),
+        "r-judge": real_deployment("judge", created=0, conditions=[unavailable(0)]),
+    }
+    p = crashlooping_pod("judge", created=1)
+    p["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+        ],
+    }
+    d = decide(body, Observed(jobs=DONE_INIT, deployments=deps, pods=[p]), at(100), SETTINGS)
+    detail = "pod r-judge-5d8f7c9b4-x2x7q: Unschedulable: 0/3 nodes"
+    since = fmt_time(T0)  # the Deployment's creation, not the pod's
+    message = f"waiting for services: judge (0/1 available): {detail} (since {since})"
+    assert _ready(d) == ("False", "Unschedulable", message)
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            ("Warning", "Unschedulable", f"service judge: {detail}", f"Service/judge/Unschedulable/{since}")
+        ],
+        "requeue": 200.0,
+    }
+
+
+def test_a_replica_failure_without_reason_or_message_is_named_plainly() -> None:
+    from purpcode_operator.decide import PendingVerdict, service_verdict
+
+    dep = real_deployment("judge", created=0, conditions=[{"type": "ReplicaFailure", "status": "True"}])
+    assert service_verdict(dep, [], queued=False) == PendingVerdict(
+        True, ts(0), "ReplicaFailure", "deployment r-judge: ReplicaFailure"
+    )
+    dep["status"]["conditions"][0].update(reason="FailedCreate", message="image not signed by X")
+    assert service_verdict(dep, [], queued=False).detail == (
+        "deployment r-judge: FailedCreate: image not signed by X"
+    )
+
+
+def test_pods_pending_past_the_timeout_report_the_stage_failure_once_each() -> None:
+    j = job("r", "synthesis", 1)
+    pending = pod(j, phase="Pending", created=3, waiting="ErrImagePull")
+    stage = {"phase": "Running", "attempts": 1, "startTime": ts(1)}
+    d = _synthesis(j, pods=(pending,), stage=stage, now=63, pendingTimeoutSeconds=60)
+    text = (
+        "stage synthesis: job r-synthesis-1: pods stayed Pending for 60s (pendingTimeoutSeconds 60): "
+        'pod r-synthesis-1-abcde: ErrImagePull: Back-off pulling image "x"'
+    )
+    assert _stage(d, "synthesis") == {
+        "phase": "Failed",
+        "attempts": 1,
+        "startTime": ts(1),
+        "completionTime": fmt_time(at(63)),
+        "pendingSince": fmt_time(at(3)),
+        "message": text,
+        "summary": {},
+    }
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [
+            ("Warning", "ErrImagePull", text, "StagePending/synthesis/1"),
+            ("Warning", "Failed", f"ErrImagePull: {text}", "RunFailed"),
+        ],
+        "patches": [("Job", "r-synthesis-1", {"spec": {"suspend": True}})],
+        "deletes": [
+            ("Service", "r-sandbox"),
+            ("Deployment", "r-sandbox"),
+            ("NetworkPolicy", "r-sandbox"),
+            ("Service", "r-judge"),
+            ("Deployment", "r-judge"),
+        ],
+        "finished": [StageFinished("synthesis", "failed", 62.0)],
+    }
+
+
+def test_the_termination_tail_of_an_exit_without_a_message_is_the_code_and_reason() -> None:
+    from purpcode_operator.decide import termination_tail
+
+    failed = {
+        "metadata": {"name": "p", "creationTimestamp": ts(0)},
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [{"state": {"terminated": {"exitCode": 1, "reason": "Error"}}}],
+        },
+    }
+    assert termination_tail([failed]) == "exit code 1 (Error)"
+    assert termination_tail([]) == ""
