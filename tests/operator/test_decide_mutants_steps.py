@@ -141,8 +141,20 @@ def _run(status_stages: dict[str, dict[str, Any]], phase: str = "Running", **spe
     return body
 
 
+API_VERSIONS = {
+    "Job": "batch/v1",
+    "Deployment": "apps/v1",
+    "Service": "v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
+
+
 def _facts(d: Decision) -> dict[str, Any]:
     """What a decision does besides the status: Events, creates, patches, deletes, requeue, stage records."""
+    for kind, api_version in [(p.kind, p.api_version) for p in d.patches] + [
+        (x.kind, x.api_version) for x in d.deletes
+    ]:
+        assert API_VERSIONS[kind] == api_version, (kind, api_version)
     return {
         "events": [(e.type, e.reason, e.message, e.key) for e in d.events],
         "creates": [(c.obj["kind"], c.obj["metadata"]["name"]) for c in d.creates],
@@ -371,12 +383,13 @@ def test_a_failed_attempt_without_a_reason_schedules_its_retry_with_the_exit_tai
 
 def test_the_last_failed_attempt_fails_the_stage_and_the_run_exactly() -> None:
     j = job("r", "synthesis", 3, state="failed")
+    j["status"]["conditions"][0]["message"] = "Job failed on node X"  # only ": " is trimmed from the end
     other = pod(
         job("r", "synthesis", 1), phase="Failed", terminated={"exitCode": 3, "message": "old attempt"}
     )
     stage = {"phase": "Running", "attempts": 3, "startTime": ts(1), "nextRetryTime": ts(2)}
     d = _synthesis(j, pods=(other,), stage=stage)
-    what = "BackoffLimitExceeded: Job failed"  # the pod of attempt 1 is not this attempt's: no tail
+    what = "BackoffLimitExceeded: Job failed on node X"  # the pod of attempt 1 is not this attempt's: no tail
     assert _stage(d, "synthesis") == {
         "phase": "Failed",
         "attempts": 3,
@@ -922,3 +935,199 @@ def test_the_termination_tail_of_an_exit_without_a_message_is_the_code_and_reaso
     }
     assert termination_tail([failed]) == "exit code 1 (Error)"
     assert termination_tail([]) == ""
+
+
+def test_condition_and_event_messages_are_capped() -> None:
+    """A condition message holds at most 32768 characters (new and updated conditions); an Event's 1024."""
+    body = run_body()
+    body["spec"]["stages"]["rl"]["b" * 40000] = True
+    d = decide(body, Observed(), T0, SETTINGS)
+    assert len(conds(d)["Failed"]["message"]) == 32768
+    d = decide(apply(body, d), Observed(), at(1), SETTINGS)  # the conditions exist now: updated in place
+    assert len(conds(d)["Failed"]["message"]) == 32768
+    failed = job("r", "synthesis", 3, state="failed")
+    failed["status"]["conditions"][0]["message"] = "x" * 40000
+    d = _synthesis(failed, stage={"phase": "Running", "attempts": 3, "startTime": ts(1)})
+    assert [(e.reason, len(e.message)) for e in d.events] == [("StageFailed", 1024), ("Failed", 1024)]
+
+
+# --------------------------------------------------------------------------------------------- small helpers
+
+
+def test_times_are_written_in_utc_with_milliseconds_whatever_the_local_zone(monkeypatch: Any) -> None:
+    import datetime
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        plus_two = datetime.timezone(datetime.timedelta(hours=2))
+        t = datetime.datetime(2026, 11, 25, 14, 0, 0, 999000, tzinfo=plus_two)
+        assert fmt_time(t) == "2026-11-25T12:00:00.999Z"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_a_job_without_a_readable_attempt_label_is_attempt_zero() -> None:
+    from purpcode_operator.decide import job_attempt
+
+    assert job_attempt({"metadata": {"labels": {}}}) == 0
+    assert job_attempt({"metadata": {"labels": {"purpcode.dev/attempt": "two"}}}) == 0
+    assert job_attempt({"metadata": {"labels": {"purpcode.dev/attempt": "2"}}}) == 2
+
+
+def test_a_pending_verdict_needs_every_pod_pending() -> None:
+    from purpcode_operator.decide import PendingVerdict, pending_verdict
+
+    def p(name: str, phase: str, **status: Any) -> dict[str, Any]:
+        return {"metadata": {"name": name, "creationTimestamp": ts(1)}, "status": {"phase": phase, **status}}
+
+    # One pod runs (or has finished): the other's wait is not timed (a multi-node stage's pods start apart).
+    assert pending_verdict([p("a", "Running"), p("b", "Pending")], ts(0)) == PendingVerdict(False)
+    assert pending_verdict([p("b", "Pending"), p("a", "Succeeded")], ts(0)) == PendingVerdict(False)
+    # Failed pods only: the Job's own failure handling decides.
+    assert pending_verdict([p("a", "Failed")], ts(0)) == PendingVerdict(False)
+    # The scheduler's own reason (here a scheduling gate) is kept.
+    gated = p(
+        "g",
+        "Pending",
+        conditions=[{"type": "PodScheduled", "status": "False", "reason": "SchedulingGated", "message": "m"}],
+    )
+    assert pending_verdict([gated], ts(0)) == PendingVerdict(
+        True, ts(1), "SchedulingGated", "pod g: SchedulingGated: m"
+    )
+
+
+def test_the_status_helpers_for_failed_creates_and_changes() -> None:
+    from purpcode_operator.decide import action_failed_status, status_changed
+
+    body = run_body()
+    body["status"] = {
+        "phase": "Running",
+        "conditions": [
+            {
+                "type": "Running",
+                "status": "True",
+                "reason": "StageRunning",
+                "message": "stage initialize",
+                "lastTransitionTime": ts(1),
+            }
+        ],
+    }
+    st = action_failed_status(body, "create Job r-init-1: 403 Forbidden", at(5))
+    assert st == {
+        "phase": "Running",
+        "stages": {},
+        "observedGeneration": 1,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "CreateFailed",
+                "message": "create Job r-init-1: 403 Forbidden",
+                "lastTransitionTime": fmt_time(at(5)),
+                "observedGeneration": 1,
+            },
+            {
+                "type": "Running",
+                "status": "True",
+                "reason": "StageRunning",
+                "message": "stage initialize",
+                "lastTransitionTime": ts(1),
+            },
+        ],
+    }
+    assert status_changed(body, st) and not status_changed(body, None)
+    assert not status_changed(body, body["status"])
+    del body["status"]
+    assert not status_changed(body, {}) and status_changed(body, {"phase": "Pending"})
+
+
+def test_the_spec_cache_key_ignores_key_order_and_a_non_json_spec_is_still_validated() -> None:
+    import pytest
+    from support.run_specs import tiny_run
+
+    from purpcode_operator.decide import SpecCache
+    from purpcode_operator.validate import SpecError
+
+    doc = tiny_run("a")
+    doc["metadata"]["namespace"] = "ns"
+    reordered = copy.deepcopy(doc)
+    reordered["spec"] = dict(reversed(list(doc["spec"].items())))
+    cache = SpecCache()
+    cache.validate(doc)
+    cache.validate(reordered)
+    assert cache.hits == 1
+    doc["spec"]["seed"] = object()  # not JSON: not cached, validated all the same
+    with pytest.raises(SpecError, match="spec.seed: must be an integer"):
+        cache.validate(doc)
+
+
+# --------------------------------------------------------------------------------------------- what a run stops
+
+
+def _kueue(job_obj: dict[str, Any]) -> dict[str, Any]:
+    job_obj["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = "team-a"
+    return job_obj
+
+
+def test_suspending_a_kueue_run_deletes_its_running_job() -> None:
+    d = _synthesis(_kueue(job("r", "synthesis", 1)), suspend=True, queueName="team-a")
+    assert _stage(d, "synthesis")["message"] == "suspended (attempt 1, job r-synthesis-1)"
+    assert _facts(d) == {
+        **NOTHING,
+        "events": [("Normal", "Suspended", "run suspended (stage synthesis)", "Suspended/")],
+        "patches": [
+            ("Deployment", "r-sandbox", {"spec": {"replicas": 0}}),
+            ("Deployment", "r-judge", {"spec": {"replicas": 0}}),
+        ],
+        "deletes": [("Job", "r-synthesis-1")],
+    }
+
+
+def test_a_failed_run_leaves_an_already_suspended_job_alone() -> None:
+    body = _run({"initialize": {"phase": "Failed", "attempts": 1}}, phase="Failed")
+    body["status"]["completionTime"] = ts(1)
+    d = decide(body, Observed(jobs={"r-init-1": job("r", "init", 1, suspend=True)}), at(5), SETTINGS)
+    assert _facts(d) == NOTHING
+    # Without a Failed condition to read the reason from, Ready says plainly "Failed".
+    assert _ready(d) == ("False", "Failed", "")
+
+
+def test_a_new_attempts_objects_belong_to_the_run_in_its_namespace() -> None:
+    d = decide(run_body(), Observed(), T0, SETTINGS)
+    for c in d.creates:
+        meta = c.obj["metadata"]
+        assert meta["namespace"] == "ns", meta["name"]
+        assert [(r["kind"], r["name"], r["uid"]) for r in meta["ownerReferences"]] == [
+            ("PurpCodeRun", "r", UID)
+        ]
+
+
+def test_the_run_started_event_comes_even_when_a_stage_was_skipped_before() -> None:
+    """A Kueue run waits for its first admission; a stage disabled meanwhile is Skipped; the admission starts it."""
+    body = _run(
+        {
+            "initialize": {"phase": "Pending", "attempts": 1, "jobName": "r-init-1"},
+            "synthesis": {"phase": "Skipped"},
+        },
+        phase="Pending",
+        queueName="team-a",
+    )
+    j = _kueue(job("r", "init", 1))
+    d = decide(body, Observed(jobs={"r-init-1": j}, pods=[pod(j)]), at(5), SETTINGS)
+    assert (d.status or {})["phase"] == "Running"
+    assert ("Normal", "Running", "run started (stage initialize)", "RunStarted") in _facts(d)["events"]
+
+
+def test_a_retry_waits_and_comes_even_when_the_failed_job_is_gone() -> None:
+    """The failed attempt's Job was deleted (by hand, or a TTL controller) while the retry waits."""
+    waiting = {"phase": "Running", "attempts": 1, "startTime": ts(1), "nextRetryTime": ts(50)}
+    body = _run({"initialize": INIT_DONE, "synthesis": waiting})
+    observed = Observed(jobs=DONE_INIT, deployments=services_up())
+    d = decide(body, observed, at(9), SETTINGS)
+    assert _stage(d, "synthesis") == {**waiting, "summary": {}}
+    assert _facts(d) == {**NOTHING, "requeue": 41.0}
+    d = decide(body, observed, at(50), SETTINGS)
+    assert ("Job", "r-synthesis-2") in _facts(d)["creates"] and d.retried == ["synthesis"]
