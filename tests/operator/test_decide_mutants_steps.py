@@ -681,7 +681,7 @@ def test_a_run_suspended_during_a_retry_wait_shows_the_stage_suspended_and_resum
 # --------------------------------------------------------------------------------------------- service waits
 
 
-def _crashing_judge(state: dict[str, Any], last: dict[str, Any]) -> Decision:
+def _crashing_judge(state: dict[str, Any], last: dict[str, Any], now: float = 100) -> Decision:
     body = waiting_for_services()
     deps = {
         "r-sandbox": deployment("r", "sandbox"),
@@ -689,7 +689,7 @@ def _crashing_judge(state: dict[str, Any], last: dict[str, Any]) -> Decision:
     }
     p = crashlooping_pod("judge", created=1)
     p["status"]["containerStatuses"][0].update(state=state, lastState=last, restartCount=2)
-    return decide(body, Observed(jobs=DONE_INIT, deployments=deps, pods=[p]), at(100), SETTINGS)
+    return decide(body, Observed(jobs=DONE_INIT, deployments=deps, pods=[p]), at(now), SETTINGS)
 
 
 def test_a_failing_service_container_is_reported_once_with_its_exact_detail() -> None:
@@ -756,6 +756,10 @@ def test_status_messages_are_capped_at_the_apis_limit() -> None:
     huge = "x" * 40000
     d = _crashing_judge({"waiting": {"reason": "CrashLoopBackOff", "message": huge}}, {})
     assert len(_stage(d, "synthesis")["message"]) == 32768
+    d = _crashing_judge(
+        {"waiting": {"reason": "CrashLoopBackOff", "message": huge}}, {}, now=400
+    )  # timed out
+    assert (d.status or {})["phase"] == "Failed" and len(_stage(d, "synthesis")["message"]) == 32768
     # A stage's pods pending with a huge scheduler message: capped before and at the timeout.
     j = job("r", "synthesis", 1)
     p = pod(j, phase="Pending", created=0, unschedulable=True)
