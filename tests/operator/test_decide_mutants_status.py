@@ -21,6 +21,7 @@ from test_decide import (
     replica_failure,
     run_body,
     services_up,
+    ts,
     unavailable,
     waiting_for_services,
 )
@@ -556,3 +557,34 @@ def test_a_stage_enabled_after_a_later_one_started_is_skipped_and_later_ones_are
     synthesis = (d.status or {})["stages"]["synthesis"]
     assert (synthesis["phase"], synthesis["artifactPath"]) == ("Pending", "/artifacts/synthesis")
     assert (d.status or {})["stages"]["ruleLearning"]["artifactPath"] == "/artifacts/rule_learning"
+
+
+# --------------------------------------------------------------------------------------------- suspend edge cases
+
+
+def _suspended_at_report(*, suspend: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Suspended at the last stage, whose Job completed just before it was stopped (a completed Job is kept)."""
+    body = run_body(suspend=suspend)
+    body["status"] = {
+        "phase": "Suspended",
+        "currentStage": "report",
+        "stages": {n: {"phase": "Succeeded", "attempts": 1} for n in SLUGS},
+        "conditions": [
+            {"type": "Suspended", "status": "True", "reason": "SuspendedByUser", "lastTransitionTime": ts(50)}
+        ],
+    }
+    body["status"]["stages"]["report"] = {"phase": "Suspended", "attempts": 1}
+    return body, {f"r-{s}-1": job("r", s, 1, state="complete") for s in SLUGS.values()}
+
+
+def test_a_suspended_run_that_finishes_is_not_announced_as_resumed() -> None:
+    body, jobs = _suspended_at_report(suspend=True)
+    d = decide(body, Observed(jobs=jobs), at(100), SETTINGS)
+    assert (d.status or {})["phase"] == "Succeeded"
+    assert [e.key for e in d.events] == ["StageSucceeded/report", "RunSucceeded"]
+    # Resumed by the user and finished at once: the resume names the stage it resumed at.
+    body, jobs = _suspended_at_report(suspend=False)
+    d = decide(body, Observed(jobs=jobs), at(100), SETTINGS)
+    assert _events(d)[2:] == [
+        ("Normal", "Resumed", "run resumed (stage report)", "Resumed/2026-11-25T12:00:50Z")
+    ]
