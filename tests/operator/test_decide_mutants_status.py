@@ -551,12 +551,12 @@ def test_a_stage_enabled_after_a_later_one_started_is_skipped_and_later_ones_are
             "summary": {},
         }
     assert (d.status or {})["currentStage"] == "ruleLearning"
-    # Only earlier stages started: the new stage is added as Pending and runs next.
-    del body["status"]["stages"]["ruleLearning"]
+    # Only earlier stages started (the next one waits for its services): the new stage is added and runs next.
+    body["status"]["stages"]["ruleLearning"] = {"phase": "Pending"}
     d = decide(body, Observed(jobs=DONE_INIT), at(5), SETTINGS)
     synthesis = (d.status or {})["stages"]["synthesis"]
     assert (synthesis["phase"], synthesis["artifactPath"]) == ("Pending", "/artifacts/synthesis")
-    assert (d.status or {})["stages"]["ruleLearning"]["artifactPath"] == "/artifacts/rule_learning"
+    assert (d.status or {})["currentStage"] == "synthesis"
 
 
 # --------------------------------------------------------------------------------------------- suspend edge cases
@@ -588,3 +588,90 @@ def test_a_suspended_run_that_finishes_is_not_announced_as_resumed() -> None:
     assert _events(d)[2:] == [
         ("Normal", "Resumed", "run resumed (stage report)", "Resumed/2026-11-25T12:00:50Z")
     ]
+
+
+def test_a_run_created_suspended_waits_without_a_job() -> None:
+    d = decide(run_body(suspend=True), Observed(), T0, SETTINGS)
+    st = d.status or {}
+    assert (st["phase"], st["currentStage"], st["message"]) == (
+        "Suspended",
+        "initialize",
+        "initialize: the run is suspended",
+    )
+    assert st["stages"]["initialize"]["phase"] == "Pending" and not d.creates
+    assert _conds(d) == [
+        ("Ready", "True", "Suspended", "the run is suspended", T0S),
+        ("Running", "False", "Suspended", "", T0S),
+        ("Succeeded", "False", "Suspended", "", T0S),
+        ("Failed", "False", "Suspended", "", T0S),
+        ("Suspended", "True", "SuspendedByUser", "spec.suspend is true", T0S),
+    ]
+    assert _events(d) == [("Normal", "Suspended", "run suspended (stage initialize)", "Suspended/")]
+
+
+def test_a_running_run_whose_stage_is_still_pending_does_not_start_again() -> None:
+    # Its Job not seen yet (e.g. a queued run whose queueName was removed): Running, announced before.
+    body = run_body()
+    body["status"] = {
+        "phase": "Running",
+        "stages": {"initialize": {"phase": "Pending", "attempts": 1, "jobName": "r-init-1"}},
+    }
+    d = decide(body, Observed(), at(5), SETTINGS)
+    assert (d.status or {})["phase"] == "Running" and not d.events
+
+
+def test_a_finished_status_without_a_message_gives_empty_condition_messages() -> None:
+    body = run_body()
+    body["status"] = {"phase": "Succeeded", "completionTime": T0S}
+    d = decide(body, Observed(), at(5), SETTINGS)
+    t5 = fmt_time(at(5))
+    assert _conds(d) == [
+        ("Ready", "True", "Completed", "", t5),
+        ("Running", "False", "Succeeded", "", t5),
+        ("Succeeded", "True", "AllStagesSucceeded", "", t5),
+        ("Failed", "False", "Succeeded", "", t5),
+        ("Suspended", "False", "Succeeded", "", t5),
+    ]
+
+
+def test_a_retry_waiting_for_its_services_keeps_the_stage_running() -> None:
+    body = run_body()
+    body["status"] = {
+        "phase": "Running",
+        "stages": {
+            "initialize": {"phase": "Succeeded", "attempts": 1},
+            "synthesis": {"phase": "Running", "attempts": 1, "nextRetryTime": fmt_time(at(20))},
+        },
+    }
+    deps = {**services_up(), "r-sandbox": deployment("r", "sandbox", available=0)}
+    jobs = {**DONE_INIT, "r-synthesis-1": job("r", "synthesis", 1, state="failed")}
+    d = decide(body, Observed(jobs=jobs, deployments=deps), at(25), SETTINGS)
+    t25 = fmt_time(at(25))
+    assert _synthesis(d) == {
+        "phase": "Running",
+        "attempts": 1,
+        "message": f"waiting for services: sandbox (0/1 available): deployment r-sandbox: no pod was created (since {t25})",
+        "summary": {},
+        "pendingSince": t25,
+        "nextRetryTime": fmt_time(at(20)),
+    }
+    assert not d.creates and not d.events
+
+
+def test_prepare_builds_the_plan_with_the_operator_defaults_and_keeps_the_run_metadata() -> None:
+    from purpcode_operator.decide import prepare
+    from purpcode_operator.plan import PlanDefaults
+
+    body = run_body()
+    body["metadata"]["labels"] = {"team": "a"}
+    body["metadata"]["annotations"] = {"note": "b"}
+    settings = Settings(defaults=PlanDefaults(trainer_image="registry.local/trainer:9"))
+    run, plan = prepare(body, settings)
+    assert plan.stage("initialize").image == "registry.local/trainer:9"
+    meta = run.metadata
+    assert (meta.name, meta.namespace, meta.labels, meta.annotations) == (
+        "r",
+        "ns",
+        {"team": "a"},
+        {"note": "b"},
+    )
