@@ -154,15 +154,15 @@ class KubeClient:
         """One call; the answer's JSON object (`decode=False`: {} on success, for calls whose answer nobody reads,
         e.g. Events: decoding it is a share of a request's cost here). A non-2xx answer raises ApiError."""
         # Serialised once (compact: fewer bytes to write, parse and store), not per retry by aiohttp.
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        payload = None if body is None else json.dumps(body, separators=(",", ":")).encode()
         for attempt in (1, 2):
             session = await self._get_session()
             headers = self._headers()
-            if data is not None:
+            if payload is not None:
                 headers = {**headers, "Content-Type": content_type}
             self.requests += 1
             async with session.request(
-                method, self._info.server.rstrip("/") + path, data=data, headers=headers, params=params
+                method, self._info.server.rstrip("/") + path, data=payload, headers=headers, params=params
             ) as resp:
                 if resp.status == 401 and attempt == 1 and self._relogin is not None:
                     self._info = self._relogin()  # projected service-account tokens rotate
