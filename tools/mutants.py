@@ -95,6 +95,7 @@ MODULES: dict[str, Module] = {
         (
             "tests/operator/test_decide.py",
             "tests/operator/test_decide_mutants.py",
+            "tests/operator/test_decide_mutants_status.py",
             "tests/operator/test_decide_mutants_steps.py",
         ),
     ),

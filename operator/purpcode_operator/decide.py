@@ -1181,8 +1181,11 @@ def _finish_status(ctx: _Ctx) -> None:
     since = old_susp.last_transition_time if old_susp else ""
     if phase == "Suspended" and old.phase != "Suspended":
         ctx.event("Normal", "Suspended", f"run suspended (stage {stage})", f"Suspended/{since}")
-    elif old.phase == "Suspended" and phase != "Suspended":
-        ctx.event("Normal", "Resumed", f"run resumed (stage {stage})", f"Resumed/{since}")
+    elif old.phase == "Suspended" and not spec.suspend:
+        # Not when a run still suspended finishes (its last Job ended just before it was stopped); a resumed run
+        # that finishes at once names the stage it resumed at.
+        resumed_at = stage or old.current_stage or ""
+        ctx.event("Normal", "Resumed", f"run resumed (stage {resumed_at})", f"Resumed/{since}")
     if phase == "Running" and old.phase != "Running" and _never_ran(old):
         ctx.event("Normal", "Running", f"run started (stage {stage})", "RunStarted")
     ctx.decision.status = dump_status(status)

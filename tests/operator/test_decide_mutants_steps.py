@@ -238,7 +238,6 @@ def test_a_new_run_records_its_first_attempt_exactly() -> None:
         ],
         "creates": [
             ("PersistentVolumeClaim", "r-artifacts"),
-            ("ConfigMap", "r-init-config"),
             ("Job", "r-init-1"),
         ],
     }
