@@ -869,6 +869,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
             if st.next_retry_time is None:
                 delay = ctx.settings.backoff(attempt)
                 st.next_retry_time = fmt_time(ctx.now + datetime.timedelta(seconds=delay))
+                st.pending_since = None  # the attempt is over: nothing is pending while the retry waits
                 st.message = f"attempt {attempt}/{total} failed: {what}"[:32768]
                 ctx.event(
                     "Warning",

@@ -1134,3 +1134,20 @@ def test_a_retry_waits_and_comes_even_when_the_failed_job_is_gone() -> None:
     assert _facts(d) == {**NOTHING, "requeue": 41.0}
     d = decide(body, observed, at(50), SETTINGS)
     assert ("Job", "r-synthesis-2") in _facts(d)["creates"] and d.retried == ["synthesis"]
+
+
+def test_a_failed_attempt_whose_pods_were_pending_leaves_no_pending_time_during_the_retry_wait() -> None:
+    """E.g. activeDeadlineSeconds ends an attempt whose pods never got scheduled: while the retry waits nothing is
+    pending, so the pending time goes (else the pending-since gauge kept ageing through the backoff and
+    PurpCodeStagePendingTooLong could fire for a stage that is only waiting to retry)."""
+    failed = job("r", "synthesis", 1, state="failed", reason="DeadlineExceeded")
+    stage = {"phase": "Running", "attempts": 1, "startTime": ts(1), "pendingSince": ts(1)}
+    d = _synthesis(failed, stage=stage)
+    assert _stage(d, "synthesis") == {
+        "phase": "Running",
+        "attempts": 1,
+        "startTime": ts(1),
+        "message": "attempt 1/3 failed: DeadlineExceeded: Job failed",
+        "nextRetryTime": fmt_time(at(19)),
+        "summary": {},
+    }
