@@ -84,7 +84,7 @@ MODULES: dict[str, Module] = {
             "tests/synthesis/test_review_synthesis.py",
             "tests/synthesis/test_split_mutants.py",
             "tests/synthesis/test_pipeline_orchestration.py",
-            # Builds and loads the tiny model (10-15 s) for the 3 mutants of the transformers path it alone reaches:
+            # Builds and loads the tiny model (10-15 s) for the transformers-path mutants it alone kills (2, by hand):
             # checked by hand instead of costing that for every mutant of `Synthesis.__init__`.
             "--deselect=tests/synthesis/test_pipeline_orchestration.py::"
             "test_the_default_generator_for_a_local_model_is_the_base_model_on_cpu",
@@ -100,7 +100,12 @@ MODULES: dict[str, Module] = {
     ),
     "decide": Module(
         "purpcode_operator/decide.py",
-        ("tests/operator/test_decide.py", "tests/operator/test_decide_mutants.py"),
+        (
+            "tests/operator/test_decide.py",
+            "tests/operator/test_decide_mutants.py",
+            "tests/operator/test_decide_mutants_status.py",
+            "tests/operator/test_decide_mutants_steps.py",
+        ),
     ),
 }
 
