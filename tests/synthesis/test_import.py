@@ -198,3 +198,23 @@ def test_fetch_without_hub_access_names_the_set_and_the_fixes(
     # Pre-loaded files with the marker are used as they are (no hub call).
     put(tmp_path, "rl-secqa-11k", [verl_row("What is CSRF?", "noreject")])
     assert fetch_released_set("purpcode", "rl-secqa-11k", released_dir(tmp_path, "rl-secqa-11k")).is_dir()
+
+
+def test_a_set_fetched_from_another_organisation_is_fetched_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`importOrg` changed between runs on one volume: the folder (keyed by set name) holds the other org's files;
+    they must not be read as this org's. Pre-loaded folders (marker "ok") and this org's own are used as they are."""
+    from purpcode.data.released import fetch_released_set, is_fetched
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    name = "rl-secqa-11k"
+    put(tmp_path, name, [verl_row("What is CSRF?", "noreject")])
+    folder = released_dir(tmp_path, name)
+    assert is_fetched(folder, "purpcode", name) and is_fetched(folder, "mirror", name)  # "ok": pre-loaded
+    (folder / COMPLETE_MARKER).write_text(f"purpcode/{name}\n")
+    assert is_fetched(folder, "purpcode", name) and not is_fetched(folder, "mirror", name)
+    assert fetch_released_set("purpcode", name, folder) == folder  # its own: no hub call
+    with pytest.raises(RuntimeError, match=rf"mirror/{name}"):
+        fetch_released_set("mirror", name, folder)  # another org's files are dropped, then the fetch is tried
+    assert not (folder / "data").exists() and not (folder / COMPLETE_MARKER).exists()

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,13 +48,28 @@ def released_dir(artifacts: str | os.PathLike[str], name: str) -> Path:
     return Path(artifacts) / "imports" / name
 
 
+def is_fetched(dest: str | os.PathLike[str], org: str, name: str) -> bool:
+    """Whether `dest` holds `<org>/<name>`: its marker names that repo, or says only "ok" (files pre-loaded by
+    hand, or fetched before the marker named its origin: used as they are). A marker naming another organisation
+    (the run's `importOrg` changed) does not count: those files are another org's set of the same name."""
+    marker = Path(dest) / COMPLETE_MARKER
+    if not marker.is_file():
+        return False
+    origin = marker.read_text(encoding="utf-8").strip()
+    return origin in ("", "ok") or origin == f"{org}/{name}"
+
+
 def fetch_released_set(
     org: str, name: str, dest: str | os.PathLike[str], *, token: str | None = None
 ) -> Path:
-    """Download `<org>/<name>` (a hub dataset repo) into `dest` once; a marker file makes later calls no-ops."""
+    """Download `<org>/<name>` (a hub dataset repo) into `dest` once; its marker file (naming the repo) makes later
+    calls for the same repo no-ops, and a folder fetched from another organisation is replaced."""
     dest = Path(dest)
-    if (dest / COMPLETE_MARKER).is_file():
+    if is_fetched(dest, org, name):
         return dest
+    if (dest / COMPLETE_MARKER).is_file():
+        LOG.warning("%s holds another organisation's %s: fetching %s/%s instead", dest, name, org, name)
+        shutil.rmtree(dest)
     try:
         from huggingface_hub import snapshot_download
         from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
@@ -74,7 +90,7 @@ def fetch_released_set(
             "the cluster must reach huggingface.co (or pre-load the files into "
             f"{dest} and create {COMPLETE_MARKER} there), or use synthesis.source: generate"
         ) from err
-    (dest / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+    (dest / COMPLETE_MARKER).write_text(f"{org}/{name}\n", encoding="utf-8")
     return dest
 
 

@@ -441,17 +441,18 @@ class Synthesis:
 
     def import_step(self, name: str) -> list[TaskRow]:
         from purpcode.data.released import (
-            COMPLETE_MARKER,
             fetch_released_set,
+            is_fetched,
             load_released_set,
             released_dir,
         )
 
         folder = released_dir(self.config.paths.artifacts, name)
-        fp = fingerprint("import", name, self.spec.import_org, (folder / COMPLETE_MARKER).is_file())
+        fetched = is_fetched(folder, self.spec.import_org, name)
+        fp = fingerprint("import", name, self.spec.import_org, fetched)
 
         def run() -> tuple[list[dict[str, Any]], dict[str, Any]]:
-            if not (folder / COMPLETE_MARKER).is_file():
+            if not fetched:
                 import os
 
                 fetch_released_set(
