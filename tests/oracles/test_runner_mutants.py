@@ -4,14 +4,18 @@ conversational completions) and that the reward function hands each row's ground
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
 
 from purpcode.analyzers import get_analyzer
 from purpcode.oracles import OracleConfig, OracleRunner, Sample, make_trl_reward_func
-from purpcode.oracles.runner import samples_from_columns
+from purpcode.oracles.runner import OracleLoopError, _call, samples_from_columns
 
 
 def test_columns_become_samples_with_defaults_for_what_is_missing() -> None:
@@ -57,3 +61,106 @@ def test_the_reward_function_hands_each_rows_ground_truth_to_the_oracles() -> No
         assert [(s.ground_truth, s.task_id) for s in runner.seen] == [({"k": 1}, "t")]
     finally:
         runner.close()
+
+
+# ---------------------------------------------------------------------------------------------- the loop thread
+# `run_sync` waits for the runner's background loop. A loop stopped while a call waits (close() from another thread,
+# or a SystemExit escaping a task on it) used to leave that call, and every later one, waiting forever.
+
+
+class _ClosingRecorded(OracleRunner):
+    """The real runner, counting its HTTP-client shutdowns."""
+
+    acloses = 0
+
+    async def aclose(self) -> None:
+        self.acloses += 1
+        await super().aclose()
+
+
+def _runner() -> _ClosingRecorded:
+    return _ClosingRecorded(OracleConfig(), analyzer=get_analyzer("bandit", workers=0))
+
+
+@pytest.mark.timeout(60)
+def test_a_call_whose_loop_is_stopped_raises_and_the_next_call_gets_a_new_loop() -> None:
+    runner = _runner()
+    try:
+        loop, thread, _ = runner._loop()
+        started = threading.Event()
+
+        async def forever() -> None:
+            started.set()
+            await asyncio.Event().wait()
+
+        stopper = threading.Thread(target=lambda: started.wait() and loop.call_soon_threadsafe(loop.stop))
+        stopper.start()
+        with pytest.raises(OracleLoopError, match="event loop stopped before the call finished"):
+            runner.run_sync(forever())
+        stopper.join()
+        thread.join()
+        scores = runner.score_batch_sync([Sample(response="no sections", oracle="codesec")])
+        assert [(s.reward, s.format_ok) for s in scores] == [(0.0, False)]
+        assert runner._loop()[0] is not loop
+        assert loop.is_closed() and runner.acloses == 1  # the dead loop's clients closed, then the loop
+    finally:
+        runner.close()
+    assert runner.acloses == 2
+
+
+@pytest.mark.timeout(60)
+def test_a_call_in_flight_when_another_thread_closes_the_runner_raises() -> None:
+    runner = _runner()
+    started = threading.Event()
+
+    async def forever() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    closer = threading.Thread(target=lambda: started.wait() and runner.close())
+    closer.start()
+    with pytest.raises(OracleLoopError, match="event loop stopped before the call finished"):
+        runner.run_sync(forever())
+    closer.join()
+    assert runner.acloses == 1
+
+
+@pytest.mark.timeout(60)
+def test_closing_a_runner_whose_loop_thread_ended_closes_its_clients_without_waiting() -> None:
+    runner = _runner()
+    loop, thread, ended = runner._loop()
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join()
+    assert ended.done()
+    runner.close()
+    assert runner.acloses == 1 and loop.is_closed()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the loop thread's end
+def test_a_systemexit_escaping_a_task_on_the_loop_raises_and_the_next_call_gets_a_new_loop() -> None:
+    runner = _runner()
+    try:
+        loop, thread, _ = runner._loop()
+
+        async def leave() -> None:
+            raise SystemExit(3)
+
+        with pytest.raises(OracleLoopError, match="raised SystemExit"):
+            runner.run_sync(leave())
+        thread.join()
+        assert runner.run_sync(asyncio.sleep(0, result="ok")) == "ok"
+        assert runner._loop()[0] is not loop
+    finally:
+        runner.close()
+
+
+def test_a_loop_thread_that_never_started_raises_at_once() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        coro = asyncio.sleep(0)
+        with pytest.raises(OracleLoopError, match="not running"):
+            _call(loop, threading.Thread(target=loop.run_forever), Future(), coro)
+        assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"  # not left un-awaited
+    finally:
+        loop.close()
