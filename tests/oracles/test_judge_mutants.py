@@ -5,11 +5,18 @@ unparsed noreject verdict (each decides a reward)."""
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+from urllib.parse import urlparse
 
+import psutil
 import pytest
+from aiohttp import web
 
 from purpcode.oracles import JudgeConfig
-from purpcode.oracles.judge import JudgeClient, JudgeUnavailable
+from purpcode.oracles.judge import JudgeClient, JudgeError, JudgeUnavailable
 
 CONVO = [{"role": "system", "content": "policy"}, {"role": "user", "content": "Explain port scanning."}]
 
@@ -101,3 +108,222 @@ async def test_retry_after_is_honoured_and_the_last_failure_is_not_waited_on(fak
     with pytest.raises(JudgeUnavailable, match="after 2 tries"):
         await asyncio.wait_for(client.judge_noreject(CONVO, "a"), timeout=10)
     assert len(fake_openai.requests) == 2
+
+
+# ---------------------------------------------------------------------------------------------- HTTP plumbing
+# A scripted aiohttp server (real HTTP on loopback) for what the fake OpenAI server does not do: raw SSE lines,
+# a model list of any shape, replies that never come, bodies that are no completion.
+
+
+class _Raw:
+    """Serves `handler(request) -> web.StreamResponse` from a background thread; counts GET /models."""
+
+    def __init__(self, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> None:
+        self.handler = handler
+        self.model_gets = 0
+        self.headers: list[dict[str, str]] = []
+        self.release = threading.Event()  # lets handlers that hang return when the test ends
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.url = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        self.headers.append(dict(request.headers))
+        if request.method == "GET":
+            self.model_gets += 1
+        return await self.handler(request)
+
+    async def _start(self) -> str:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._serve)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    def stop(self) -> None:
+        self.release.set()
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[..., _Raw]]:
+    servers: list[_Raw] = []
+
+    def make(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> _Raw:
+        servers.append(_Raw(handler))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+def _chunk(**choice: object) -> bytes:
+    return b"data: " + json.dumps({"choices": [{"index": 0, **choice}]}).encode() + b"\n\n"
+
+
+async def test_a_stream_reads_past_lines_it_cannot_use(raw: Callable[..., _Raw]) -> None:
+    """Comment and event lines, bytes that are not UTF-8, an empty `choices` (Azure's first, prompt-filter chunk),
+    a payload that is no JSON, a chunk with a null delta: skipped, and the verdict after them still read."""
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for line in (
+            b": keep-alive \xff\xfe\n\n",
+            b"event: ping\n\n",
+            b'data: {"choices": [], "prompt_filter_results": []}\n\n',
+            b"data: {not json\n\n",
+            _chunk(delta=None),
+            _chunk(delta={"content": "Fine.\nMALICIOUS_CODE: FALSE\n"}),
+            b"data: {}\n\n",
+            _chunk(delta={"content": "MALICIOUS_EXPLANATION: FALSE"}),
+            _chunk(delta={}, finish_reason="stop"),
+            b"data: [DONE]\n\n",
+        ):
+            await resp.write(line)
+        await resp.write_eof()
+        return resp
+
+    server = raw(stream)
+    client = JudgeClient(cfg(server.url, early_stop="stream"))
+    try:
+        reward, details = await client.judge_general_safety(CONVO, "x")
+    finally:
+        await client.aclose()
+    assert (reward, details["verdict_source"], details["judge_finish"]) == (1.0, "text", "stop")
+    assert details["judge_text"] == "Fine.\nMALICIOUS_CODE: FALSE\nMALICIOUS_EXPLANATION: FALSE"
+
+
+async def test_a_judge_that_never_answers_times_out_and_is_retried(raw: Callable[..., _Raw]) -> None:
+    """timeout_s bounds each request (the whole exchange, not only the connect): two silent tries, then
+    JudgeUnavailable naming the timeout. Under a client without that bound this call would wait forever."""
+    server: _Raw
+
+    async def silent(request: web.Request) -> web.StreamResponse:
+        await asyncio.get_running_loop().run_in_executor(None, server.release.wait, 60)
+        return web.json_response({})
+
+    server = raw(silent)
+    client = JudgeClient(cfg(server.url, timeout_s=0.3, retries=1, backoff_s=0.0))
+    try:
+        with pytest.raises(JudgeUnavailable, match=r"after 2 tries \(last: (\w*Timeout\w*)"):
+            await asyncio.wait_for(client.judge_noreject(CONVO, "a"), timeout=30)
+    finally:
+        await client.aclose()
+    assert len(server.headers) == 2
+
+
+async def _models(request: web.Request, listing: object) -> web.StreamResponse:
+    if request.method == "GET":
+        return web.Response(text=json.dumps(listing), content_type="application/json")
+    body = await request.json()
+    text = "CLASS: APPROPRIATE" if body["model"] == "m-first" else "CLASS: REFUSAL"
+    return web.json_response({"choices": [{"message": {"content": text}, "finish_reason": "stop"}]})
+
+
+async def test_the_first_listed_model_is_asked_and_looked_up_once(raw: Callable[..., _Raw]) -> None:
+    """No model configured: the first dict entry of the server's list is used (entries that are not objects are
+    skipped), looked up once however many requests start together."""
+    listing = {"data": ["not-a-model", {"id": "m-first"}, {"id": "m-second"}]}
+    server = raw(lambda request: _models(request, listing))
+    client = JudgeClient(JudgeConfig(base_url=server.url, retries=0))
+    try:
+        got = await asyncio.gather(*(client.judge_noreject(CONVO, str(i)) for i in range(8)))
+        assert await client.model() == "m-first"
+    finally:
+        await client.aclose()
+    assert [r for r, _ in got] == [1.0] * 8
+    assert server.model_gets == 1
+
+
+@pytest.mark.parametrize("listing", [None, {}, {"data": []}, {"data": ["m"]}])
+async def test_a_server_listing_no_models_is_a_clear_error(raw: Callable[..., _Raw], listing: object) -> None:
+    server = raw(lambda request: _models(request, listing))
+    client = JudgeClient(JudgeConfig(base_url=server.url, retries=0))
+    try:
+        with pytest.raises(JudgeError) as err:
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(err.value) == f"judge at {server.url} lists no models; set judge model explicitly"
+
+
+async def test_a_reply_without_choices_is_a_clear_error(raw: Callable[..., _Raw]) -> None:
+    data = {"object": "error", "message": "x" * 400}
+
+    async def no_choices(request: web.Request) -> web.StreamResponse:
+        return web.json_response(data)
+
+    server = raw(no_choices)
+    client = JudgeClient(cfg(server.url))
+    try:
+        with pytest.raises(JudgeError) as err:
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(err.value) == f"judge at {server.url} returned no choices: {str(data)[:300]}"
+
+
+async def test_a_client_error_names_the_request_status_and_the_body_start(raw: Callable[..., _Raw]) -> None:
+    body = "  The model `judge-m` does not exist. " + "y" * 400
+
+    async def bad_request(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=404, text=body)
+
+    server = raw(bad_request)
+    client = JudgeClient(cfg(server.url))
+    try:
+        with pytest.raises(JudgeError) as err:
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(err.value) == (
+        f"judge POST /chat/completions at {server.url} failed with HTTP 404: {body[:300].strip()}"
+    )
+    assert len(server.headers) == 1  # not retried
+
+
+async def test_requests_are_json_and_carry_no_key_when_none_is_set(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    """vLLM's server parses the body only with a JSON content type; without an api_key no Authorization header."""
+    fake_openai.reply("CLASS: APPROPRIATE")
+    client = JudgeClient(cfg(fake_openai.url))
+    try:
+        await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    (headers,) = fake_openai.request_headers
+    assert headers["content-type"] == "application/json" and "authorization" not in headers
+
+
+def _connections_to(url: str) -> set[Any]:
+    port = urlparse(url).port
+    return {
+        c.laddr
+        for c in psutil.Process().net_connections("tcp")
+        if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED
+    }
+
+
+async def test_aclose_closes_this_loops_connections_and_can_be_repeated(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    fake_openai.reply("CLASS: APPROPRIATE")
+    client = JudgeClient(cfg(fake_openai.url))
+    await client.aclose()  # nothing opened yet: nothing to close, no error
+    earlier = _connections_to(fake_openai.url)
+    await client.judge_noreject(CONVO, "a")
+    mine = _connections_to(fake_openai.url) - earlier
+    session = client._state().session  # held here, so only aclose (not garbage collection) can close it
+    await client.aclose()
+    await asyncio.sleep(0)
+    assert session.closed and mine and not mine & _connections_to(fake_openai.url)
+    await client.aclose()
+    # a closed client opens a new session when used again
+    assert (await client.judge_noreject(CONVO, "b"))[0] == 1.0
+    await client.aclose()

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
+import psutil
 import pytest
 
 from purpcode.analyzers import get_analyzer
@@ -110,19 +111,28 @@ def test_a_call_whose_loop_is_stopped_raises_and_the_next_call_gets_a_new_loop()
 
 @pytest.mark.timeout(60)
 def test_a_call_in_flight_when_another_thread_closes_the_runner_raises() -> None:
+    """...and the call's coroutine is cancelled (its own clean-up runs, e.g. an HTTP response is released), not
+    dropped with the loop."""
     runner = _runner()
     started = threading.Event()
+    cancelled: list[bool] = []
 
     async def forever() -> None:
         started.set()
-        await asyncio.Event().wait()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            for _ in range(3):  # a clean-up that awaits (as releasing an HTTP response does)
+                await asyncio.sleep(0)
+            cancelled.append(True)
+            raise
 
     closer = threading.Thread(target=lambda: started.wait() and runner.close())
     closer.start()
     with pytest.raises(OracleLoopError, match="event loop stopped before the call finished"):
         runner.run_sync(forever())
     closer.join()
-    assert runner.acloses == 1
+    assert runner.acloses == 1 and cancelled == [True]
 
 
 @pytest.mark.timeout(60)
@@ -164,3 +174,27 @@ def test_a_loop_thread_that_never_started_raises_at_once() -> None:
         assert inspect.getcoroutinestate(coro) == "CORO_CLOSED"  # not left un-awaited
     finally:
         loop.close()
+
+
+def test_a_closed_runner_scores_again_on_a_new_loop() -> None:
+    runner = _runner()
+    batch = [Sample(response="no sections", oracle="codesec")]
+    assert [s.reward for s in runner.score_batch_sync(batch)] == [0.0]
+    runner.close()
+    assert [s.reward for s in runner.score_batch_sync(batch)] == [0.0]
+    runner.close()
+    runner.close()  # closing twice is harmless
+    assert runner.acloses == 2
+
+
+def test_warmup_starts_the_analyzers_workers_and_close_stops_them() -> None:
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    with OracleRunner(OracleConfig(), analyzer="bandit", analyzer_opts={"workers": 2}) as runner:
+        runner.warmup()
+        started = [p for p in me.children(recursive=True) if p.pid not in before]
+        # (multiprocessing's resource tracker, started with the first spawned process, outlives pools)
+        workers = [p for p in started if "resource_tracker" not in " ".join(p.cmdline())]
+        assert len(workers) == 2
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
