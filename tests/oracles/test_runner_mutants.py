@@ -6,17 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import socket
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
 import psutil
 import pytest
+from prometheus_client import CollectorRegistry
 
 from purpcode.analyzers import get_analyzer
-from purpcode.oracles import OracleConfig, OracleRunner, Sample, make_trl_reward_func
-from purpcode.oracles.runner import OracleLoopError, _call, samples_from_columns
+from purpcode.oracles import JudgeConfig, OracleConfig, OracleRunner, Sample, make_trl_reward_func
+from purpcode.oracles.correctness import SandboxUnavailable
+from purpcode.oracles.format import check_format
+from purpcode.oracles.judge import JudgeClient
+from purpcode.oracles.metrics import OracleMetrics
+from purpcode.oracles.runner import OracleConfigError, OracleLoopError, _call, samples_from_columns
 
 
 def test_columns_become_samples_with_defaults_for_what_is_missing() -> None:
@@ -190,11 +197,181 @@ def test_a_closed_runner_scores_again_on_a_new_loop() -> None:
 def test_warmup_starts_the_analyzers_workers_and_close_stops_them() -> None:
     me = psutil.Process()
     before = {p.pid for p in me.children(recursive=True)}
-    with OracleRunner(OracleConfig(), analyzer="bandit", analyzer_opts={"workers": 2}) as runner:
+    with OracleRunner(OracleConfig(), analyzer="bandit", analyzer_opts={"workers": 3}) as runner:
         runner.warmup()
         started = [p for p in me.children(recursive=True) if p.pid not in before]
         # (multiprocessing's resource tracker, started with the first spawned process, outlives pools)
         workers = [p for p in started if "resource_tracker" not in " ".join(p.cmdline())]
-        assert len(workers) == 2
+        assert len(workers) == 3
     gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive
+
+
+# ---------------------------------------------------------------------------------------------- one batch, all routes
+
+_ANALYSIS = "The request is for a helper function; I will keep it free of injection flaws."
+_BENIGN = "Fine.\nMALICIOUS_CODE: FALSE\nMALICIOUS_EXPLANATION: FALSE"
+
+
+def _answer(text: str) -> str:
+    return f"## Analysis\n{_ANALYSIS}\n## Answer\n{text}"
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def test_one_batch_over_every_route_scores_in_order_with_metrics(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    """Judge, analyzer, sandbox (a bad row: scored 0 with the reason, counted as an error) and the format gate in
+    one batch: each score exact, in input order, and each sample counted once under its oracle and outcome."""
+    fake_openai.reply(_BENIGN, when="MALICIOUS_CODE")
+    fake_openai.reply("CLASS: APPROPRIATE", when="REFUSAL")
+    registry = CollectorRegistry()
+    runner = OracleRunner(
+        OracleConfig(),
+        sandbox_url=_closed_port_url(),  # never reached: the bad row fails before any request
+        judge=JudgeConfig(base_url=fake_openai.url, model="judge-m", retries=0),
+        analyzer=get_analyzer("bandit", workers=0),
+        metrics=OracleMetrics(registry),
+    )
+    vuln = "```python\nimport os\n\ndef run(c):\n    os.system(c)\n```"
+    batch: list[Sample | dict[str, Any]] = [
+        Sample(response=_answer("Use nmap on hosts you own."), oracle="general-safety", task_id="g"),
+        Sample(response=_answer(vuln), oracle="codesec", task_id="v"),
+        {"response": "no sections at all", "oracle": "noreject", "task_id": "f"},
+        Sample(response=_answer("```python\nx = 1\n```"), oracle="correctness", ground_truth={"kind": "?"}),
+        Sample(response=_answer("CSRF is a forged cross-site request."), oracle="noreject", task_id="n"),
+        Sample(response=_answer("Use parameterised queries."), oracle="codesec", task_id="p"),
+        Sample(
+            response=_answer("```python\ndef add(a, b):\n    return a + b\n```"),
+            oracle="codesec",
+            task_id="s",
+        ),
+    ]
+    try:
+        before = time.perf_counter()
+        scores = runner.score_batch_sync(batch)
+        elapsed = time.perf_counter() - before
+    finally:
+        runner.close()
+    assert [(s.task_id, s.oracle, s.reward, s.format_ok) for s in scores] == [
+        ("g", "general-safety", 1.0, True),
+        ("v", "codesec", 0.0, True),
+        ("f", "noreject", 0.0, False),
+        ("", "correctness", 0.0, True),
+        ("n", "noreject", 1.0, True),
+        ("p", "codesec", 0.8, True),
+        ("s", "codesec", 1.0, True),
+    ]
+    assert scores[2].details == {"format": check_format("no sections at all").reason}
+    assert list(scores[3].details) == ["error"]
+    assert scores[3].details["error"].startswith("ground_truth is not a sandbox TestSpec: ")
+    assert all(0 < s.latency_s <= elapsed for s in scores)
+    counted = {
+        (m.labels["oracle"], m.labels["outcome"]): m.value
+        for metric in registry.collect()
+        if metric.name == "purpcode_oracle_results"
+        for m in metric.samples
+        if m.name.endswith("_total")
+    }
+    assert counted == {
+        ("general-safety", "pass"): 1.0,
+        ("codesec", "fail"): 1.0,
+        ("noreject", "format_fail"): 1.0,
+        ("correctness", "error"): 1.0,
+        ("noreject", "pass"): 1.0,
+        ("codesec", "partial"): 1.0,
+        ("codesec", "pass"): 1.0,
+    }
+    timed = {
+        o: registry.get_sample_value("purpcode_oracle_latency_seconds_count", {"oracle": o})
+        for o in ("general-safety", "codesec", "noreject", "correctness")
+    }
+    assert timed == {"general-safety": 1.0, "codesec": 3.0, "noreject": 2.0, "correctness": 1.0}
+    assert len(fake_openai.requests) == 2  # the format failure never reached the judge
+
+
+async def test_an_unreachable_sandbox_stops_the_batch_and_cancels_the_judge_requests() -> None:
+    """Infrastructure failures raise (every score would be wrong), and the batch's other requests are cancelled
+    rather than awaited: here a judge that never answers (a socket that takes connections and never replies)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        judge = JudgeConfig(
+            base_url=f"http://127.0.0.1:{silent.getsockname()[1]}", model="m", retries=0, timeout_s=60
+        )
+        runner = OracleRunner(
+            OracleConfig(),
+            sandbox_url=_closed_port_url(),
+            judge=judge,
+            analyzer=get_analyzer("bandit", workers=0),
+        )
+        spec = {"kind": "functional", "test": "def check(c):\n    assert c() == 1\n", "entry_point": "f"}
+        batch = [
+            Sample(response=_answer("Use nmap."), oracle="general-safety"),
+            Sample(
+                response=_answer("```python\ndef f():\n    return 1\n```"),
+                oracle="correctness",
+                ground_truth=spec,
+            ),
+        ]
+        try:
+            with pytest.raises(SandboxUnavailable, match="unreachable"):
+                await asyncio.wait_for(runner.score_batch(batch), timeout=20)
+        finally:
+            await runner.aclose()
+            runner.close()
+
+
+def test_a_sample_whose_oracle_has_no_means_names_the_sample_and_the_fix() -> None:
+    runner = OracleRunner(OracleConfig(), analyzer=get_analyzer("bandit", workers=0))
+    ok = Sample(response="x", oracle="codesec")
+    cases = [
+        (
+            Sample(response="x", oracle="general-safety", task_id="t7"),
+            "samples[1] (task t7) uses oracle "
+            "'general-safety' but the runner has no judge: pass OracleRunner(judge=JudgeConfig(base_url=...))",
+        ),
+        (
+            Sample(response="x", oracle="noreject"),
+            "samples[1] (task ?) uses oracle 'noreject' but the runner has "
+            "no judge: pass OracleRunner(judge=JudgeConfig(base_url=...))",
+        ),
+        (
+            Sample(response="x", oracle="correctness", task_id="c"),
+            "samples[1] (task c) uses oracle 'correctness' "
+            "but the runner has no sandbox_url: pass OracleRunner(sandbox_url=...)",
+        ),
+        (
+            Sample(response="x", oracle="correctness"),
+            "samples[1] (task ?) uses oracle 'correctness' "
+            "but the runner has no sandbox_url: pass OracleRunner(sandbox_url=...)",
+        ),
+    ]
+    try:
+        for bad, message in cases:
+            with pytest.raises(OracleConfigError) as err:
+                runner.score_batch_sync([ok, bad])
+            assert str(err.value) == message
+    finally:
+        runner.close()
+
+
+def test_the_reward_definitions_judge_limits_apply_unless_the_judge_config_sets_its_own() -> None:
+    config = OracleConfig(judge_max_tokens=99, judge_concurrency=7)
+    default = OracleRunner(config, judge=JudgeConfig(base_url="http://judge:8000"), analyzer="bandit")
+    own = OracleRunner(
+        config,
+        judge=JudgeConfig(base_url="http://judge:8000", max_tokens=12, concurrency=3),
+        analyzer="bandit",
+    )
+    try:
+        assert isinstance(default.judge, JudgeClient) and isinstance(own.judge, JudgeClient)
+        assert (default.judge.config.max_tokens, default.judge.config.concurrency) == (99, 7)
+        assert (own.judge.config.max_tokens, own.judge.config.concurrency) == (12, 3)
+        assert default.judge.metrics is default.metrics
+    finally:
+        default.close()
+        own.close()
