@@ -375,3 +375,25 @@ def test_the_reward_definitions_judge_limits_apply_unless_the_judge_config_sets_
     finally:
         default.close()
         own.close()
+
+
+class _OnlyTheProtocol:
+    """An analyzer with just what the `Analyzer` protocol asks for (a name and `analyze_batch`): no warmup, no
+    close. Findings come from the real bandit analyzer."""
+
+    name = "bandit-only-protocol"
+
+    def __init__(self) -> None:
+        self._bandit = get_analyzer("bandit", workers=0)
+
+    def analyze_batch(self, codes: list[str]) -> list[list[Any]]:
+        return self._bandit.analyze_batch(codes)
+
+
+def test_an_analyzer_without_warmup_or_close_is_enough() -> None:
+    runner = OracleRunner(OracleConfig(), analyzer=_OnlyTheProtocol())
+    runner.warmup()
+    vuln = "```python\nimport os\n\ndef run(c):\n    os.system(c)\n```"
+    (score,) = runner.score_batch_sync([Sample(response=_answer(vuln), oracle="codesec")])
+    runner.close()
+    assert (score.reward, score.format_ok) == (0.0, True)
