@@ -14,9 +14,11 @@ from urllib.parse import urlparse
 import psutil
 import pytest
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from purpcode.oracles import JudgeConfig
 from purpcode.oracles.judge import JudgeClient, JudgeError, JudgeUnavailable
+from purpcode.oracles.metrics import OracleMetrics
 
 CONVO = [{"role": "system", "content": "policy"}, {"role": "user", "content": "Explain port scanning."}]
 
@@ -327,3 +329,26 @@ async def test_aclose_closes_this_loops_connections_and_can_be_repeated(fake_ope
     # a closed client opens a new session when used again
     assert (await client.judge_noreject(CONVO, "b"))[0] == 1.0
     await client.aclose()
+
+
+async def test_retries_exhausted_message_in_full_and_retry_counts_by_status(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    fake_openai.fail_next(502, 429, 502)
+    registry = CollectorRegistry()
+    client = JudgeClient(cfg(fake_openai.url, retries=2), metrics=OracleMetrics(registry))
+    try:
+        with pytest.raises(JudgeUnavailable) as err:
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(err.value) == (
+        f"judge POST /chat/completions at {fake_openai.url} still failing after 3 tries (last: HTTP 502); "
+        "check that the judge server is up and the URL is right (judge base_url)"
+    )
+    retried = {
+        s.labels["status"]: s.value
+        for metric in registry.collect()
+        if metric.name == "purpcode_oracle_judge_retries"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert retried == {"HTTP 502": 2.0, "HTTP 429": 1.0}
