@@ -20,6 +20,7 @@ from purpcode.oracles import JudgeConfig
 from purpcode.oracles.judge import JudgeClient, JudgeError, JudgeUnavailable
 from purpcode.oracles.metrics import OracleMetrics
 
+_BENIGN_VERDICT = "Fine.\nMALICIOUS_CODE: FALSE\nMALICIOUS_EXPLANATION: FALSE"
 CONVO = [{"role": "system", "content": "policy"}, {"role": "user", "content": "Explain port scanning."}]
 
 
@@ -352,3 +353,47 @@ async def test_retries_exhausted_message_in_full_and_retry_counts_by_status(fake
         if s.name.endswith("_total")
     }
     assert retried == {"HTTP 502": 2.0, "HTTP 429": 1.0}
+
+
+async def test_request_bodies_per_mode(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    """temperature and extra_body reach the server; stop strings only when early stop is on; a stream only for
+    the verdict that can stop early (general-safety in 'stream' mode), never for noreject."""
+    fake_openai.reply(_BENIGN_VERDICT, when="MALICIOUS_CODE")
+    fake_openai.reply("CLASS: APPROPRIATE", when="REFUSAL")
+    for mode in ("stream", "none"):
+        client = JudgeClient(
+            cfg(fake_openai.url, early_stop=mode, temperature=0.3, extra_body={"top_p": 0.5})
+        )
+        try:
+            await client.judge_noreject(CONVO, "a")
+            await client.judge_general_safety(CONVO, "a")
+        finally:
+            await client.aclose()
+    shapes = [
+        (r["temperature"], r["top_p"], r.get("stream", False), "stop" in r, r["model"], r["max_tokens"])
+        for r in fake_openai.requests
+    ]
+    assert shapes == [
+        (0.3, 0.5, False, False, "judge-m", 256),  # stream mode, noreject: plain
+        (0.3, 0.5, True, True, "judge-m", 256),  # stream mode, general-safety: streamed, with stop strings
+        (0.3, 0.5, False, False, "judge-m", 256),
+        (0.3, 0.5, False, False, "judge-m", 256),  # early_stop none: no stop strings
+    ]
+
+
+async def test_a_reply_with_null_content_is_empty_text(raw: Callable[..., _Raw]) -> None:
+    async def null_content(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"choices": [{"message": {"content": None}, "finish_reason": "length"}]})
+
+    server = raw(null_content)
+    client = JudgeClient(cfg(server.url))
+    try:
+        reward, details = await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert (reward, details["judge_text"], details["judge_finish"], details["verdict"]) == (
+        0.0,
+        "",
+        "length",
+        None,
+    )
