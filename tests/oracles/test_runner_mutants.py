@@ -300,14 +300,33 @@ def test_one_batch_over_every_route_scores_in_order_with_metrics(fake_openai, ca
     assert len(fake_openai.requests) == 2  # the format failure never reached the judge
 
 
+class _SlowToCancel(JudgeClient):
+    """The real judge client, whose requests take a few loop turns to clean up when cancelled (as releasing a
+    connection can), and say when they are done."""
+
+    cleaned_up = False
+
+    async def judge_general_safety(self, conversation: Any, answer: str) -> Any:
+        try:
+            return await super().judge_general_safety(conversation, answer)
+        except asyncio.CancelledError:
+            for _ in range(20):
+                await asyncio.sleep(0)
+            self.cleaned_up = True
+            raise
+
+
 async def test_an_unreachable_sandbox_stops_the_batch_and_cancels_the_judge_requests() -> None:
     """Infrastructure failures raise (every score would be wrong), and the batch's other requests are cancelled
-    rather than awaited: here a judge that never answers (a socket that takes connections and never replies)."""
+    and finished, not awaited to the end nor left running: here a judge that never answers (a socket that takes
+    connections and never replies)."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        judge = JudgeConfig(
-            base_url=f"http://127.0.0.1:{silent.getsockname()[1]}", model="m", retries=0, timeout_s=60
+        judge = _SlowToCancel(
+            JudgeConfig(
+                base_url=f"http://127.0.0.1:{silent.getsockname()[1]}", model="m", retries=0, timeout_s=60
+            )
         )
         runner = OracleRunner(
             OracleConfig(),
@@ -327,6 +346,7 @@ async def test_an_unreachable_sandbox_stops_the_batch_and_cancels_the_judge_requ
         try:
             with pytest.raises(SandboxUnavailable, match="unreachable"):
                 await asyncio.wait_for(runner.score_batch(batch), timeout=20)
+            assert judge.cleaned_up  # before the error reached the caller
         finally:
             await runner.aclose()
             runner.close()
@@ -404,3 +424,16 @@ def test_an_analyzer_without_warmup_or_close_is_enough() -> None:
     (score,) = runner.score_batch_sync([Sample(response=_answer(vuln), oracle="codesec")])
     runner.close()
     assert (score.reward, score.format_ok) == (0.0, True)
+
+
+def test_the_runners_config_reaches_the_format_gate_and_its_analyzer_name_the_factory() -> None:
+    runner = OracleRunner(OracleConfig(answer_min_chars=40), analyzer=get_analyzer("bandit", workers=0))
+    try:
+        (score,) = runner.score_batch_sync(
+            [Sample(response=_answer("Use parameterised queries."), oracle="codesec")]
+        )
+    finally:
+        runner.close()
+    assert (score.format_ok, score.details) == (False, {"format": "answer too short (26 < 40 chars)"})
+    with pytest.raises(ValueError, match=r"^analyzer='nonsense': use one of "):
+        OracleRunner(analyzer="nonsense")
