@@ -397,3 +397,44 @@ async def test_a_reply_with_null_content_is_empty_text(raw: Callable[..., _Raw])
         "length",
         None,
     )
+
+
+async def test_an_error_body_that_is_not_utf8_is_still_quoted(raw: Callable[..., _Raw]) -> None:
+    async def latin1(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=400, body=b"mod\xe8le inconnu", content_type="text/plain")
+
+    server = raw(latin1)
+    client = JudgeClient(cfg(server.url))
+    try:
+        with pytest.raises(JudgeError) as err:
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(err.value).endswith("failed with HTTP 400: mod\ufffdle inconnu")
+
+
+async def test_more_than_a_hundred_requests_in_flight(raw: Callable[..., _Raw]) -> None:
+    """The recipe keeps about 1024 judge requests in flight: the connection pool must not cap them at aiohttp's
+    default of 100. Each reply waits until all 120 requests have arrived (or 60 s, which fails the test)."""
+    n = 120
+    arrived = 0
+    all_in = asyncio.Event()
+
+    async def gathered(request: web.Request) -> web.StreamResponse:
+        nonlocal arrived
+        arrived += 1
+        if arrived == n:
+            all_in.set()
+        try:
+            await asyncio.wait_for(all_in.wait(), timeout=60)
+        except TimeoutError:
+            pass
+        return web.json_response({"choices": [{"message": {"content": "CLASS: APPROPRIATE"}}]})
+
+    server = raw(gathered)
+    client = JudgeClient(cfg(server.url, concurrency=n, retries=0, timeout_s=120))
+    try:
+        got = await asyncio.gather(*(client.judge_noreject(CONVO, str(i)) for i in range(n)))
+    finally:
+        await client.aclose()
+    assert all_in.is_set() and [r for r, _ in got] == [1.0] * n
