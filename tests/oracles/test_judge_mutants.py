@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
@@ -438,3 +439,77 @@ async def test_more_than_a_hundred_requests_in_flight(raw: Callable[..., _Raw]) 
     finally:
         await client.aclose()
     assert all_in.is_set() and [r for r, _ in got] == [1.0] * n
+
+
+async def test_model_listing_errors_name_the_request(raw: Callable[..., _Raw]) -> None:
+    """GET /models failing: a client error names that request (not the completion), as does running out of tries."""
+    statuses = iter([401, 503, 503])
+
+    async def listing(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=next(statuses), text="no key")
+
+    server = raw(listing)
+    client = JudgeClient(JudgeConfig(base_url=server.url, retries=1, backoff_s=0.0))
+    try:
+        with pytest.raises(JudgeError) as denied:
+            await client.judge_noreject(CONVO, "a")
+        with pytest.raises(JudgeUnavailable) as down:
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(denied.value) == f"judge GET /models at {server.url} failed with HTTP 401: no key"
+    assert str(down.value).startswith(
+        f"judge GET /models at {server.url} still failing after 2 tries (last: HTTP 503)"
+    )
+
+
+async def test_stream_errors_and_ends_without_a_finish_reason(raw: Callable[..., _Raw]) -> None:
+    """Streamed: an HTTP error names the request; a stream that never says why it ended reports no finish reason
+    (not an empty one); a choice without a message (plain mode) is empty text, not a crash."""
+    replies = iter(["error", "stream", "no-message"])
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        kind = next(replies)
+        if kind == "error":
+            return web.Response(status=400, text="bad stop")
+        if kind == "no-message":
+            return web.json_response({"choices": [{"finish_reason": "stop"}]})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        await resp.write(_chunk(delta={"content": _BENIGN_VERDICT}))
+        await resp.write_eof()
+        return resp
+
+    server = raw(handler)
+    client = JudgeClient(cfg(server.url, early_stop="stream"))
+    try:
+        with pytest.raises(JudgeError) as err:
+            await client.judge_general_safety(CONVO, "a")
+        reward, details = await client.judge_general_safety(CONVO, "a")
+        plain = await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert str(err.value) == f"judge POST /chat/completions at {server.url} failed with HTTP 400: bad stop"
+    assert (reward, details["judge_finish"]) == (1.0, None)
+    assert (plain[0], plain[1]["judge_text"], plain[1]["verdict"]) == (0.0, "", None)
+
+
+async def test_connection_errors_are_counted_by_exception_name() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+    registry = CollectorRegistry()
+    client = JudgeClient(cfg(url, retries=1, backoff_s=0.0), metrics=OracleMetrics(registry))
+    try:
+        with pytest.raises(JudgeUnavailable, match=r"\(last: ClientConnectorError: "):
+            await client.judge_noreject(CONVO, "a")
+    finally:
+        await client.aclose()
+    retried = {
+        s.labels["status"]: s.value
+        for metric in registry.collect()
+        if metric.name == "purpcode_oracle_judge_retries"
+        for s in metric.samples
+        if s.name.endswith("_total")
+    }
+    assert retried == {"ClientConnectorError": 2.0}
