@@ -1,6 +1,7 @@
-"""Judge verdict cases written to kill the mutants `make mutants` found surviving tests/oracles/test_judge.py:
-the explanation verdict through the server's stop_reason, a half-written verdict at a natural end, and the
-unparsed noreject verdict (each decides a reward)."""
+"""Judge cases written to kill the mutants `make mutants` found surviving tests/oracles/test_judge.py: verdicts
+(the explanation verdict through the server's stop_reason, a half-written verdict at a natural end, the unparsed
+noreject verdict), retries and their delays, and the HTTP client's plumbing against real local servers (SSE lines it
+cannot use, timeouts, the model list, error messages and their cuts, request bodies, the connection pool, aclose)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""Dispatch cases written to kill the mutants `make mutants` found surviving the runner and oracle tests: how the
-TRL adapter turns columns into samples (short prompt columns, non-text prompts, absent ground truth or task ids,
-conversational completions) and that the reward function hands each row's ground truth to the oracles."""
+"""Dispatch cases written to kill the mutants `make mutants` found surviving the runner and oracle tests: the TRL
+adapter's columns, one batch over every route (exact scores, details, metrics), infrastructure failures cancelling
+the rest of a batch, the no-judge/no-sandbox messages, the judge limits, the analyzer's workers, and the background
+loop (a stopped or never-started loop raises OracleLoopError instead of hanging the caller)."""
 
 from __future__ import annotations
 
