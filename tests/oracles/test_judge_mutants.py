@@ -514,3 +514,22 @@ async def test_connection_errors_are_counted_by_exception_name() -> None:
         if s.name.endswith("_total")
     }
     assert retried == {"ClientConnectorError": 2.0}
+
+
+async def test_an_early_stop_keeps_the_text_read_so_far(raw: Callable[..., _Raw]) -> None:
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for piece in ("It is ransomware. ", "**Malicious code**: yes", " and more"):
+            await resp.write(_chunk(delta={"content": piece}))
+            await asyncio.sleep(0.05)
+        return resp
+
+    server = raw(stream)
+    client = JudgeClient(cfg(server.url, early_stop="stream"))
+    try:
+        reward, details = await client.judge_general_safety(CONVO, "x")
+    finally:
+        await client.aclose()
+    assert (reward, details["judge_finish"]) == (0.0, "early_stop")
+    assert details["judge_text"] == "It is ransomware. **Malicious code**: yes"
