@@ -92,7 +92,12 @@ MODULES: dict[str, Module] = {
     ),
     "decide": Module(
         "purpcode_operator/decide.py",
-        ("tests/operator/test_decide.py", "tests/operator/test_decide_mutants.py"),
+        (
+            "tests/operator/test_decide.py",
+            "tests/operator/test_decide_mutants.py",
+            "tests/operator/test_decide_mutants_status.py",
+            "tests/operator/test_decide_mutants_steps.py",
+        ),
     ),
 }
 

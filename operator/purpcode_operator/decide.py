@@ -869,6 +869,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
             if st.next_retry_time is None:
                 delay = ctx.settings.backoff(attempt)
                 st.next_retry_time = fmt_time(ctx.now + datetime.timedelta(seconds=delay))
+                st.pending_since = None  # the attempt is over: nothing is pending while the retry waits
                 st.message = f"attempt {attempt}/{total} failed: {what}"[:32768]
                 ctx.event(
                     "Warning",
@@ -904,6 +905,7 @@ def _step_stage(ctx: _Ctx, stage: StagePlan, st: StageStatus) -> Literal["advanc
     if suspended:
         if spec.queue_name:
             st.phase = "Pending"
+            st.pending_since = None  # waiting for admission is not timed (a preempted Job's pods are gone)
             st.message = f"waiting for Kueue to admit job {name} (queue {spec.queue_name})"
             ctx.ready = (False, "WaitingForAdmission", st.message)
             return "blocked"
@@ -1180,8 +1182,11 @@ def _finish_status(ctx: _Ctx) -> None:
     since = old_susp.last_transition_time if old_susp else ""
     if phase == "Suspended" and old.phase != "Suspended":
         ctx.event("Normal", "Suspended", f"run suspended (stage {stage})", f"Suspended/{since}")
-    elif old.phase == "Suspended" and phase != "Suspended":
-        ctx.event("Normal", "Resumed", f"run resumed (stage {stage})", f"Resumed/{since}")
+    elif old.phase == "Suspended" and not spec.suspend:
+        # Not when a run still suspended finishes (its last Job ended just before it was stopped); a resumed run
+        # that finishes at once names the stage it resumed at.
+        resumed_at = stage or old.current_stage or ""
+        ctx.event("Normal", "Resumed", f"run resumed (stage {resumed_at})", f"Resumed/{since}")
     if phase == "Running" and old.phase != "Running" and _never_ran(old):
         ctx.event("Normal", "Running", f"run started (stage {stage})", "RunStarted")
     ctx.decision.status = dump_status(status)

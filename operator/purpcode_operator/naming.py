@@ -21,11 +21,13 @@ LABEL_COMPONENT = "app.kubernetes.io/component"
 LABEL_PART_OF = "app.kubernetes.io/part-of"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_RUN = "purpcode.dev/run"
-LABEL_ROLE = "purpcode.dev/role"  # stage | sandbox | judge | artifacts | config | rendezvous
+LABEL_ROLE = "purpcode.dev/role"  # stage | sandbox | judge | artifacts | rendezvous
 LABEL_STAGE = "purpcode.dev/stage"  # the stage slug (init, synthesis, rule-learning, rl, evaluation, report)
 LABEL_ATTEMPT = "purpcode.dev/attempt"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 ANNOTATION_STAGE = "purpcode.dev/stage-name"  # the API name (ruleLearning), for humans and tools
+# A stage pod's StageConfig (JSON), mounted as /etc/purpcode/config.json by a downward API volume.
+ANNOTATION_STAGE_CONFIG = "purpcode.dev/stage-config"
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 
 ROLE_STAGE = "stage"
@@ -35,10 +37,6 @@ ROLE_JUDGE = "judge"
 
 def job_name(run: str, slug: str, attempt: int) -> str:
     return f"{run}-{slug}-{attempt}"
-
-
-def config_map_name(run: str, slug: str) -> str:
-    return f"{run}-{slug}-config"
 
 
 def pvc_name(run: str) -> str:

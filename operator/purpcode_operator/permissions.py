@@ -42,8 +42,8 @@ RUN_CALLS: frozenset[Call] = frozenset(
         # when the OwnerReferencesPermissionEnforcement admission plugin is on (OpenShift, hardened clusters).
         (api.GROUP, f"{api.PLURAL}/finalizers", "update"),
         # Children: created idempotently (a 409 is followed by a get); Jobs suspended/resumed by patch; the
-        # service Deployments scaled and re-templated by patch; services torn down by delete. Jobs, ConfigMaps
-        # and PVCs are never deleted by the operator: the garbage collector removes them with their run.
+        # service Deployments scaled and re-templated by patch; services torn down by delete. Jobs and PVCs
+        # are never deleted by the operator: the garbage collector removes them with their run.
         ("batch", "jobs", "create"),
         ("batch", "jobs", "get"),
         ("batch", "jobs", "patch"),
@@ -55,8 +55,6 @@ RUN_CALLS: frozenset[Call] = frozenset(
         ("apps", "deployments", "delete"),
         ("apps", "deployments", "list"),
         ("apps", "deployments", "watch"),
-        ("", "configmaps", "create"),
-        ("", "configmaps", "get"),
         ("", "persistentvolumeclaims", "create"),
         ("", "persistentvolumeclaims", "get"),
         ("", "services", "create"),

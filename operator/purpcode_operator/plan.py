@@ -1,6 +1,6 @@
 """The plan: pure functions from a PurpCodeRun to the ordered stages both executors run.
 
-The operator renders each StagePlan into a ConfigMap + Job; the local runner (`purpcode run`) writes the same
+The operator renders each StagePlan into a Job (the StageConfig in its pods' annotation); the local runner (`purpcode run`) writes the same
 StageConfig to a file and starts the same module as a subprocess. Nothing here touches the cluster or the disk.
 """
 
@@ -125,7 +125,7 @@ class StagePaths(BaseModel):
 
 
 class StageConfig(BaseModel):
-    """Everything one stage process needs; written as JSON to the stage's ConfigMap or a local file."""
+    """Everything one stage process needs; written as JSON to the stage pods' annotation or a local file."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -51,7 +51,7 @@ def _adopt(obj: Obj, owner: Obj | None) -> Obj:
     """Owner reference (garbage collection) and namespace from the run; never the run's labels.
 
     kopf.adopt would also copy every label of the run into the child: a `kueue.x-k8s.io/queue-name` label on the
-    run would then make Kueue manage the artifacts claim, ConfigMaps and Deployments behind the operator's back.
+    run would then make Kueue manage the artifacts claim, Services and Deployments behind the operator's back.
     Children carry only the operator's own labels (naming.labels) and, on what Kueue should queue, the queue label.
     """
     if owner is not None:
@@ -180,24 +180,6 @@ def build_pvc(run: PurpCodeRun, owner: Obj | None = None) -> Obj | None:
 
 
 # --------------------------------------------------------------------------------------------- stages
-
-
-def build_stage_config_map(run: PurpCodeRun, stage: StagePlan, owner: Obj | None = None) -> Obj:
-    """The stage's StageConfig as `config.json`, mounted at /etc/purpcode."""
-    cm = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(
-            naming.config_map_name(run.metadata.name, stage.slug),
-            run.metadata.namespace,
-            naming.labels(
-                run.metadata.name, "config", component=f"{stage.slug}-config", stage_slug=stage.slug
-            ),
-            {naming.ANNOTATION_STAGE: stage.name},
-        ),
-        "data": {CONFIG_FILE: stage.config.to_json()},
-    }
-    return _adopt(cm, owner)
 
 
 def build_rendezvous_service(run: PurpCodeRun, stage: StagePlan, owner: Obj | None = None) -> Obj:
@@ -338,7 +320,22 @@ def build_stage_job(
         "containers": [container],
         "volumes": [
             {"name": "artifacts", "persistentVolumeClaim": {"claimName": claim_name(run)}},
-            {"name": "config", "configMap": {"name": naming.config_map_name(name, stage.slug)}},
+            # The stage config travels in the pod's own annotation (below), read through the downward API: the
+            # Job and its config are one object (no ConfigMap per stage to create, grant or clean up, and no
+            # Job that can exist without its config).
+            {
+                "name": "config",
+                "downwardAPI": {
+                    "items": [
+                        {
+                            "path": CONFIG_FILE,
+                            "fieldRef": {
+                                "fieldPath": f"metadata.annotations['{naming.ANNOTATION_STAGE_CONFIG}']"
+                            },
+                        }
+                    ]
+                },
+            },
             {"name": "tmp", "emptyDir": {}},
             {"name": "dshm", "emptyDir": {"medium": "Memory"}},
         ],
@@ -373,6 +370,7 @@ def build_stage_job(
                 "annotations": {
                     "kubectl.kubernetes.io/default-container": STAGE_CONTAINER,
                     naming.ANNOTATION_STAGE: stage.name,
+                    naming.ANNOTATION_STAGE_CONFIG: stage.config.to_json(),
                 },
             },
             "spec": pod_spec,
@@ -699,7 +697,6 @@ def stage_objects(
     pvc = build_pvc(run, owner)
     if pvc is not None:
         objs.append(pvc)
-    objs.append(build_stage_config_map(run, stage, owner))
     if stage.distributed and stage.resources.nodes > 1:
         objs.append(build_rendezvous_service(run, stage, owner))
     objs.append(build_stage_job(run, plan, stage, attempt, owner))

@@ -48,8 +48,8 @@ def render_spec(doc: dict[str, Any], namespace: str | None = None) -> list[dict[
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="purpcode render",
-        description="Print every object the operator would create for a run (artifacts volume, ConfigMaps, each "
-        "stage's Job, services, NetworkPolicies), as `helm template` does.",
+        description="Print every object the operator would create for a run (artifacts volume, each stage's "
+        "Job, services, NetworkPolicies), as `helm template` does.",
     )
     parser.add_argument("file", metavar="SPEC", help="A PurpCodeRun YAML or JSON file (one run).")
     parser.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")

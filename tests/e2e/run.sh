@@ -59,7 +59,7 @@ diagnose() {
   echo "---- run"
   "${KUBECTL[@]}" -n "$NS" get purpcoderun "$RUN" -o yaml
   echo "---- children"
-  "${KUBECTL[@]}" -n "$NS" get jobs,pods,deployments,services,networkpolicies,configmaps,pvc -l "purpcode.dev/run=$RUN" -o wide
+  "${KUBECTL[@]}" -n "$NS" get jobs,pods,deployments,services,networkpolicies,pvc -l "purpcode.dev/run=$RUN" -o wide
   echo "---- events"
   "${KUBECTL[@]}" -n "$NS" get events --sort-by=.lastTimestamp | tail -60
   echo "---- failed pods' logs"

@@ -165,7 +165,6 @@ def test_a_new_run_starts_its_first_stage() -> None:
     d = decide(run_body(), Observed(), T0, SETTINGS)
     assert created(d) == [
         ("PersistentVolumeClaim", "r-artifacts"),
-        ("ConfigMap", "r-init-config"),
         ("Job", "r-init-1"),
     ]
     st = status_of(d)
@@ -202,7 +201,7 @@ def test_stage_waits_for_its_services_then_starts() -> None:
 
     body = apply(body, d)
     d = decide(body, Observed(jobs=done, deployments=services_up()), at(20), SETTINGS)
-    assert ("Job", "r-synthesis-1") in created(d) and ("ConfigMap", "r-synthesis-config") in created(d)
+    assert ("Job", "r-synthesis-1") in created(d)
     assert status_of(d).stages["synthesis"].phase == "Running"
 
 

@@ -410,7 +410,15 @@ def test_deployment_rollout_through_replica_sets(cluster: FakeCluster) -> None:
     )
     assert patched["metadata"]["generation"] == 2 and patched["status"]["observedGeneration"] == 1  # lags
     dep = cluster.wait_for(lambda: available(2), what="rolled out")
-    cluster.wait_for(lambda: len(cluster.pods("app=d")) == 1, what="old pod gone")
+    # The old ReplicaSet's scale-down and its pod's deletion are separate writes (as a real controller's): wait
+    # for both, not the pod alone (CI once read the old set between them, still at 1 replica).
+    cluster.wait_for(
+        lambda: (
+            len(cluster.pods("app=d")) == 1
+            and sorted(r["spec"]["replicas"] for r in cluster.objects(REPLICASETS)) == [0, 1]
+        ),
+        what="old pod gone and its ReplicaSet scaled to 0",
+    )
     sets = {r["metadata"]["name"]: r for r in cluster.objects(REPLICASETS)}
     assert len(sets) == 2 and sorted(r["spec"]["replicas"] for r in sets.values()) == [0, 1]
     (pod,) = cluster.pods("app=d")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.fake_cluster import CONFIGMAPS, DEPLOYMENTS, RUNS, FakeCluster
+from support.fake_cluster import CONFIGMAPS, DEPLOYMENTS, EVENTS, RUNS, FakeCluster
 
 from purpcode_operator import kube
 from purpcode_operator.kube import ApiError, KubeClient, object_path
@@ -138,5 +138,75 @@ async def test_delete_status_patch_and_events(quiet: FakeCluster) -> None:
         with pytest.raises(ApiError) as err:
             await client.get("v1", "ConfigMap", "default", "nope")
         assert err.value.status == 404 and "get ConfigMap nope" in str(err.value)
+    finally:
+        await client.close()
+
+
+async def test_a_refused_token_is_read_again_once_and_the_new_one_kept() -> None:
+    """Projected service-account tokens rotate: a 401 re-reads the credentials and repeats the call once; the
+    following calls send the new token (the client keeps its headers per credentials, not per call)."""
+    from aiohttp import web
+
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        if request.headers.get("Authorization") != "Bearer new":
+            return web.json_response(
+                {"kind": "Status", "reason": "Unauthorized", "message": "no"}, status=401
+            )
+        assert request.headers["Content-Type"] == "application/merge-patch+json"
+        assert await request.json() == {"spec": {"replicas": 0}}
+        return web.json_response({"metadata": {"name": "d"}})
+
+    app = web.Application()
+    app.router.add_route("PATCH", "/apis/apps/v1/namespaces/ns/deployments/d", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    server = f"http://127.0.0.1:{port}"
+    logins: list[str] = []
+
+    def relogin() -> kube.kopf.ConnectionInfo:
+        logins.append("new")
+        return kube.kopf.ConnectionInfo(server=server, token="new")
+
+    client = KubeClient(kube.kopf.ConnectionInfo(server=server, token="old"), relogin=relogin)
+    try:
+        patch = {"spec": {"replicas": 0}}
+        assert await client.patch("apps/v1", "Deployment", "ns", "d", patch) == {"metadata": {"name": "d"}}
+        assert await client.patch("apps/v1", "Deployment", "ns", "d", patch) == {"metadata": {"name": "d"}}
+        assert seen == ["Bearer old", "Bearer new", "Bearer new"] and logins == ["new"]
+    finally:
+        await client.close()
+        await runner.cleanup()
+
+
+async def test_events_are_posted_without_reading_the_answer_but_errors_still_speak(
+    quiet: FakeCluster,
+) -> None:
+    client = KubeClient(kube.login())
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "r.undecoded", "namespace": "default"},
+        "involvedObject": {"name": "r"},
+        "reason": "X",
+        "message": "m",
+        "type": "Normal",
+    }
+    try:
+        assert await client.create(event, decode=False) == {}  # created, answer not decoded
+        stored = quiet.call(quiet.emulator.get, EVENTS, "default", "r.undecoded")
+        assert stored["reason"] == "X" and stored["message"] == "m"
+        with pytest.raises(ApiError) as err:
+            await client.create(event, decode=False)  # the same name again: the server's words come through
+        assert (
+            err.value.status == 409
+            and err.value.reason == "AlreadyExists"
+            and "r.undecoded" in err.value.message
+        )
     finally:
         await client.close()

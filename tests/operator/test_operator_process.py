@@ -8,7 +8,7 @@ from typing import Any
 
 import kmock
 import pytest
-from support.fake_cluster import CONFIGMAPS, DEPLOYMENTS, NETPOLS, PVCS, RUNS, SERVICES, FakeCluster
+from support.fake_cluster import DEPLOYMENTS, NETPOLS, PVCS, RUNS, SERVICES, FakeCluster
 from support.job_simulator import JOBS, PODS, Outcome, Scenario
 from support.kube_emulator import KubeEmulator
 from support.operator_process import OperatorProcess, metric_value
@@ -64,11 +64,13 @@ def test_happy_path_all_stages(cluster: FakeCluster, operator: OperatorProcess) 
     creates = [c for c in cluster.job_creates() if c.labels.get("purpcode.dev/run") == "happy"]
     assert [c.name for c in creates] == [f"happy-{slug}-1" for slug in STAGE_SLUGS]
 
-    # Each stage got its config; the config is the StageConfig the workloads parse.
+    # Each stage's pods got its config (their annotation, mounted by the downward API); the config is the
+    # StageConfig the workloads parse.
     for slug, stage in zip(STAGE_SLUGS, STAGE_ORDER, strict=True):
-        cm = cluster.call(cluster.emulator.get, CONFIGMAPS, "default", f"happy-{slug}-config")
-        assert cm is not None
-        config = StageConfig.model_validate_json(cm["data"]["config.json"])
+        job = cluster.call(cluster.emulator.get, JOBS, "default", f"happy-{slug}-1")
+        assert job is not None
+        raw = job["spec"]["template"]["metadata"]["annotations"]["purpcode.dev/stage-config"]
+        config = StageConfig.model_validate_json(raw)
         assert config.stage == stage and config.run == "happy"
         assert config.services.sandbox_url == "http://happy-sandbox.default.svc:8080"
 
@@ -239,7 +241,7 @@ def test_delete_mid_run_leaves_no_orphans(
     assert metric_value(operator.metrics(), "purpcode_run_phase", run="gone", phase="Running") == 1
 
     cluster.delete_run("gone")
-    owned = (JOBS, PODS, CONFIGMAPS, PVCS, DEPLOYMENTS, SERVICES, NETPOLS)
+    owned = (JOBS, PODS, PVCS, DEPLOYMENTS, SERVICES, NETPOLS)
 
     def leftovers() -> list[str]:
         return [
@@ -354,14 +356,16 @@ def test_ttl_deletes_the_finished_run_and_its_children(
 def test_deadline_exceeded_counts_as_a_failed_attempt(
     cluster: FakeCluster, operator: OperatorProcess, scenario: Scenario
 ) -> None:
-    scenario.outcomes[("evaluation", 1)] = Outcome("succeed", run_seconds=5)  # longer than its 1 s deadline
+    scenario.outcomes[("evaluation", 1)] = Outcome("succeed", run_seconds=10)  # longer than its 3 s deadline
     doc = tiny_run("slow")
-    doc["spec"]["stages"]["evaluation"]["activeDeadlineSeconds"] = 1
+    # 3 s, not 1: startTime has a resolution of seconds (as a real Job's), so a 1 s deadline can expire within
+    # a few tenths of a second of the start, and the quick retry then failed too on a loaded machine (CI).
+    doc["spec"]["stages"]["evaluation"]["activeDeadlineSeconds"] = 3
     operator.start()
     cluster.create_run(doc)
     run = cluster.wait_phase("slow", "Succeeded", timeout=60)
     assert run["status"]["stages"]["evaluation"]["attempts"] == 2
     job = cluster.call(cluster.emulator.get, JOBS, "default", "slow-evaluation-1")
-    assert job["spec"]["activeDeadlineSeconds"] == 1
+    assert job["spec"]["activeDeadlineSeconds"] == 3
     failed = [e for e in cluster.events("slow") if e["reason"] == "StageAttemptFailed"]
     assert len(failed) == 1 and "DeadlineExceeded" in failed[0]["message"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.fake_cluster import CONFIGMAPS, DEPLOYMENTS, RUNS, FakeCluster
+from support.fake_cluster import DEPLOYMENTS, PVCS, RUNS, FakeCluster, foreign_claim
 from support.job_simulator import ATTEMPT_LABEL, JOBS, STAGE_LABEL, Outcome
 from support.job_simulator import USER_AGENT as SIMULATOR_AGENT
 from support.operator_process import OperatorProcess
@@ -99,15 +99,14 @@ def test_every_call_the_operator_makes_is_declared(tmp_path: Path, all_namespace
             # Everything reaching the fake API from now on is the operator's (the test's own calls are in-process; the
             # simulated controller-manager is told apart by its User-Agent).
             cluster.call(cluster.emulator.access_hooks.append, record)
-            clash = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "clash-init-config"}}
-            cluster.call(cluster.emulator.create, CONFIGMAPS, "default", clash)
+            cluster.call(cluster.emulator.create, PVCS, "default", foreign_claim("clash-artifacts"))
             operator.start()
             cluster.create_run(tiny_run("clash", ttlSecondsAfterFinished=1))
             cluster.create_run(tiny_run("paused"))
             cluster.wait_for(
-                lambda: ("", "configmaps", "get") in seen, what="the clash's create -> 409 -> get"
+                lambda: ("", "persistentvolumeclaims", "get") in seen, what="the clash's create -> 409 -> get"
             )
-            cluster.call(cluster.emulator.delete, CONFIGMAPS, "default", "clash-init-config")
+            cluster.call(cluster.emulator.delete, PVCS, "default", "clash-artifacts")
             cluster.wait_for(
                 lambda: any(j["metadata"]["name"] == "paused-synthesis-1" for j in cluster.jobs("paused")),
                 what="the paused run's hanging job",

@@ -5,6 +5,7 @@ Regenerate the golden files after an intended change: `PURPCODE_UPDATE_GOLDEN=1 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -56,9 +57,14 @@ def render_all(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _without_config_data(obj: dict[str, Any]) -> dict[str, Any]:
-    """The ConfigMap payload is the plan's StageConfig (pinned by the plan's own tests); keep golden files stable."""
-    if obj["kind"] == "ConfigMap":
-        return {**obj, "data": {k: "<StageConfig JSON>" for k in obj["data"]}}
+    """A stage pod's config annotation is the plan's StageConfig (pinned by the plan's own tests and by
+    test_stage_pods_read_their_config_from_their_own_annotation); keep golden files stable."""
+    annotations = obj.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
+    if obj["kind"] == "Job" and naming.ANNOTATION_STAGE_CONFIG in annotations:
+        obj = copy.deepcopy(obj)
+        obj["spec"]["template"]["metadata"]["annotations"][naming.ANNOTATION_STAGE_CONFIG] = (
+            "<StageConfig JSON>"
+        )
     return obj
 
 
@@ -194,7 +200,17 @@ def test_single_node_stage_job() -> None:
     )
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["artifacts"]["persistentVolumeClaim"] == {"claimName": "tiny-cpu-artifacts"}
-    assert volumes["config"]["configMap"] == {"name": "tiny-cpu-rl-config"}
+    assert volumes["config"] == {
+        "name": "config",
+        "downwardAPI": {
+            "items": [
+                {
+                    "path": "config.json",
+                    "fieldRef": {"fieldPath": "metadata.annotations['purpcode.dev/stage-config']"},
+                }
+            ]
+        },
+    }
     env = {e["name"]: e for e in c["env"]}
     assert (
         env["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in env
@@ -205,14 +221,26 @@ def test_single_node_stage_job() -> None:
     assert labels["purpcode.dev/role"] == "stage" and labels["purpcode.dev/stage"] == "rl"
 
 
-def test_config_map_holds_the_stage_config() -> None:
+def test_stage_pods_read_their_config_from_their_own_annotation() -> None:
+    """The StageConfig is in the pod template's annotation, which the `config` volume (downward API) mounts as
+    /etc/purpcode/config.json, the path PURPCODE_CONFIG names: no ConfigMap, no Job without its config."""
     doc = body("tiny-cpu")
     run, plan = prepared(doc)
-    cm = render.build_stage_config_map(run, plan.stage("ruleLearning"), owner_of(doc))
-    assert cm["metadata"]["name"] == "tiny-cpu-rule-learning-config"
-    config = StageConfig.model_validate_json(cm["data"]["config.json"])
+    stage = plan.stage("ruleLearning")
+    objs = render.stage_objects(run, plan, stage, 1, owner_of(doc))
+    assert [o["kind"] for o in objs] == ["PersistentVolumeClaim", "Job"]
+    pod = objs[-1]["spec"]["template"]
+    raw = pod["metadata"]["annotations"]["purpcode.dev/stage-config"]
+    assert raw == stage.config.to_json()
+    config = StageConfig.model_validate_json(raw)
     assert config.stage == "ruleLearning" and config.run == "tiny-cpu"
     assert config.services.judge_url == "http://tiny-cpu-judge.ml.svc:8000/v1"
+    (item,) = next(v for v in pod["spec"]["volumes"] if v["name"] == "config")["downwardAPI"]["items"]
+    (container,) = pod["spec"]["containers"]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert f"{mount['mountPath']}/{item['path']}" == env["PURPCODE_CONFIG"] == "/etc/purpcode/config.json"
+    assert item["fieldRef"]["fieldPath"] == "metadata.annotations['purpcode.dev/stage-config']"
 
 
 def test_multi_node_stage_is_an_indexed_job_with_torchrun_over_a_headless_service() -> None:
@@ -362,7 +390,7 @@ def test_judge_vllm_on_gpus_and_small_server_on_cpu() -> None:
 def test_the_validator_rejects_what_the_api_server_would() -> None:
     import jsonschema
 
-    job = render_all(body("tiny-cpu"))[2]
+    job = next(o for o in render_all(body("tiny-cpu")) if o["kind"] == "Job")
     assert job["kind"] == "Job"
     bad = {
         **job,

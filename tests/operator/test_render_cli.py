@@ -38,7 +38,7 @@ def test_render_prints_every_object_as_yaml_or_a_json_list(capsys: pytest.Captur
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objs}
     stages = ("init", "synthesis", "rule-learning", "rl", "evaluation", "report")
     assert {("Job", f"tiny-cpu-{s}-1") for s in stages} <= kinds
-    assert {("ConfigMap", f"tiny-cpu-{s}-config") for s in stages} <= kinds
+    assert not any(kind == "ConfigMap" for kind, _ in kinds)  # each stage's config is in its Job's pods
     assert {
         ("PersistentVolumeClaim", "tiny-cpu-artifacts"),
         ("NetworkPolicy", "tiny-cpu-sandbox"),
@@ -51,7 +51,8 @@ def test_render_prints_every_object_as_yaml_or_a_json_list(capsys: pytest.Captur
     assert "&id0" not in out and "*id0" not in out  # no YAML anchors/aliases: plain manifests, as helm prints
     assert all(o["metadata"]["namespace"] == "ml" for o in objs)
     assert all("ownerReferences" not in o["metadata"] for o in objs)  # the run's uid does not exist yet
-    rl_config = next(o for o in objs if o["metadata"]["name"] == "tiny-cpu-rl-config")["data"]["config.json"]
+    rl_job = next(o for o in objs if o["metadata"]["name"] == "tiny-cpu-rl-1")
+    rl_config = rl_job["spec"]["template"]["metadata"]["annotations"]["purpcode.dev/stage-config"]
     assert json.loads(rl_config)["services"]["sandbox_url"] == "http://tiny-cpu-sandbox.ml.svc:8080"
 
     code, out, _ = render(capsys, str(SAMPLES / "tiny-cpu.yaml"), "-o", "json", "-n", "ml")

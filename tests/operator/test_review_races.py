@@ -101,18 +101,19 @@ async def test_a_status_decided_for_a_deleted_run_is_not_written_onto_its_succes
     assert "status" not in h.api.run, h.api.run.get("status")
 
 
-async def test_a_transient_config_map_create_failure_does_not_leave_a_job_without_its_config() -> None:
+async def test_a_transient_claim_create_failure_does_not_leave_a_job_without_its_volume() -> None:
     h = Harness(run_body())
     h.deliver_run("ADDED", run_body())
-    h.api.fail_kinds = {"ConfigMap"}
-    await h.drain()  # ReconcileError: the ConfigMap create failed
+    h.api.fail_kinds = {"PersistentVolumeClaim"}
+    await h.drain()  # ReconcileError: the claim's create failed
+    assert ("Job", INIT_JOB) not in h.api.existing  # not created before what its pods mount
     h.api.fail_kinds = set()
     job = h.api.existing.get(("Job", INIT_JOB))
     if job is not None:
         h.index_job(job)  # the Job's ADDED event
     h.controller.queue.add(KEY)  # the rate-limited retry
     await h.drain()
-    assert ("ConfigMap", naming.config_map_name(RUN, "init")) in {
+    assert ("PersistentVolumeClaim", naming.pvc_name(RUN)) in {
         (o["kind"], o["metadata"]["name"]) for o in h.api.created
     }
 

@@ -212,6 +212,36 @@ def test_names_labels_and_owner_references(restricted: FakeCluster) -> None:
     )
 
 
+def test_annotations_are_qualified_names_within_256_kib(restricted: FakeCluster) -> None:
+    """ValidateAnnotations on the object and on a template: a stage's config travels in its pods' annotation, so a
+    config past the limit must be refused here as the API server refuses it (then the run fails as SpecRejected)."""
+    big = job("big")
+    big["spec"]["template"]["metadata"] = {"annotations": {"purpcode.dev/stage-config": "x" * (256 * 1024)}}
+    status, err, _ = http(restricted, "POST", JOBS_PATH, big)
+    assert status == 422
+    assert err["message"] == (
+        'Job.batch "big" is invalid: spec.template.metadata.annotations: Too long: may not be more than 262144 bytes'
+    )
+    assert err["details"]["causes"] == [
+        {
+            "reason": "FieldValueTooLong",
+            "message": "Too long: may not be more than 262144 bytes",
+            "field": "spec.template.metadata.annotations",
+        }
+    ]
+    # Exactly at the limit (key and value lengths together) is accepted.
+    key = "purpcode.dev/stage-config"
+    fits = job("fits")
+    fits["spec"]["template"]["metadata"] = {"annotations": {key: "x" * (256 * 1024 - len(key))}}
+    assert http(restricted, "POST", JOBS_PATH, fits)[0] == 201
+
+    bad_key = pod("annotated")
+    bad_key["metadata"]["annotations"] = {"bad key": "v"}
+    status, err, _ = http(restricted, "POST", PODS_PATH, bad_key)
+    assert status == 422 and err["details"]["causes"][0]["field"] == "metadata.annotations"
+    assert "name part must consist of alphanumeric characters" in err["message"]
+
+
 def test_proc_mount_needs_host_users_false(restricted: FakeCluster) -> None:
     restricted.call(
         restricted.emulator.patch,

@@ -41,7 +41,7 @@ from dashboard_queries import (
     service_monitor_scrape_configs,
     uses,
 )
-from support.fake_cluster import CONFIGMAPS, NAMESPACES, FakeCluster
+from support.fake_cluster import NAMESPACES, PVCS, FakeCluster, foreign_claim
 from support.job_simulator import Outcome, Scenario
 from support.operator_process import OperatorProcess, free_port, metric_value
 from support.run_specs import tiny_run
@@ -224,14 +224,8 @@ def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path
         }
         prom = stack.enter_context(running_prometheus(config, tmp_path))
         started = time.time()
-        # dash-b's first config map name is taken: reconcile errors (the operator's error panel) until it goes.
-        clash = {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "dash-b-init-config"},
-            "data": {},
-        }
-        cluster.call(cluster.emulator.create, CONFIGMAPS, "team-b", clash)
+        # dash-b's artifacts claim name is taken: reconcile errors (the operator's error panel) until it goes.
+        cluster.call(cluster.emulator.create, PVCS, "team-b", foreign_claim("dash-b-artifacts"))
         for run, ns in RUNS.items():
             cluster.create_run(tiny_run(run), namespace=ns)
         cluster.wait_for(
@@ -250,7 +244,7 @@ def test_every_panel_shows_the_selected_run_only(gen: ModuleType, tmp_path: Path
             interval=0.5,
             what="a scraped reconcile histogram",
         )
-        cluster.call(cluster.emulator.delete, CONFIGMAPS, "team-b", "dash-b-init-config")
+        cluster.call(cluster.emulator.delete, PVCS, "team-b", "dash-b-artifacts")
         cluster.wait_for(
             lambda: _query(prom, f"increase({hist}[10m]) > 0", time.time()),
             timeout=60,

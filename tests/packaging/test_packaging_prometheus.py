@@ -32,7 +32,7 @@ import httpx
 import pytest
 import yaml
 from dashboard_queries import load_dashboard, metric_names, substitute
-from support.fake_cluster import CONFIGMAPS, FakeCluster
+from support.fake_cluster import PVCS, FakeCluster, foreign_claim
 from support.job_simulator import Outcome, Scenario
 from support.operator_process import OperatorProcess, free_port, metric_value
 from support.run_specs import tiny_run
@@ -225,16 +225,15 @@ def _scrape_config(operator_port: int, sandbox_port: int, stage_port: int) -> di
 
 
 def _drive_the_operator(cluster: FakeCluster, operator: OperatorProcess) -> None:
-    """A run whose first config map name is taken (reconcile errors until it is removed) and whose RL stage fails
+    """A run whose artifacts claim name is taken (reconcile errors until it is removed) and whose RL stage fails
     once (a retry), through to Succeeded."""
-    clash = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"{RUN}-init-config"}, "data": {}}
-    cluster.call(cluster.emulator.create, CONFIGMAPS, "default", clash)
+    cluster.call(cluster.emulator.create, PVCS, "default", foreign_claim(f"{RUN}-artifacts"))
     cluster.create_run(tiny_run(RUN))
     _wait(
         lambda: (metric_value(operator.metrics(), "controller_runtime_reconcile_errors_total") or 0) >= 1,
         "reconcile errors from the name clash",
     )
-    cluster.call(cluster.emulator.delete, CONFIGMAPS, "default", f"{RUN}-init-config")
+    cluster.call(cluster.emulator.delete, PVCS, "default", f"{RUN}-artifacts")
     run = cluster.wait_phase(RUN, "Succeeded", timeout=90)
     assert run["status"]["stages"]["rl"]["attempts"] == 2
 

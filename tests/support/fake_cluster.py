@@ -42,6 +42,17 @@ def _crd_body() -> Obj:
     return build_crd()
 
 
+def foreign_claim(name: str) -> Obj:
+    """A volume claim no run owns: created under a run's artifacts claim name, it makes that run's creates fail
+    (409 "belongs to another object") until it is deleted (name-clash scenarios)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+
+
 # The integration suite's namespace: the strictest Pod Security level; a test asks for another with pod_security=.
 DEFAULT_POD_SECURITY = "restricted"
 

@@ -358,6 +358,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._drop_disabled_fields(obj)
         errors = [] if old is not None else kv.name_errors(kind, name)
         errors += kv.label_errors(meta.get("labels"), "metadata.labels")
+        errors += kv.annotation_errors(meta.get("annotations"), "metadata.annotations")
         errors += kv.owner_reference_errors(meta)
         if kind == "Pod":
             errors += kv.pod_spec_errors(obj.get("spec") or {}, "spec")

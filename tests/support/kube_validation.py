@@ -57,7 +57,7 @@ INDEXED_MAX = 100_000
 @dataclass(frozen=True)
 class FieldError:
     field: str
-    kind: str  # "Invalid value", "Required value", "Unsupported value", "Forbidden"
+    kind: str  # "Invalid value", "Required value", "Unsupported value", "Forbidden", "Too long"
     detail: str
     value: Any = None
 
@@ -68,6 +68,7 @@ class FieldError:
             "Required value": "FieldValueRequired",
             "Unsupported value": "FieldValueNotSupported",
             "Forbidden": "FieldValueForbidden",
+            "Too long": "FieldValueTooLong",
         }[self.kind]
 
     def text(self) -> str:
@@ -143,6 +144,31 @@ def label_errors(labels: Any, field: str) -> list[FieldError]:
             out.append(FieldError(field, "Invalid value", "must be no more than 63 characters", text))
         if not re.fullmatch(_LABEL_VALUE, text):
             out.append(FieldError(field, "Invalid value", LABEL_VALUE_MSG, text))
+    return out
+
+
+# apimachinery's TotalAnnotationSizeLimitB: the keys' and values' lengths together, per object (and per template).
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+
+
+def annotation_errors(annotations: Any, field: str) -> list[FieldError]:
+    """ValidateAnnotations: each key a qualified name (as a label key), all of them together at most 256 KiB."""
+    out: list[FieldError] = []
+    if not isinstance(annotations, dict):
+        return out
+    for key in annotations:
+        prefix, _, base = str(key).rpartition("/")
+        if prefix and (len(prefix) > 253 or not re.fullmatch(_SUBDOMAIN, prefix)):
+            out.append(FieldError(field, "Invalid value", "prefix part " + SUBDOMAIN_MSG, key))
+        if len(base) > 63:
+            out.append(
+                FieldError(field, "Invalid value", "name part must be no more than 63 characters", key)
+            )
+        if not re.fullmatch(_QUALIFIED_NAME, base):
+            out.append(FieldError(field, "Invalid value", QUALIFIED_NAME_MSG, key))
+    size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        out.append(FieldError(field, "Too long", f"may not be more than {ANNOTATIONS_MAX_BYTES} bytes"))
     return out
 
 
@@ -279,8 +305,10 @@ def pod_spec_errors(spec: Obj, field: str) -> list[FieldError]:
 
 def template_errors(template: Obj, field: str) -> list[FieldError]:
     meta = template.get("metadata") or {}
-    return label_errors(meta.get("labels"), f"{field}.metadata.labels") + pod_spec_errors(
-        template.get("spec") or {}, f"{field}.spec"
+    return (
+        label_errors(meta.get("labels"), f"{field}.metadata.labels")
+        + annotation_errors(meta.get("annotations"), f"{field}.metadata.annotations")
+        + pod_spec_errors(template.get("spec") or {}, f"{field}.spec")
     )
 
 

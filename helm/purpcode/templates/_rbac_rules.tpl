@@ -30,8 +30,8 @@ records them from the real process): tests/packaging/test_packaging_rbac.py fail
   resources: ["purpcoderuns/finalizers"]
   verbs: ["update"]
 # Children: created idempotently (a 409 is followed by a get); Jobs suspended/resumed by patch; service
-# Deployments scaled by patch and torn down with their Service and NetworkPolicy. Jobs, ConfigMaps and PVCs go
-# with their run (garbage collector), never deleted by the operator.
+# Deployments scaled by patch and torn down with their Service and NetworkPolicy. Jobs and PVCs go with their
+# run (garbage collector), never deleted by the operator.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]
@@ -39,7 +39,7 @@ records them from the real process): tests/packaging/test_packaging_rbac.py fail
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
-  resources: ["configmaps", "persistentvolumeclaims"]
+  resources: ["persistentvolumeclaims"]
   verbs: ["get", "create"]
 - apiGroups: [""]
   resources: ["services"]

@@ -2,7 +2,7 @@
 
 Work directory (default `./runs/<run name>`):
     artifacts/   the artifact layout the Jobs use (model/, synthesis/, rule_learning/, rl/, evaluation/, report/)
-    configs/     one StageConfig JSON per stage (what the operator puts in each Job's ConfigMap)
+    configs/     one StageConfig JSON per stage (what the operator puts in each Job's pod annotation)
     logs/        one log per stage and per service
     state.json   per-stage status, timings and exit codes of the latest invocation
 
