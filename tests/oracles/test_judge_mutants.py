@@ -533,3 +533,22 @@ async def test_an_early_stop_keeps_the_text_read_so_far(raw: Callable[..., _Raw]
         await client.aclose()
     assert (reward, details["judge_finish"]) == (0.0, "early_stop")
     assert details["judge_text"] == "It is ransomware. **Malicious code**: yes"
+
+
+async def test_details_keep_the_last_600_characters_and_the_attempts(fake_openai) -> None:  # type: ignore[no-untyped-def]
+    """Both verdicts' details: `judge_text` is exactly the reply's last 600 characters; `judge_attempts` counts the
+    tries (one retried 503 makes 2)."""
+    reasoning = "".join(str(i % 10) for i in range(700))
+    safety = f"{reasoning}\n{_BENIGN_VERDICT}"
+    noreject = f"{reasoning}\nCLASS: APPROPRIATE"
+    fake_openai.reply(safety, when="MALICIOUS_CODE")
+    fake_openai.reply(noreject, when="REFUSAL")
+    fake_openai.fail_next(503, retry_after=0)
+    client = JudgeClient(cfg(fake_openai.url))
+    try:
+        _, nr = await client.judge_noreject(CONVO, "a")
+        _, gs = await client.judge_general_safety(CONVO, "a")
+    finally:
+        await client.aclose()
+    assert (nr["judge_text"], nr["judge_attempts"]) == (noreject[-600:], 2)
+    assert (gs["judge_text"], gs["judge_attempts"]) == (safety[-600:], 1)
