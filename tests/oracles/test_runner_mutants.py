@@ -451,3 +451,51 @@ def test_the_runners_config_reaches_the_format_gate_and_its_analyzer_name_the_fa
     assert (score.format_ok, score.details) == (False, {"format": "answer too short (26 < 40 chars)"})
     with pytest.raises(ValueError, match=r"^analyzer='nonsense': use one of "):
         OracleRunner(analyzer="nonsense")
+
+
+def test_column_errors_name_the_row_and_the_fix() -> None:
+    cases: list[tuple[Any, str]] = [
+        (
+            lambda: samples_from_columns(["p"], ["c"], []),
+            "1 completions but 0 'oracle' values: the dataset needs an "
+            "'oracle' column (one oracle name per row)",
+        ),
+        (
+            lambda: samples_from_columns(["p"], ["c"], ["x"]),
+            "oracle[0]='x': use one of correctness, codesec, general-safety, noreject",
+        ),
+        (
+            lambda: samples_from_columns(["p"], ["c"], ["codesec"], [[1]]),
+            "ground_truth[0]: expected a dict (or its JSON), got list",
+        ),
+        (
+            lambda: samples_from_columns(["p"], [7], ["codesec"]),
+            "completion of type int: expected str or a list of messages",
+        ),
+    ]
+    for call, message in cases:
+        with pytest.raises((ValueError, TypeError)) as err:
+            call()
+        assert str(err.value) == message
+
+
+def test_a_conversational_prompt_stays_a_conversation() -> None:
+    convo = [{"role": "system", "content": "policy"}, {"role": "user", "content": "hi"}]
+    (s,) = samples_from_columns([convo], ["c"], ["noreject"])
+    assert s.prompt == convo and s.messages() == convo
+
+
+def test_the_format_pass_rate_of_a_single_completion() -> None:
+    runner = OracleRunner(OracleConfig(), analyzer=get_analyzer("bandit", workers=0))
+    logged: dict[str, float] = {}
+    try:
+        func = make_trl_reward_func(runner)
+        func(
+            prompts=["p"],
+            completions=[_answer("Use parameterised queries.")],
+            oracle=["codesec"],
+            log_metric=lambda name, value: logged.__setitem__(name, value),
+        )
+    finally:
+        runner.close()
+    assert logged == {"reward/codesec": 0.8, "format_pass_rate": 1.0}
