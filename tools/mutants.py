@@ -78,9 +78,17 @@ MODULES: dict[str, Module] = {
     "sampling": Module(
         "purpcode/rl/sampling.py", ("tests/rl/test_sampling.py", "tests/rl/test_sampling_mutants.py")
     ),
-    "split": Module(
+    "split": Module(  # the orchestration through a scripted generator (the tiny-model runs take 15-20 s each)
         "purpcode/synthesis/pipeline.py",
-        ("tests/synthesis/test_review_synthesis.py", "tests/synthesis/test_split_mutants.py"),
+        (
+            "tests/synthesis/test_review_synthesis.py",
+            "tests/synthesis/test_split_mutants.py",
+            "tests/synthesis/test_pipeline_orchestration.py",
+            # Builds and loads the tiny model (10-15 s) for the transformers-path mutants it alone kills (2, by hand):
+            # checked by hand instead of costing that for every mutant of `Synthesis.__init__`.
+            "--deselect=tests/synthesis/test_pipeline_orchestration.py::"
+            "test_the_default_generator_for_a_local_model_is_the_base_model_on_cpu",
+        ),
     ),
     "dedup": Module(
         "purpcode/synthesis/dedup.py",
