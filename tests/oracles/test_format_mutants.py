@@ -85,3 +85,15 @@ def test_code_to_run_keeps_inner_indentation_and_order() -> None:
     assert code_to_run(answer) == "if True:\n\n    y = 1"
     # no Python block at all: every block joined, in the answer's order
     assert code_to_run("```bash\nls\n```\n```js\nx()\n```") == "ls\n\nx()"
+
+
+def test_the_missing_sections_and_repetition_reasons_in_full() -> None:
+    """The reasons a user reads in the scores (and the rollout logs) when the gate fails, word for word."""
+    missing = check_format("no sections at all, just prose")
+    assert missing.reason == (
+        "missing sections: expected '## Analysis' (>= 16 chars) then '## Answer' (>= 8 chars), "
+        "no 32-char substring repeated 8+ times"
+    )
+    unit = "".join(chr(ord("A") + i) for i in range(26)) + "012345"
+    loop = check_format(f"## Analysis\n{A16}\n## Answer\n{unit * 8}")
+    assert loop.reason == f"degenerate repetition: {unit!r} occurs 8+ times"

@@ -167,3 +167,12 @@ def test_fit_prompt_drops_whole_exchanges_counting_every_dropped_message() -> No
     assert fit_prompt(plain, len, 1) == ([plain[2]], 2)
     users = [{"role": "system", "content": "s"}] + [{"role": "user", "content": f"u{i}"} for i in range(3)]
     assert fit_prompt(users, len, 3) == ([users[0], users[2], users[3]], 1)  # only the oldest turn goes
+
+
+def test_every_held_out_overlap_is_counted(tmp_path: Path) -> None:
+    """Two train rows also held out: both removed, and the counter says 2 (not capped at 1)."""
+    write_jsonl_atomic(tmp_path / "codesec.train.jsonl", [_row("codesec", "codesec", i) for i in (1, 2, 3)])
+    write_jsonl_atomic(tmp_path / "codesec.heldout.jsonl", [_row("codesec", "codesec", i) for i in (1, 3)])
+    data = load_rl_data(tmp_path, held_out_per_set=1)
+    assert [e.task_id for e in data.train] == ["codesec/2"]
+    assert data.summary.overlap_removed == {"codesec": 2}

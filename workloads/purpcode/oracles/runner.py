@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from purpcode.analyzers import Analyzer, get_analyzer
@@ -30,6 +31,59 @@ CODESEC_BATCH = 512  # answers per analyzer call (each call fans out over the an
 
 class OracleConfigError(ValueError):
     """A sample needs an oracle the runner was not given the means for (sandbox URL, judge)."""
+
+
+class OracleLoopError(RuntimeError):
+    """The runner's background event loop stopped before a call on it finished (closed from another thread, or a
+    BaseException such as SystemExit escaped a task on it)."""
+
+
+def _serve(loop: asyncio.AbstractEventLoop, ended: Future[None]) -> None:
+    """The background thread: run the loop until stopped, then say so (callers waiting on it must not hang)."""
+    try:
+        loop.run_forever()
+    finally:
+        ended.set_result(None)
+
+
+def _call(
+    loop: asyncio.AbstractEventLoop,
+    thread: threading.Thread,
+    ended: Future[None],
+    coro: Coroutine[Any, Any, Any],
+) -> Any:
+    """Run `coro` on the background loop and wait for it, or for the loop's thread to end (then raise)."""
+    if not thread.is_alive():
+        coro.close()
+        raise OracleLoopError(
+            "the oracle runner's event loop thread is not running (it ended or never started); the next call "
+            "starts a new loop"
+        )
+    fut = asyncio.run_coroutine_threadsafe(coro, loop)
+    wait((fut, ended), return_when=FIRST_COMPLETED)
+    if not fut.done() or (fut.cancelled() and ended.done()):  # (cancelled: by close() winding the loop down)
+        fut.cancel()
+        raise OracleLoopError(
+            "the oracle runner's event loop stopped before the call finished (the runner was closed from another "
+            "thread, or a task on it raised SystemExit or KeyboardInterrupt); the next call starts a new loop"
+        )
+    return fut.result()
+
+
+async def _cancel_then(closing: Coroutine[Any, Any, None]) -> None:
+    current = asyncio.current_task()
+    pending = [t for t in asyncio.all_tasks() if t is not current]
+    for t in pending:
+        t.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    await closing
+
+
+def _wind_down(loop: asyncio.AbstractEventLoop, closing: Coroutine[Any, Any, None]) -> None:
+    """Close a loop whose thread ended (so it is idle): cancel what was left on it, run `closing` (the HTTP
+    clients bound to it), close it."""
+    loop.run_until_complete(_cancel_then(closing))
+    loop.close()
 
 
 class OracleRunner:
@@ -70,6 +124,7 @@ class OracleRunner:
         self.judge = judge
         self._bg_loop: asyncio.AbstractEventLoop | None = None
         self._bg_thread: threading.Thread | None = None
+        self._bg_ended: Future[None] | None = None
         self._bg_lock = threading.Lock()
 
     # ------------------------------------------------------------------ validation
@@ -168,18 +223,33 @@ class OracleRunner:
         if callable(warm):
             warm()
 
-    def _loop(self) -> asyncio.AbstractEventLoop:
+    def _loop(self) -> tuple[asyncio.AbstractEventLoop, threading.Thread, Future[None]]:
+        """The background loop, its thread and a future set when that thread ends; a new one when there is none
+        or the old thread ended (its loop was stopped, or a BaseException escaped a task on it)."""
         with self._bg_lock:
-            if self._bg_loop is None or self._bg_loop.is_closed():
+            if (
+                self._bg_loop is None
+                or self._bg_loop.is_closed()
+                or self._bg_thread is None
+                or not self._bg_thread.is_alive()
+            ):
+                if self._bg_loop is not None and not self._bg_loop.is_closed():
+                    _wind_down(self._bg_loop, self.aclose())
                 loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="purpcode-oracles", daemon=True)
+                ended: Future[None] = Future()
+                thread = threading.Thread(
+                    target=_serve, args=(loop, ended), name="purpcode-oracles", daemon=True
+                )
                 thread.start()
-                self._bg_loop, self._bg_thread = loop, thread
-            return self._bg_loop
+                self._bg_loop, self._bg_thread, self._bg_ended = loop, thread, ended
+            assert self._bg_thread is not None and self._bg_ended is not None
+            return self._bg_loop, self._bg_thread, self._bg_ended
 
     def run_sync(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run a coroutine on the runner's own event loop thread (HTTP clients persist between calls)."""
-        return asyncio.run_coroutine_threadsafe(coro, self._loop()).result()
+        """Run a coroutine on the runner's own event loop thread (HTTP clients persist between calls).
+
+        Raises OracleLoopError, rather than waiting forever, when that thread ends before the coroutine does."""
+        return _call(*self._loop(), coro)
 
     def score_batch_sync(self, samples: Sequence[Sample | dict[str, Any]]) -> list[Score]:
         """`score_batch` for synchronous callers (TRL reward functions, rejection sampling, evaluation)."""
@@ -192,19 +262,21 @@ class OracleRunner:
             await self.correctness.aclose()
 
     def close(self) -> None:
-        """Close HTTP clients, stop the background loop and the analyzer's worker processes."""
+        """Close HTTP clients, stop the background loop and the analyzer's worker processes. Calls still waiting on
+        the loop (from other threads) raise OracleLoopError."""
         with self._bg_lock:
             loop, thread = self._bg_loop, self._bg_thread
-            self._bg_loop = self._bg_thread = None
-        if loop is not None and not loop.is_closed():
-            asyncio.run_coroutine_threadsafe(self.aclose(), loop).result()
-            loop.call_soon_threadsafe(loop.stop)
-            if thread is not None:
-                thread.join(timeout=10)
-            loop.close()
-        closer = getattr(self.analyzer, "close", None)
-        if callable(closer):
-            closer()
+            self._bg_loop = self._bg_thread = self._bg_ended = None
+        try:
+            if loop is not None and not loop.is_closed():
+                if thread is not None and thread.is_alive():
+                    loop.call_soon_threadsafe(loop.stop)
+                    thread.join(timeout=10)
+                _wind_down(loop, self.aclose())  # on this thread: the loop is idle now
+        finally:
+            closer = getattr(self.analyzer, "close", None)
+            if callable(closer):
+                closer()
 
     def __enter__(self) -> OracleRunner:
         return self
