@@ -370,7 +370,8 @@ def build_stage_job(
                 "annotations": {
                     "kubectl.kubernetes.io/default-container": STAGE_CONTAINER,
                     naming.ANNOTATION_STAGE: stage.name,
-                    naming.ANNOTATION_STAGE_CONFIG: stage.config.to_json(),
+                    # Compact: the Job, its create's answer and every watch event of it carry this text.
+                    naming.ANNOTATION_STAGE_CONFIG: stage.config.model_dump_json(),
                 },
             },
             "spec": pod_spec,
