@@ -681,3 +681,42 @@ def test_the_rules_step_reads_the_catalog_the_analyzer_kind_and_the_bandit_versi
     assert rules(config)["resumed"] is False and rules(config)["resumed"] is True
     monkeypatch.setattr(Synthesis, "_bandit_version", staticmethod(lambda: "0.0-upgraded"))
     assert rules(config)["resumed"] is False
+
+
+def test_an_import_fetches_with_the_hub_token_and_again_for_another_organisation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub itself is out of reach here: `fetch_released_set` is replaced by what a download leaves (the files
+    and a marker naming the repo). The import hands it the HF_TOKEN of the stage's environment (gated or private
+    sets), fetches a set once, and fetches it again when `importOrg` changes (not the old org's files)."""
+    from purpcode.data import released
+
+    calls: list[tuple[str, str, str | None]] = []
+
+    def download(org: str, name: str, dest: str | Path, *, token: str | None = None) -> Path:
+        calls.append((org, name, token))
+        (Path(dest) / "data").mkdir(parents=True, exist_ok=True)
+        asks = [f"{a} ({org})" for a in MALICIOUS_ASKS]
+        rows = [{"task_id": str(i), "messages": [{"role": "user", "content": a}]} for i, a in enumerate(asks)]
+        (Path(dest) / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (Path(dest) / COMPLETE_MARKER).write_text(f"{org}/{name}\n")
+        return Path(dest)
+
+    monkeypatch.setattr(released, "fetch_released_set", download)
+    monkeypatch.setenv("HF_TOKEN", "hf_gated")
+    name = "mal-event-seed-attack-oss-24k"
+    config = small_config(tmp_path / "artifacts", source="import", importDatasets=[name])
+    out = tmp_path / "out"
+    Synthesis(config, out).run()
+    assert calls == [("purpcode", name, "hf_gated")]
+    Synthesis(config, out).run()  # the set is on the volume now: read again, not fetched again
+    assert Synthesis(config, out).run()["resumed_steps"][0] == f"import-{name}" and len(calls) == 1
+
+    monkeypatch.setenv("HF_TOKEN", "")  # set but empty: no token (public sets), not an empty bearer
+    mirror = _params(importOrg="mirror")(config)
+    manifest = Synthesis(mirror, out).run()
+    assert calls[1:] == [("mirror", name, None)]
+    assert f"import-{name}" not in manifest["resumed_steps"]
+    files = set_files(out, "malicious")
+    rows = read_rows(files["train"]) + read_rows(files["heldout"])
+    assert rows and all("(mirror)" in r.messages[-1].content for r in rows)
