@@ -80,6 +80,14 @@ def test_indented_block_with_an_empty_line() -> None:
     assert block.code == "a = 1\n\nb = 2" and block.closed is True
 
 
+def test_code_to_run_trims_only_newlines_around_each_block() -> None:
+    """Only newlines are trimmed from a block's ends: code that starts or ends with another character (here `X`)
+    keeps it (a mutated strip set, `"XX\\nXX"`, cut the first name of `X = 1`)."""
+    assert (
+        code_to_run("```python\nX = 1\nprint(X)\n```\n```python\n\nY = X\n```") == "X = 1\nprint(X)\n\nY = X"
+    )
+
+
 def test_code_to_run_keeps_inner_indentation_and_order() -> None:
     answer = "```python\nif True:\n```\n```python\n    y = 1\n```"
     assert code_to_run(answer) == "if True:\n\n    y = 1"
