@@ -176,3 +176,66 @@ def test_every_held_out_overlap_is_counted(tmp_path: Path) -> None:
     data = load_rl_data(tmp_path, held_out_per_set=1)
     assert [e.task_id for e in data.train] == ["codesec/2"]
     assert data.summary.overlap_removed == {"codesec": 2}
+
+
+def test_easy_ids_errors_in_full_and_the_task_ids_key(tmp_path: Path) -> None:
+    """Users act on these messages (which stage to run, which file is wrong): pinned word for word."""
+    import json
+    import re
+
+    import pytest
+
+    from purpcode.rl.data import load_easy_ids
+
+    missing = tmp_path / "easy.json"
+    with pytest.raises(FileNotFoundError) as err:
+        load_easy_ids(missing)
+    assert str(err.value) == (
+        f"easy ids file {missing} does not exist: rule learning writes it; run that stage first, or disable "
+        "ruleLearning to train RL from the base model without it"
+    )
+    missing.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(f"easy ids file {missing}: not valid JSON (Expecting")):
+        load_easy_ids(missing)
+    missing.write_text(json.dumps({"task_ids": ["a", {"task_id": "b"}]}), encoding="utf-8")
+    assert load_easy_ids(missing) == {"a", "b"}
+    missing.write_text(json.dumps({"easy": 3}), encoding="utf-8")
+    with pytest.raises(ValueError) as err:
+        load_easy_ids(missing)
+    assert str(err.value) == f"easy ids file {missing}: expected a list of task ids, got int"
+
+
+def test_no_training_prompts_names_what_was_expected(tmp_path: Path) -> None:
+    import re
+
+    import pytest
+
+    with pytest.raises(ValueError) as err:
+        load_rl_data(tmp_path, held_out_per_set=0)
+    message = str(err.value)
+    expected = re.search(r"expected (.*) from the synthesis stage", message)
+    assert expected is not None and expected.group(1).split(", ")[0].endswith(".train.jsonl")
+    assert all(part.endswith(".train.jsonl") for part in expected.group(1).split(", "))
+    assert "; missing: [" in message and "easy ids removed: 0; too long: 0)" in message
+
+
+def test_a_prompt_stream_checkpoint_from_another_seed_or_size_is_refused() -> None:
+    import pytest
+
+    from purpcode.rl.data import PromptStream
+
+    with pytest.raises(ValueError) as err:
+        PromptStream(0, seed=1)
+    assert str(err.value) == "PromptStream needs at least one prompt"
+    state = PromptStream(5, seed=1).state_dict()
+    assert set(state) == {"cursor", "size", "seed"}
+    with pytest.raises(ValueError) as err:
+        PromptStream(5, seed=2).load_state_dict(
+            state
+        )  # the seed is compared (a renamed key read the default)
+    assert str(err.value) == (
+        "checkpoint prompt stream was over 5 prompts with seed 1, this run has 5 with seed 2: the RL data changed "
+        "since the checkpoint; clear the rl/checkpoints directory to start over"
+    )
+    with pytest.raises(ValueError, match="over 5 prompts with seed 1, this run has 6 with seed 1"):
+        PromptStream(6, seed=1).load_state_dict(state)
