@@ -239,3 +239,42 @@ def test_a_prompt_stream_checkpoint_from_another_seed_or_size_is_refused() -> No
     )
     with pytest.raises(ValueError, match="over 5 prompts with seed 1, this run has 6 with seed 1"):
         PromptStream(6, seed=1).load_state_dict(state)
+
+
+def test_training_prompts_all_removed_say_nothing_was_missing(tmp_path: Path) -> None:
+    """Every file there, every prompt removed as easy: the error says 'missing: none' and counts the removals."""
+    import pytest
+
+    from purpcode.rl.data import RL_SETS
+
+    for name in RL_SETS:
+        write_jsonl_atomic(tmp_path / f"{name}.train.jsonl", [_row(name, "correctness", 0)])
+    easy = {f"{name}/0" for name in RL_SETS}
+    with pytest.raises(ValueError) as err:
+        load_rl_data(tmp_path, easy_ids=easy, held_out_per_set=0)
+    assert f"missing: none; easy ids removed: {len(RL_SETS)}; too long: 0)" in str(err.value)
+
+
+def test_the_reward_columns_and_the_chat_token_count() -> None:
+    """What TRL hands the reward function per row, and prompt lengths as the trainer sees them (the chat
+    template with the generation prompt, no special tokens added again), with the locally built tokenizer."""
+    from purpcode.rl.data import RLExample, chat_token_counter
+    from purpcode.tiny_model import build_tokenizer
+
+    prompt = [{"role": "user", "content": "Write add(a, b)."}]
+    ex = RLExample(
+        task_id="t/1", set_name="utility", oracle="correctness", prompt=prompt, ground_truth={"tests": "x"}
+    )
+    assert ex.reward_row() == {
+        "prompt": prompt,
+        "oracle": "correctness",
+        "ground_truth": {"tests": "x"},
+        "task_id": "t/1",
+    }
+    tok = build_tokenizer()
+    text = tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    assert text.endswith("<|im_start|>assistant\n")
+    count = chat_token_counter(tok)
+    assert count(prompt) == len(tok(text, add_special_tokens=False)["input_ids"]) > 0
+    longer = [*prompt, {"role": "assistant", "content": "Sure."}, {"role": "user", "content": "Again."}]
+    assert count(longer) > count(prompt)
