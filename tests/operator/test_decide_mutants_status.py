@@ -27,6 +27,7 @@ from test_decide import (
 )
 
 from purpcode_operator.decide import Decision, Delete, Observed, Patch, Settings, decide, fmt_time
+from purpcode_operator.plan import STAGE_SLUGS
 
 Cond = tuple[str, str, str, str, str]  # type, status, reason, message, lastTransitionTime
 
@@ -122,14 +123,7 @@ def test_suspend_and_resume_write_every_condition_and_one_event_per_transition()
     assert _events(d) == [("Normal", "Resumed", "run resumed (stage initialize)", f"Resumed/{t10}")]
 
 
-SLUGS = {
-    "initialize": "init",
-    "synthesis": "synthesis",
-    "ruleLearning": "rule-learning",
-    "rl": "rl",
-    "evaluation": "evaluation",
-    "report": "report",
-}
+SLUGS = STAGE_SLUGS
 
 
 def _started(**spec: Any) -> dict[str, Any]:

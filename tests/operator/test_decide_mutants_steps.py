@@ -196,6 +196,14 @@ SERVICES = [
     ("Service", "r-judge"),
     ("Deployment", "r-judge"),
 ]
+# A finished or failed run's service teardown, in the order decide deletes them.
+TEARDOWN = [
+    ("Service", "r-sandbox"),
+    ("Deployment", "r-sandbox"),
+    ("NetworkPolicy", "r-sandbox"),
+    ("Service", "r-judge"),
+    ("Deployment", "r-judge"),
+]
 INIT_DONE = {"phase": "Succeeded", "attempts": 1}
 
 
@@ -409,13 +417,7 @@ def test_the_last_failed_attempt_fails_the_stage_and_the_run_exactly() -> None:
             ("Warning", "StageFailed", run_message, "StageFailed/synthesis"),
             ("Warning", "Failed", f"BackoffLimitExceeded: {run_message}", "RunFailed"),
         ],
-        "deletes": [
-            ("Service", "r-sandbox"),
-            ("Deployment", "r-sandbox"),
-            ("NetworkPolicy", "r-sandbox"),
-            ("Service", "r-judge"),
-            ("Deployment", "r-judge"),
-        ],
+        "deletes": TEARDOWN,
         "finished": [StageFinished("synthesis", "failed", 8.0)],
     }
 
@@ -623,13 +625,7 @@ def test_the_last_stage_succeeding_finishes_the_run_exactly() -> None:
             ("Normal", "StageSucceeded", "stage report succeeded (attempt 1, 3s)", "StageSucceeded/report"),
             ("Normal", "Succeeded", "all 6 stages succeeded", "RunSucceeded"),
         ],
-        "deletes": [
-            ("Service", "r-sandbox"),
-            ("Deployment", "r-sandbox"),
-            ("NetworkPolicy", "r-sandbox"),
-            ("Service", "r-judge"),
-            ("Deployment", "r-judge"),
-        ],
+        "deletes": TEARDOWN,
         "finished": [StageFinished("report", "succeeded", 3.0)],
     }
 
@@ -917,13 +913,7 @@ def test_pods_pending_past_the_timeout_report_the_stage_failure_once_each() -> N
             ("Warning", "Failed", f"ErrImagePull: {text}", "RunFailed"),
         ],
         "patches": [("Job", "r-synthesis-1", {"spec": {"suspend": True}})],
-        "deletes": [
-            ("Service", "r-sandbox"),
-            ("Deployment", "r-sandbox"),
-            ("NetworkPolicy", "r-sandbox"),
-            ("Service", "r-judge"),
-            ("Deployment", "r-judge"),
-        ],
+        "deletes": TEARDOWN,
         "finished": [StageFinished("synthesis", "failed", 62.0)],
     }
 

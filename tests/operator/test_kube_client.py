@@ -36,6 +36,18 @@ def owned_cm(name: str, uid: str, data: str = "v") -> dict[str, Any]:
     }
 
 
+def an_event(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": name, "namespace": "default"},
+        "involvedObject": {"name": "r"},
+        "reason": "X",
+        "message": "m",
+        "type": "Normal",
+    }
+
+
 def test_paths() -> None:
     assert object_path("v1", "ConfigMap", "ns", "x") == "/api/v1/namespaces/ns/configmaps/x"
     assert object_path("batch/v1", "Job", "ns") == "/apis/batch/v1/namespaces/ns/jobs"
@@ -124,15 +136,7 @@ async def test_delete_status_patch_and_events(quiet: FakeCluster) -> None:
         )
         assert out["status"] == {"phase": "Running"}
         assert quiet.call(quiet.emulator.get, RUNS, "default", "r")["status"] == {"phase": "Running"}
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": "r.abc", "namespace": "default"},
-            "involvedObject": {"name": "r"},
-            "reason": "X",
-            "message": "m",
-            "type": "Normal",
-        }
+        event = an_event("r.abc")
         assert await client.post_event(event) is True
         assert await client.post_event(event) is False  # the same transition is reported once
         with pytest.raises(ApiError) as err:
@@ -188,15 +192,7 @@ async def test_events_are_posted_without_reading_the_answer_but_errors_still_spe
     quiet: FakeCluster,
 ) -> None:
     client = KubeClient(kube.login())
-    event = {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": "r.undecoded", "namespace": "default"},
-        "involvedObject": {"name": "r"},
-        "reason": "X",
-        "message": "m",
-        "type": "Normal",
-    }
+    event = an_event("r.undecoded")
     try:
         assert await client.create(event, decode=False) == {}  # created, answer not decoded
         stored = quiet.call(quiet.emulator.get, EVENTS, "default", "r.undecoded")

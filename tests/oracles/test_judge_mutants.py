@@ -249,16 +249,22 @@ async def test_the_first_listed_model_is_asked_and_looked_up_once(raw: Callable[
     assert server.model_gets == 1
 
 
-@pytest.mark.parametrize("listing", [None, {}, {"data": []}, {"data": ["m"]}])
-async def test_a_server_listing_no_models_is_a_clear_error(raw: Callable[..., _Raw], listing: object) -> None:
-    server = raw(lambda request: _models(request, listing))
-    client = JudgeClient(JudgeConfig(base_url=server.url, retries=0))
+async def _noreject_error(config: JudgeConfig) -> str:
+    """The JudgeError message of one noreject call with `config` (the client closed either way)."""
+    client = JudgeClient(config)
     try:
         with pytest.raises(JudgeError) as err:
             await client.judge_noreject(CONVO, "a")
     finally:
         await client.aclose()
-    assert str(err.value) == f"judge at {server.url} lists no models; set judge model explicitly"
+    return str(err.value)
+
+
+@pytest.mark.parametrize("listing", [None, {}, {"data": []}, {"data": ["m"]}])
+async def test_a_server_listing_no_models_is_a_clear_error(raw: Callable[..., _Raw], listing: object) -> None:
+    server = raw(lambda request: _models(request, listing))
+    message = await _noreject_error(JudgeConfig(base_url=server.url, retries=0))
+    assert message == f"judge at {server.url} lists no models; set judge model explicitly"
 
 
 async def test_a_reply_without_choices_is_a_clear_error(raw: Callable[..., _Raw]) -> None:
@@ -268,13 +274,8 @@ async def test_a_reply_without_choices_is_a_clear_error(raw: Callable[..., _Raw]
         return web.json_response(data)
 
     server = raw(no_choices)
-    client = JudgeClient(cfg(server.url))
-    try:
-        with pytest.raises(JudgeError) as err:
-            await client.judge_noreject(CONVO, "a")
-    finally:
-        await client.aclose()
-    assert str(err.value) == f"judge at {server.url} returned no choices: {str(data)[:300]}"
+    message = await _noreject_error(cfg(server.url))
+    assert message == f"judge at {server.url} returned no choices: {str(data)[:300]}"
 
 
 async def test_a_client_error_names_the_request_status_and_the_body_start(raw: Callable[..., _Raw]) -> None:
@@ -284,13 +285,8 @@ async def test_a_client_error_names_the_request_status_and_the_body_start(raw: C
         return web.Response(status=404, text=body)
 
     server = raw(bad_request)
-    client = JudgeClient(cfg(server.url))
-    try:
-        with pytest.raises(JudgeError) as err:
-            await client.judge_noreject(CONVO, "a")
-    finally:
-        await client.aclose()
-    assert str(err.value) == (
+    message = await _noreject_error(cfg(server.url))
+    assert message == (
         f"judge POST /chat/completions at {server.url} failed with HTTP 404: {body[:300].strip()}"
     )
     assert len(server.headers) == 1  # not retried
@@ -406,13 +402,8 @@ async def test_an_error_body_that_is_not_utf8_is_still_quoted(raw: Callable[...,
         return web.Response(status=400, body=b"mod\xe8le inconnu", content_type="text/plain")
 
     server = raw(latin1)
-    client = JudgeClient(cfg(server.url))
-    try:
-        with pytest.raises(JudgeError) as err:
-            await client.judge_noreject(CONVO, "a")
-    finally:
-        await client.aclose()
-    assert str(err.value).endswith("failed with HTTP 400: mod\ufffdle inconnu")
+    message = await _noreject_error(cfg(server.url))
+    assert message.endswith("failed with HTTP 400: mod\ufffdle inconnu")
 
 
 async def test_more_than_a_hundred_requests_in_flight(raw: Callable[..., _Raw]) -> None:

@@ -125,20 +125,25 @@ def name_errors(kind: str, name: str, field: str = "metadata.name") -> list[Fiel
     return out
 
 
+def qualified_name_errors(key: Any, field: str) -> list[FieldError]:
+    """A label or annotation key: an optional DNS-subdomain prefix, then a name of at most 63 characters."""
+    out: list[FieldError] = []
+    prefix, _, base = str(key).rpartition("/")
+    if prefix and (len(prefix) > 253 or not re.fullmatch(_SUBDOMAIN, prefix)):
+        out.append(FieldError(field, "Invalid value", "prefix part " + SUBDOMAIN_MSG, key))
+    if len(base) > 63:
+        out.append(FieldError(field, "Invalid value", "name part must be no more than 63 characters", key))
+    if not re.fullmatch(_QUALIFIED_NAME, base):
+        out.append(FieldError(field, "Invalid value", QUALIFIED_NAME_MSG, key))
+    return out
+
+
 def label_errors(labels: Any, field: str) -> list[FieldError]:
     out: list[FieldError] = []
     if not isinstance(labels, dict):
         return out
     for key, value in labels.items():
-        prefix, _, base = str(key).rpartition("/")
-        if prefix and (len(prefix) > 253 or not re.fullmatch(_SUBDOMAIN, prefix)):
-            out.append(FieldError(field, "Invalid value", "prefix part " + SUBDOMAIN_MSG, key))
-        if len(base) > 63:
-            out.append(
-                FieldError(field, "Invalid value", "name part must be no more than 63 characters", key)
-            )
-        if not re.fullmatch(_QUALIFIED_NAME, base):
-            out.append(FieldError(field, "Invalid value", QUALIFIED_NAME_MSG, key))
+        out += qualified_name_errors(key, field)
         text = str(value)
         if len(text) > 63:
             out.append(FieldError(field, "Invalid value", "must be no more than 63 characters", text))
@@ -157,15 +162,7 @@ def annotation_errors(annotations: Any, field: str) -> list[FieldError]:
     if not isinstance(annotations, dict):
         return out
     for key in annotations:
-        prefix, _, base = str(key).rpartition("/")
-        if prefix and (len(prefix) > 253 or not re.fullmatch(_SUBDOMAIN, prefix)):
-            out.append(FieldError(field, "Invalid value", "prefix part " + SUBDOMAIN_MSG, key))
-        if len(base) > 63:
-            out.append(
-                FieldError(field, "Invalid value", "name part must be no more than 63 characters", key)
-            )
-        if not re.fullmatch(_QUALIFIED_NAME, base):
-            out.append(FieldError(field, "Invalid value", QUALIFIED_NAME_MSG, key))
+        out += qualified_name_errors(key, field)
     size = sum(len(str(k)) + len(str(v)) for k, v in annotations.items())
     if size > ANNOTATIONS_MAX_BYTES:
         out.append(FieldError(field, "Too long", f"may not be more than {ANNOTATIONS_MAX_BYTES} bytes"))
